@@ -1,0 +1,16 @@
+//! Shared library of the BlueChi daemons and tools.
+//!
+//! Everything that more than one binary needs lives here: the D-Bus names and paths of the
+//! contract (`names`), configuration files with upstream's INI semantics (`config`), the
+//! peer-to-peer link between agent and controller with sd-bus' SASL dialect (`sasl`, `link`),
+//! raw message helpers used instead of zbus' object server (`msg`), and logging (`logging`).
+
+pub mod config;
+pub mod logging;
+pub mod link;
+pub mod msg;
+pub mod names;
+pub mod sasl;
+
+/// Version printed by `--version` and `bluechictl version`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-1");

@@ -1,0 +1,213 @@
+//! The agent ↔ controller peer link: sd-bus style addresses, TCP options, the custom SASL
+//! handshake, and the zbus peer-to-peer connection built on the authenticated socket.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use tokio::net::{TcpStream, UnixStream};
+use zbus::connection::Builder;
+use zbus::Connection;
+
+use crate::config::TcpOptions;
+use crate::sasl;
+
+/// Upstream's method-call timeout on the peer link (`BC_DEFAULT_DBUS_TIMEOUT`).
+pub const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that has not finished authenticating by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("invalid controller address '{0}'")]
+    Address(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sasl(#[from] sasl::SaslError),
+    #[error("authentication timed out")]
+    Timeout,
+    #[error("D-Bus: {0}")]
+    Bus(#[from] zbus::Error),
+}
+
+/// A parsed peer address: the subset of sd-bus address syntax BlueChi uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddress {
+    Tcp { host: String, port: u16 },
+    Unix { path: String },
+}
+
+impl PeerAddress {
+    pub fn parse(s: &str) -> Result<Self, LinkError> {
+        let bad = || LinkError::Address(s.to_string());
+        let (transport, rest) = s.split_once(':').ok_or_else(bad)?;
+        let mut host = None;
+        let mut port = None;
+        let mut path = None;
+        for kv in rest.split(',') {
+            let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+            match k {
+                "host" => host = Some(v.to_string()),
+                "port" => port = Some(v.parse::<u16>().map_err(|_| bad())?),
+                "path" => path = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        match transport {
+            "tcp" => Ok(PeerAddress::Tcp {
+                host: host.ok_or_else(bad)?,
+                port: port.ok_or_else(bad)?,
+            }),
+            "unix" => Ok(PeerAddress::Unix {
+                path: path.ok_or_else(bad)?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Applies keepalive, `TCP_NODELAY` and `IP_RECVERR` as both upstream ends do (spec §1.4.4).
+pub fn apply_tcp_options(stream: &TcpStream, o: &TcpOptions) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    stream.set_nodelay(true)?;
+    let fd = stream.as_fd();
+    setsockopt(&fd, sockopt::KeepAlive, &true).map_err(std::io::Error::from)?;
+    if o.keepalive_time > 0 {
+        setsockopt(&fd, sockopt::TcpKeepIdle, &o.keepalive_time).map_err(std::io::Error::from)?;
+    }
+    if o.keepalive_interval > 0 {
+        setsockopt(&fd, sockopt::TcpKeepInterval, &o.keepalive_interval)
+            .map_err(std::io::Error::from)?;
+    }
+    if o.keepalive_count > 0 {
+        setsockopt(&fd, sockopt::TcpKeepCount, &o.keepalive_count)
+            .map_err(std::io::Error::from)?;
+    }
+    if o.ip_receive_errors {
+        // Best effort: the option exists per address family and may be refused.
+        let _ = setsockopt(&fd, sockopt::Ipv4RecvErr, &true);
+        let _ = setsockopt(&fd, sockopt::Ipv6RecvErr, &true);
+    }
+    Ok(())
+}
+
+/// Connects to the controller as a client and returns the peer connection.
+pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<Connection, LinkError> {
+    match PeerAddress::parse(address)? {
+        PeerAddress::Tcp { host, port } => {
+            let mut stream = TcpStream::connect((host.as_str(), port)).await?;
+            apply_tcp_options(&stream, tcp)?;
+            let guid = handshake_client(&mut stream).await?;
+            build(Builder::authenticated_socket(stream, guid.as_str())?).await
+        }
+        PeerAddress::Unix { path } => {
+            let mut stream = UnixStream::connect(&path).await?;
+            let guid = handshake_client(&mut stream).await?;
+            build(Builder::authenticated_socket(stream, guid.as_str())?).await
+        }
+    }
+}
+
+async fn handshake_client<S>(s: &mut S) -> Result<String, LinkError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, sasl::client_handshake(s))
+        .await
+        .map_err(|_| LinkError::Timeout)?
+        .map_err(Into::into)
+}
+
+/// Accepts an agent on an already-accepted TCP socket (server side of the handshake).
+pub async fn accept_tcp(
+    mut stream: TcpStream,
+    tcp: &TcpOptions,
+    guid: &str,
+) -> Result<Connection, LinkError> {
+    apply_tcp_options(&stream, tcp)?;
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        sasl::server_handshake(&mut stream, guid, false),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout)??;
+    build(Builder::authenticated_socket(stream, guid)?).await
+}
+
+/// Accepts an agent on an already-accepted unix socket.
+pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<Connection, LinkError> {
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        sasl::server_handshake(&mut stream, guid, true),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout)??;
+    build(Builder::authenticated_socket(stream, guid)?).await
+}
+
+async fn build(b: Builder<'_>) -> Result<Connection, LinkError> {
+    Ok(b.p2p().method_timeout(PEER_CALL_TIMEOUT).build().await?)
+}
+
+/// A fresh random server GUID (32 lowercase hex digits).
+pub fn new_guid() -> String {
+    zbus::Guid::generate().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            PeerAddress::parse("tcp:host=::1,port=842").unwrap(),
+            PeerAddress::Tcp {
+                host: "::1".into(),
+                port: 842
+            }
+        );
+        assert_eq!(
+            PeerAddress::parse("unix:path=/run/bluechi/bluechi.sock").unwrap(),
+            PeerAddress::Unix {
+                path: "/run/bluechi/bluechi.sock".into()
+            }
+        );
+        assert!(PeerAddress::parse("tcp:host=x").is_err());
+        assert!(PeerAddress::parse("tcp:host=x,port=99999").is_err());
+        assert!(PeerAddress::parse("nonsense").is_err());
+    }
+
+    #[tokio::test]
+    async fn client_and_server_talk_over_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opts = TcpOptions {
+            ip_receive_errors: true,
+            keepalive_time: 1,
+            keepalive_interval: 1,
+            keepalive_count: 6,
+        };
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let guid = new_guid();
+            let conn = accept_tcp(s, &opts, &guid).await.unwrap();
+            let mut stream = zbus::MessageStream::from(&conn);
+            use futures_util::StreamExt;
+            let msg = stream.next().await.unwrap().unwrap();
+            let member = msg.header().member().map(|m| m.to_string());
+            conn.reply(&msg.header(), &("pong",)).await.unwrap();
+            member
+        });
+        let client = connect(&format!("tcp:host=127.0.0.1,port={port}"), &opts)
+            .await
+            .unwrap();
+        let reply = client
+            .call_method(None::<&str>, "/x", Some("a.b"), "Ping", &())
+            .await
+            .unwrap();
+        let (s,): (String,) = reply.body().deserialize().unwrap();
+        assert_eq!(s, "pong");
+        assert_eq!(server.await.unwrap().as_deref(), Some("Ping"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Logging in upstream's formats: `stderr` is `<timestamp> <LEVEL>\t: <message>`,
+//! `stderr-full` adds the source location. `journald` falls back to the `stderr` format on
+//! stderr (deliberate difference: no journal on the machines this runs on without systemd).
+//! The level can change at run time (`SetLogLevel`), so it lives in an atomic.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::LogConfig;
+
+static LEVEL: AtomicU8 = AtomicU8::new(2);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+fn rank(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 4,
+        Level::WARN => 3,
+        Level::INFO => 2,
+        _ => 1,
+    }
+}
+
+/// Parses `DEBUG`/`INFO`/`WARN`/`ERROR` (exact case, as upstream) into a rank.
+pub fn level_rank(name: &str) -> Option<u8> {
+    match name {
+        "DEBUG" => Some(1),
+        "INFO" => Some(2),
+        "WARN" => Some(3),
+        "ERROR" => Some(4),
+        _ => None,
+    }
+}
+
+pub fn level_name() -> &'static str {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => "DEBUG",
+        3 => "WARN",
+        4 => "ERROR",
+        _ => "INFO",
+    }
+}
+
+/// Changes the level at run time; returns false for an invalid name.
+pub fn set_level(name: &str) -> bool {
+    match level_rank(name) {
+        Some(r) => {
+            LEVEL.store(r, Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+struct UpstreamFormat {
+    full: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for UpstreamFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        write!(w, "{} {}", timestamp(), meta.level())?;
+        if self.full {
+            write!(
+                w,
+                "\t{}:{} {}\tmsg=\"",
+                meta.file().unwrap_or("?"),
+                meta.line().unwrap_or(0),
+                meta.target()
+            )?;
+            ctx.format_fields(w.by_ref(), event)?;
+            writeln!(w, "\"")
+        } else {
+            write!(w, "\t: ")?;
+            ctx.format_fields(w.by_ref(), event)?;
+            writeln!(w)
+        }
+    }
+}
+
+/// Local time as `YYYY-MM-DD HH:MM:SS,mmm±zzzz`.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_local_time(now.as_secs() as i64, now.subsec_millis(), "%Y-%m-%d %H:%M:%S", true)
+}
+
+/// Formats seconds since the epoch in local time with `strftime`, optionally adding
+/// `,mmm` and the `%z` offset (the layout upstream uses in logs and in `bluechictl status`).
+pub fn format_local_time(secs: i64, millis: u32, fmt: &str, with_ms_and_zone: bool) -> String {
+    let t: libc::time_t = secs as libc::time_t;
+    // SAFETY: `tm` is plain data fully written by localtime_r; strftime writes at most
+    // `buf.len()` bytes and returns the count.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return String::new();
+        }
+        let mut out = strftime(fmt, &tm);
+        if with_ms_and_zone {
+            out.push_str(&format!(",{millis:03}"));
+            out.push_str(&strftime("%z", &tm));
+        }
+        out
+    }
+}
+
+unsafe fn strftime(fmt: &str, tm: &libc::tm) -> String {
+    let Ok(cfmt) = std::ffi::CString::new(fmt) else {
+        return String::new();
+    };
+    let mut buf = [0u8; 128];
+    let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), cfmt.as_ptr(), tm);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Installs the global subscriber for a daemon.
+pub fn init(cfg: &LogConfig) {
+    set_level(&cfg.level);
+    set_quiet(cfg.is_quiet);
+    let filter = tracing_subscriber::filter::filter_fn(|meta| {
+        !QUIET.load(Ordering::Relaxed) && rank(meta.level()) >= LEVEL.load(Ordering::Relaxed)
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(UpstreamFormat {
+            full: cfg.target == "stderr-full",
+        })
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(level_rank("DEBUG"), Some(1));
+        assert_eq!(level_rank("debug"), None);
+        assert!(!set_level("INF"));
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let t = timestamp();
+        // 2026-11-24 03:18:25,123+0000
+        assert_eq!(t.len(), 28, "{t}");
+        assert_eq!(&t[19..20], ",");
+    }
+}

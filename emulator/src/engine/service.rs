@@ -1,0 +1,625 @@
+//! The service state machine (systemd's `service.c` subset): simple, exec and oneshot.
+
+use super::types::*;
+use super::unit::{Proc, SvcPhase, Unit};
+use super::{Engine, Role, TimerKind};
+use crate::unitfile::{ExecCommand, KillMode, RestartPolicy, ServiceType};
+
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+
+/// Start rate limit, systemd's defaults (StartLimitIntervalSec=10s, StartLimitBurst=5).
+const START_LIMIT_INTERVAL_US: u64 = 10_000_000;
+const START_LIMIT_BURST: usize = 5;
+
+pub(crate) fn has_processes(u: &Unit) -> bool {
+    u.svc.main.is_some() || u.svc.control.is_some()
+}
+
+/// A start must wait while the unit is still stopping.
+pub(crate) fn busy_stopping(u: &Unit) -> bool {
+    matches!(
+        u.svc.phase,
+        SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill
+    )
+}
+
+fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
+    match phase {
+        SvcPhase::Dead => ActiveState::Inactive,
+        SvcPhase::Failed => ActiveState::Failed,
+        SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::Running if stype == ServiceType::Exec => ActiveState::Active,
+        SvcPhase::Running | SvcPhase::Exited => ActiveState::Active,
+        SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => ActiveState::Deactivating,
+    }
+}
+
+/// Whether an exit counts as success (systemd's `is_clean_exit`). Daemons (the main process of
+/// non-oneshot services) also treat SIGHUP/SIGINT/SIGTERM/SIGPIPE as clean.
+fn is_clean(exit: Exit, daemon: bool, ok_status: &[i32], ok_signals: &[i32]) -> bool {
+    match exit {
+        Exit::Code(c) => c == 0 || ok_status.contains(&c),
+        Exit::Signal(s) => {
+            ok_signals.contains(&s)
+                || (daemon
+                    && [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE].contains(&s))
+        }
+    }
+}
+
+fn describe_exit(exit: Exit) -> String {
+    match exit {
+        Exit::Code(c) => {
+            let name = match c {
+                0 => "SUCCESS",
+                1 => "FAILURE",
+                2 => "INVALIDARGUMENT",
+                3 => "NOTIMPLEMENTED",
+                4 => "NOPERMISSION",
+                5 => "NOTINSTALLED",
+                6 => "NOTCONFIGURED",
+                7 => "NOTRUNNING",
+                203 => "EXEC",
+                _ => "",
+            };
+            if name.is_empty() {
+                format!("code=exited, status={c}")
+            } else {
+                format!("code=exited, status={c}/{name}")
+            }
+        }
+        Exit::Signal(s) => {
+            let name = nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str().trim_start_matches("SIG").to_string());
+            format!("code=killed, status={s}/{}", name.unwrap_or_default())
+        }
+    }
+}
+
+impl Engine {
+    fn set_phase(&mut self, name: &str, phase: SvcPhase, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let stype = u
+            .service_def()
+            .map(|s| s.service_type)
+            .unwrap_or(ServiceType::Simple);
+        u.svc.phase = phase;
+        let active = if phase == SvcPhase::Running
+            && stype == ServiceType::Exec
+            && u.svc.main.is_some_and(|m| m.pid == 0)
+        {
+            ActiveState::Activating
+        } else {
+            state_of(phase, stype)
+        };
+        self.set_state(name, active, phase.sub_state(), now);
+    }
+
+    fn spawn(&mut self, name: &str, cmd: &ExecCommand, role: Role) -> Proc {
+        let token = self.next_token;
+        self.next_token += 1;
+        let env = self
+            .units
+            .get(name)
+            .and_then(|u| u.service_def())
+            .map(|s| s.environment.clone())
+            .unwrap_or_default();
+        self.procs.insert(token, (name.to_string(), role));
+        self.actions.push(Action::Spawn {
+            token,
+            unit: name.to_string(),
+            argv: cmd.argv.clone(),
+            env,
+        });
+        Proc {
+            token,
+            pid: 0,
+            ignore_failure: cmd.ignore_failure,
+        }
+    }
+
+    fn start_limit_hit(&mut self, name: &str, now: Now) -> bool {
+        let Some(u) = self.units.get_mut(name) else {
+            return false;
+        };
+        while u
+            .recent_starts
+            .front()
+            .is_some_and(|t| now.monotonic_us.saturating_sub(*t) > START_LIMIT_INTERVAL_US)
+        {
+            u.recent_starts.pop_front();
+        }
+        if u.recent_starts.len() >= START_LIMIT_BURST {
+            return true;
+        }
+        u.recent_starts.push_back(now.monotonic_us);
+        false
+    }
+
+    pub(crate) fn service_start(&mut self, name: &str, now: Now) {
+        if self.start_limit_hit(name, now) {
+            self.log(
+                LogLevel::Warn,
+                format!("{name}: Start request repeated too quickly."),
+            );
+            if let Some(u) = self.units.get_mut(name) {
+                u.svc.result = "start-limit-hit";
+            }
+            self.dirty_services.insert(name.to_string());
+            self.set_phase(name, SvcPhase::Failed, now);
+            self.log(LogLevel::Warn, format!("Failed to start {name}."));
+            return;
+        }
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let Some(def) = u.service_def().cloned() else {
+            return;
+        };
+        if let Some(t) = u.svc.timer.take() {
+            self.timers.remove(&t);
+        }
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        self.invocation_counter += 1;
+        let mut id = Vec::with_capacity(16);
+        id.extend_from_slice(&now.realtime_us.to_be_bytes());
+        id.extend_from_slice(&self.invocation_counter.to_be_bytes());
+        u.invocation_id = id;
+        u.svc.result = "success";
+        u.svc.stop_requested = false;
+        u.svc.pending = def.exec_start.iter().cloned().collect();
+        self.dirty_services.insert(name.to_string());
+        self.log(LogLevel::Info, format!("Starting {name}..."));
+        match def.service_type {
+            ServiceType::Simple | ServiceType::Exec => {
+                let Some(cmd) = self
+                    .units
+                    .get_mut(name)
+                    .and_then(|u| u.svc.pending.pop_front())
+                else {
+                    self.set_phase(name, SvcPhase::Failed, now);
+                    return;
+                };
+                self.start_main(name, &cmd, now);
+                if def.service_type == ServiceType::Simple {
+                    self.log(LogLevel::Info, format!("Started {name}."));
+                }
+                self.set_phase(name, SvcPhase::Running, now);
+            }
+            ServiceType::Oneshot => {
+                self.set_phase(name, SvcPhase::Start, now);
+                self.oneshot_next(name, now);
+            }
+        }
+    }
+
+    fn start_main(&mut self, name: &str, cmd: &ExecCommand, now: Now) {
+        let p = self.spawn(name, cmd, Role::Main);
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.main = Some(p);
+            u.svc.exec_main_pid = 0;
+            u.svc.exec_main_code = 0;
+            u.svc.exec_main_status = 0;
+            u.svc.exec_main_start = now.into();
+        }
+        self.dirty_services.insert(name.to_string());
+    }
+
+    /// Runs the next oneshot ExecStart= line, or finishes the start.
+    fn oneshot_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => self.start_main(name, &cmd, now),
+            None => {
+                let remain = self
+                    .units
+                    .get(name)
+                    .and_then(|u| u.service_def())
+                    .is_some_and(|s| s.remain_after_exit);
+                self.log(LogLevel::Info, format!("Finished {name}."));
+                if remain {
+                    self.set_phase(name, SvcPhase::Exited, now);
+                } else {
+                    self.enter_stop(name, now);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn service_stop(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        u.svc.stop_requested = true;
+        let phase = u.svc.phase;
+        match phase {
+            SvcPhase::Dead | SvcPhase::Failed => {
+                if has_processes(u) {
+                    self.enter_sigterm(name, now);
+                } else {
+                    self.set_phase(name, phase, now);
+                }
+            }
+            SvcPhase::AutoRestart => {
+                if let Some(t) = self.units.get_mut(name).and_then(|u| u.svc.timer.take()) {
+                    self.timers.remove(&t);
+                }
+                self.set_phase(name, SvcPhase::Dead, now);
+            }
+            SvcPhase::Start => {
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.pending.clear();
+                }
+                self.log(LogLevel::Info, format!("Stopping {name}..."));
+                self.enter_sigterm(name, now);
+            }
+            SvcPhase::Running | SvcPhase::Exited => {
+                self.log(LogLevel::Info, format!("Stopping {name}..."));
+                self.enter_stop(name, now);
+            }
+            SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => {}
+        }
+    }
+
+    /// Runs ExecStop= lines (in `deactivating/stop`), then terminates what is left.
+    fn enter_stop(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let stops: std::collections::VecDeque<ExecCommand> = u
+            .service_def()
+            .map(|s| s.exec_stop.iter().cloned().collect())
+            .unwrap_or_default();
+        if stops.is_empty() {
+            self.enter_sigterm(name, now);
+            return;
+        }
+        u.svc.pending = stops;
+        self.set_phase(name, SvcPhase::Stop, now);
+        self.stop_next(name, now);
+    }
+
+    fn stop_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => {
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                }
+            }
+            None => self.enter_sigterm(name, now),
+        }
+    }
+
+    fn kill_tokens(&self, u: &Unit, sigkill: bool) -> Vec<u64> {
+        let mode = u
+            .service_def()
+            .map(|s| s.kill_mode)
+            .unwrap_or(KillMode::ControlGroup);
+        match (mode, sigkill) {
+            (KillMode::None, _) => Vec::new(),
+            (KillMode::Process, _) | (KillMode::Mixed, false) => {
+                let main: Vec<u64> = u.svc.main.iter().map(|p| p.token).collect();
+                if main.is_empty() {
+                    u.live_tokens()
+                } else {
+                    main
+                }
+            }
+            _ => u.live_tokens(),
+        }
+    }
+
+    /// Sends SIGTERM to the remaining processes (`deactivating/stop-sigterm`), or finishes.
+    fn enter_sigterm(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get(name) else {
+            return;
+        };
+        let tokens = self.kill_tokens(u, false);
+        if tokens.is_empty() {
+            self.forget_processes(name);
+            self.enter_dead(name, now);
+            return;
+        }
+        let timeout = u
+            .service_def()
+            .map(|s| s.timeout_stop_us)
+            .unwrap_or(90_000_000);
+        self.actions.push(Action::Kill {
+            unit: name.to_string(),
+            tokens,
+            signal: libc::SIGTERM,
+        });
+        self.set_phase(name, SvcPhase::StopSigterm, now);
+        self.arm_stop_timer(name, timeout);
+    }
+
+    fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
+        if timeout == u64::MAX {
+            return;
+        }
+        let id = self.set_timer(TimerKind::StopTimeout, name, timeout);
+        if let Some(u) = self.units.get_mut(name) {
+            if let Some(old) = u.svc.timer.replace(id) {
+                self.timers.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn service_stop_timeout(&mut self, name: &str, timer: u64, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        if u.svc.timer != Some(timer) {
+            return;
+        }
+        u.svc.timer = None;
+        match u.svc.phase {
+            SvcPhase::StopSigterm | SvcPhase::Stop => {
+                if u.svc.result == "success" {
+                    u.svc.result = "timeout";
+                }
+                let tokens = self
+                    .units
+                    .get(name)
+                    .map(|u| self.kill_tokens(u, true))
+                    .unwrap_or_default();
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: State 'stop-sigterm' timed out. Killing."),
+                );
+                self.actions.push(Action::Kill {
+                    unit: name.to_string(),
+                    tokens,
+                    signal: libc::SIGKILL,
+                });
+                let timeout = self
+                    .units
+                    .get(name)
+                    .and_then(|u| u.service_def())
+                    .map(|s| s.timeout_stop_us)
+                    .unwrap_or(90_000_000);
+                self.set_phase(name, SvcPhase::StopSigkill, now);
+                self.arm_stop_timer(name, timeout);
+            }
+            SvcPhase::StopSigkill => {
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: Processes still around after SIGKILL. Ignoring."),
+                );
+                self.forget_processes(name);
+                self.enter_dead(name, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn forget_processes(&mut self, name: &str) {
+        if let Some(u) = self.units.get_mut(name) {
+            for t in u.live_tokens() {
+                self.procs.remove(&t);
+            }
+            u.svc.main = None;
+            u.svc.control = None;
+            u.svc.pending.clear();
+        }
+    }
+
+    /// Final state: `inactive/dead` on success, else `failed/failed` (or auto-restart).
+    fn enter_dead(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        if let Some(t) = u.svc.timer.take() {
+            self.timers.remove(&t);
+        }
+        let Some(u) = self.units.get(name) else {
+            return;
+        };
+        let success = u.svc.result == "success";
+        let policy = u.service_def().map(|s| (s.restart, s.restart_sec_us));
+        let restart = !u.svc.stop_requested
+            && u.svc.result != "start-limit-hit"
+            && match policy {
+                Some((RestartPolicy::Always, _)) => true,
+                Some((RestartPolicy::OnFailure, _)) => !success,
+                _ => false,
+            };
+        if !success {
+            let r = u.svc.result;
+            self.log(LogLevel::Warn, format!("{name}: Failed with result '{r}'."));
+        }
+        if restart {
+            let delay = policy.map(|p| p.1).unwrap_or(100_000);
+            self.set_phase(name, SvcPhase::AutoRestart, now);
+            let id = self.set_timer(TimerKind::Restart, name, delay);
+            if let Some(u) = self.units.get_mut(name) {
+                u.svc.timer = Some(id);
+            }
+            return;
+        }
+        if success {
+            self.set_phase(name, SvcPhase::Dead, now);
+        } else {
+            self.set_phase(name, SvcPhase::Failed, now);
+        }
+    }
+
+    pub(crate) fn service_restart_timer(&mut self, name: &str, timer: u64, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        if u.svc.timer != Some(timer) || u.svc.phase != SvcPhase::AutoRestart {
+            return;
+        }
+        u.svc.timer = None;
+        u.svc.n_restarts += 1;
+        self.dirty_services.insert(name.to_string());
+        self.log(
+            LogLevel::Info,
+            format!(
+                "{name}: Scheduled restart job, restart counter is at {}.",
+                self.units.get(name).map(|u| u.svc.n_restarts).unwrap_or(0)
+            ),
+        );
+        // The unit leaves auto-restart through a fresh start job, like systemd's restart job.
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.phase = SvcPhase::Dead;
+        }
+        if let Err(e) = self.add_transaction(name, JobType::Start, JobMode::Replace, now) {
+            self.log(
+                LogLevel::Warn,
+                format!("{name}: Failed to schedule restart job: {}", e.message),
+            );
+            self.set_phase(name, SvcPhase::Failed, now);
+        }
+    }
+
+    /// The IO layer forked the process behind `token` as `pid`.
+    pub fn process_started(&mut self, token: u64, pid: u32, now: Now) {
+        let Some((name, role)) = self.procs.get(&token).cloned() else {
+            return;
+        };
+        let Some(u) = self.units.get_mut(&name) else {
+            return;
+        };
+        let slot = match role {
+            Role::Main => &mut u.svc.main,
+            Role::Control => &mut u.svc.control,
+        };
+        if let Some(p) = slot.as_mut().filter(|p| p.token == token) {
+            p.pid = pid;
+        }
+        if role == Role::Main {
+            u.svc.exec_main_pid = pid;
+            self.dirty_services.insert(name.clone());
+            let is_exec = u
+                .service_def()
+                .is_some_and(|s| s.service_type == ServiceType::Exec);
+            if is_exec && u.svc.phase == SvcPhase::Running {
+                self.log(LogLevel::Info, format!("Started {name}."));
+                self.set_phase(&name, SvcPhase::Running, now);
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The IO layer could not start the process behind `token` (reported like exit 203/EXEC).
+    pub fn spawn_failed(&mut self, token: u64, message: &str, now: Now) {
+        if let Some((name, _)) = self.procs.get(&token) {
+            let name = name.clone();
+            self.log(
+                LogLevel::Warn,
+                format!("{name}: Failed to execute: {message}"),
+            );
+        }
+        self.process_exited(token, Exit::Code(203), now);
+    }
+
+    /// A process of ours ended.
+    pub fn process_exited(&mut self, token: u64, exit: Exit, now: Now) {
+        let Some((name, role)) = self.procs.remove(&token) else {
+            return;
+        };
+        let Some(u) = self.units.get_mut(&name) else {
+            return;
+        };
+        let Some(def) = u.service_def().cloned() else {
+            return;
+        };
+        let proc_ = match role {
+            Role::Main => u.svc.main.take(),
+            Role::Control => u.svc.control.take(),
+        };
+        let Some(proc_) = proc_.filter(|p| p.token == token) else {
+            return;
+        };
+        let daemon = role == Role::Main && def.service_type != ServiceType::Oneshot;
+        let clean = proc_.ignore_failure
+            || is_clean(exit, daemon, &def.success_exit_status, &def.success_signals);
+        let failure_result = match exit {
+            Exit::Code(_) => "exit-code",
+            Exit::Signal(_) => "signal",
+        };
+        let what = if role == Role::Main {
+            "Main process"
+        } else {
+            "Control process"
+        };
+        let level = if clean {
+            LogLevel::Info
+        } else {
+            LogLevel::Warn
+        };
+        self.log(
+            level,
+            format!("{name}: {what} exited, {}", describe_exit(exit)),
+        );
+        let Some(u) = self.units.get_mut(&name) else {
+            return;
+        };
+        if role == Role::Main {
+            u.svc.exec_main_exit = now.into();
+            let (code, status) = match exit {
+                Exit::Code(c) => (CLD_EXITED, c),
+                Exit::Signal(s) => (CLD_KILLED, s),
+            };
+            u.svc.exec_main_code = code;
+            u.svc.exec_main_status = status;
+            self.dirty_services.insert(name.clone());
+        }
+        let Some(u) = self.units.get_mut(&name) else {
+            return;
+        };
+        if !clean && u.svc.result == "success" {
+            u.svc.result = failure_result;
+            self.dirty_services.insert(name.clone());
+        }
+        let phase = u.svc.phase;
+        match (phase, role) {
+            (SvcPhase::Running, Role::Main) => {
+                if !clean {
+                    self.enter_sigterm(&name, now);
+                } else if def.remain_after_exit {
+                    self.set_phase(&name, SvcPhase::Exited, now);
+                } else {
+                    self.enter_stop(&name, now);
+                }
+            }
+            (SvcPhase::Start, Role::Main) => {
+                if clean {
+                    self.oneshot_next(&name, now);
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Stop, Role::Control) => {
+                if clean {
+                    self.stop_next(&name, now);
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::StopSigterm | SvcPhase::StopSigkill, _) => {
+                let left = self.units.get(&name).is_some_and(has_processes);
+                if !left {
+                    self.enter_dead(&name, now);
+                }
+            }
+            _ => {}
+        }
+        self.settle(now);
+    }
+}

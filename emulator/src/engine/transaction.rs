@@ -1,0 +1,265 @@
+//! Building and installing job transactions (systemd's `transaction.c`, simplified).
+
+use super::types::*;
+use super::Engine;
+use crate::names::job_path;
+
+/// Planned jobs, anchor first.
+struct Tx {
+    entries: Vec<(String, JobType)>,
+}
+
+impl Tx {
+    fn has(&self, unit: &str) -> bool {
+        self.entries.iter().any(|(u, _)| u == unit)
+    }
+}
+
+fn load_error(u: &super::Unit) -> EngineError {
+    match u.load_state {
+        "not-found" => EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {} not found.", u.name)),
+        "bad-setting" => EngineError::new(ERR_BAD_SETTING, format!("Unit {} has a bad unit file setting.", u.name)),
+        _ => EngineError::new(
+            ERR_LOAD_FAILED,
+            format!(
+                "Unit {} failed to load properly, please adjust/correct and reload service manager: {}",
+                u.name,
+                u.load_error.as_ref().map(|e| e.1.as_str()).unwrap_or("Invalid argument")
+            ),
+        ),
+    }
+}
+
+impl Engine {
+    /// Plans jobs for `anchor` and its dependencies, checks them against `mode`, installs them
+    /// and returns the anchor's job id.
+    pub(crate) fn add_transaction(
+        &mut self,
+        anchor: &str,
+        job_type: JobType,
+        mode: JobMode,
+        now: Now,
+    ) -> Result<u32, EngineError> {
+        self.ensure_loaded(anchor);
+        let u = self.units.get(anchor).ok_or_else(|| {
+            EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {anchor} not loaded."))
+        })?;
+        if job_type == JobType::Stop
+            && u.load_state != "loaded"
+            && u.active == ActiveState::Inactive
+        {
+            return Err(EngineError::new(
+                ERR_NO_SUCH_UNIT,
+                format!("Unit {anchor} not loaded."),
+            ));
+        }
+        let mut tx = Tx {
+            entries: Vec::new(),
+        };
+        self.plan(&mut tx, anchor, job_type, true)?;
+        self.drop_redundant(&mut tx, anchor);
+        if mode == JobMode::Fail {
+            self.check_destructive(&tx, anchor, job_type)?;
+        }
+        Ok(self.install(&tx, anchor, now))
+    }
+
+    fn plan(
+        &mut self,
+        tx: &mut Tx,
+        name: &str,
+        job_type: JobType,
+        required: bool,
+    ) -> Result<(), EngineError> {
+        if tx.has(name) {
+            return Ok(());
+        }
+        self.ensure_loaded(name);
+        let Some(u) = self.units.get(name) else {
+            return Ok(());
+        };
+        match job_type {
+            JobType::Start | JobType::Restart => {
+                if u.load_state != "loaded" {
+                    return if required { Err(load_error(u)) } else { Ok(()) };
+                }
+                let d = u.deps().clone();
+                tx.entries.push((name.to_string(), job_type));
+                for r in d.requires.iter().chain(d.binds_to.iter()) {
+                    // A required dependency that cannot load fails the whole request.
+                    self.plan(tx, r, JobType::Start, true)?;
+                }
+                for w in d.wants.iter().chain(d.upholds.iter()) {
+                    let before = tx.entries.len();
+                    if self.plan(tx, w, JobType::Start, false).is_err() {
+                        tx.entries.truncate(before);
+                    }
+                }
+                for c in &d.conflicts {
+                    self.plan(tx, c, JobType::Stop, false)?;
+                }
+                if job_type == JobType::Restart {
+                    // Units that require this one are restarted along with it if running.
+                    let dependents = self.requiring_units(name);
+                    for dep in dependents {
+                        let active = self
+                            .units
+                            .get(&dep)
+                            .is_some_and(|o| o.active.is_active_or_activating());
+                        if active {
+                            self.plan(tx, &dep, JobType::Restart, false)?;
+                        }
+                    }
+                }
+            }
+            JobType::Stop => {
+                tx.entries.push((name.to_string(), JobType::Stop));
+                for dep in self.requiring_units(name) {
+                    self.plan(tx, &dep, JobType::Stop, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Units with `Requires=`, `BindsTo=` or `Requisite=` on `name` (stop propagates to them).
+    pub(crate) fn requiring_units(&self, name: &str) -> Vec<String> {
+        self.units
+            .values()
+            .filter(|o| {
+                let d = o.deps();
+                d.requires
+                    .iter()
+                    .chain(d.binds_to.iter())
+                    .chain(d.requisite.iter())
+                    .any(|x| x == name)
+            })
+            .map(|o| o.name.clone())
+            .collect()
+    }
+
+    /// Non-anchor jobs that would not change anything are left out, as systemd does.
+    fn drop_redundant(&self, tx: &mut Tx, anchor: &str) {
+        tx.entries.retain(|(name, jt)| {
+            if name == anchor {
+                return true;
+            }
+            let Some(u) = self.units.get(name) else {
+                return false;
+            };
+            let existing = u.job.and_then(|id| self.jobs.get(&id));
+            match jt {
+                JobType::Start => {
+                    !(u.active.is_active_or_reloading()
+                        && existing.is_none_or(|j| j.job_type == JobType::Start))
+                }
+                JobType::Stop => {
+                    !(u.active.is_inactive_or_failed()
+                        && existing.is_none_or(|j| j.job_type == JobType::Stop)
+                        && !super::service::has_processes(u))
+                }
+                JobType::Restart => true,
+            }
+        });
+    }
+
+    fn check_destructive(
+        &self,
+        tx: &Tx,
+        anchor: &str,
+        anchor_type: JobType,
+    ) -> Result<(), EngineError> {
+        for (name, jt) in &tx.entries {
+            let Some(j) = self
+                .units
+                .get(name)
+                .and_then(|u| u.job)
+                .and_then(|id| self.jobs.get(&id))
+            else {
+                continue;
+            };
+            if !mergeable(j.job_type, *jt) {
+                return Err(EngineError::new(
+                    ERR_DESTRUCTIVE,
+                    format!(
+                        "Transaction for {anchor}/{} is destructive ({name} has '{}' job queued, but '{}' is included in transaction).",
+                        anchor_type.as_str(),
+                        j.job_type.as_str(),
+                        jt.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn install(&mut self, tx: &Tx, anchor: &str, now: Now) -> u32 {
+        let mut anchor_id = 0;
+        for (name, jt) in &tx.entries {
+            let existing = self
+                .units
+                .get(name)
+                .and_then(|u| u.job)
+                .and_then(|id| self.jobs.get(&id))
+                .cloned();
+            let id = match existing {
+                Some(j) if mergeable(j.job_type, *jt) => {
+                    if j.job_type == JobType::Start
+                        && *jt == JobType::Restart
+                        && j.state == JobState::Waiting
+                    {
+                        if let Some(jm) = self.jobs.get_mut(&j.id) {
+                            jm.job_type = JobType::Restart;
+                        }
+                    }
+                    j.id
+                }
+                other => {
+                    if let Some(old) = other {
+                        self.finish_job(old.id, JobResult::Canceled, false, now);
+                    }
+                    self.new_job(name, *jt)
+                }
+            };
+            if name == anchor {
+                anchor_id = id;
+            }
+        }
+        anchor_id
+    }
+
+    fn new_job(&mut self, unit: &str, job_type: JobType) -> u32 {
+        let id = self.next_job_id;
+        self.next_job_id += 1;
+        self.jobs.insert(
+            id,
+            Job {
+                id,
+                unit: unit.to_string(),
+                job_type,
+                state: JobState::Waiting,
+            },
+        );
+        if let Some(u) = self.units.get_mut(unit) {
+            u.job = Some(id);
+        }
+        self.actions.push(Action::JobNew {
+            id,
+            path: job_path(id),
+            unit: unit.to_string(),
+        });
+        id
+    }
+}
+
+/// Whether a new job of type `new` can merge into an installed job of type `old`.
+fn mergeable(old: JobType, new: JobType) -> bool {
+    matches!(
+        (old, new),
+        (JobType::Start, JobType::Start)
+            | (JobType::Stop, JobType::Stop)
+            | (JobType::Restart, JobType::Restart)
+            | (JobType::Restart, JobType::Start)
+            | (JobType::Start, JobType::Restart)
+    )
+}

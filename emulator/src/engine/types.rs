@@ -1,0 +1,264 @@
+//! Plain data the engine consumes and produces.
+
+use crate::unitfile::UnitDef;
+
+/// The caller's clock, passed in so the engine stays deterministic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    pub realtime_us: u64,
+    pub monotonic_us: u64,
+}
+
+/// A property value, independent of any D-Bus library.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    StrList(Vec<String>),
+    Bytes(Vec<u8>),
+    /// `(uo)`: job id and path (`(0, "/")` for none).
+    JobRef(u32, String),
+    /// `(so)`: unit name and path.
+    UnitRef(String, String),
+    /// `(ss)`: error name and message.
+    StrPair(String, String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveState {
+    Active,
+    Reloading,
+    Inactive,
+    Failed,
+    Activating,
+    Deactivating,
+}
+
+impl ActiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActiveState::Active => "active",
+            ActiveState::Reloading => "reloading",
+            ActiveState::Inactive => "inactive",
+            ActiveState::Failed => "failed",
+            ActiveState::Activating => "activating",
+            ActiveState::Deactivating => "deactivating",
+        }
+    }
+    pub fn is_active_or_reloading(self) -> bool {
+        matches!(self, ActiveState::Active | ActiveState::Reloading)
+    }
+    pub fn is_inactive_or_failed(self) -> bool {
+        matches!(self, ActiveState::Inactive | ActiveState::Failed)
+    }
+    pub fn is_active_or_activating(self) -> bool {
+        matches!(
+            self,
+            ActiveState::Active | ActiveState::Reloading | ActiveState::Activating
+        )
+    }
+    pub fn is_inactive_or_deactivating(self) -> bool {
+        matches!(
+            self,
+            ActiveState::Inactive | ActiveState::Failed | ActiveState::Deactivating
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobType {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Start => "start",
+            JobType::Stop => "stop",
+            JobType::Restart => "restart",
+        }
+    }
+    /// Stop and restart (before it turns into a start) order like a stop.
+    pub fn is_stopish(self) -> bool {
+        matches!(self, JobType::Stop | JobType::Restart)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Waiting,
+    Running,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Running => "running",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobResult {
+    Done,
+    Canceled,
+    Failed,
+    Dependency,
+    Timeout,
+    Skipped,
+}
+
+impl JobResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Done => "done",
+            JobResult::Canceled => "canceled",
+            JobResult::Failed => "failed",
+            JobResult::Dependency => "dependency",
+            JobResult::Timeout => "timeout",
+            JobResult::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobMode {
+    Replace,
+    Fail,
+}
+
+impl JobMode {
+    pub fn parse(s: &str) -> Option<JobMode> {
+        match s {
+            "replace" => Some(JobMode::Replace),
+            "fail" => Some(JobMode::Fail),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: u32,
+    pub unit: String,
+    pub job_type: JobType,
+    pub state: JobState,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+}
+
+/// What the IO layer must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Fork+exec `argv` in a new process group; report back with `token`.
+    Spawn {
+        token: u64,
+        unit: String,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    /// Send `signal` to the process groups of the processes behind `tokens`.
+    Kill {
+        unit: String,
+        tokens: Vec<u64>,
+        signal: i32,
+    },
+    /// Call [`super::Engine::timer_fired`] with `id` after `delay_us`.
+    SetTimer {
+        id: u64,
+        delay_us: u64,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    UnitNew {
+        id: String,
+        path: String,
+    },
+    UnitRemoved {
+        id: String,
+        path: String,
+    },
+    JobNew {
+        id: u32,
+        path: String,
+        unit: String,
+    },
+    JobRemoved {
+        id: u32,
+        path: String,
+        unit: String,
+        result: JobResult,
+    },
+    PropertiesChanged {
+        path: String,
+        interface: String,
+        changed: Vec<(String, Value)>,
+    },
+}
+
+/// A D-Bus-style error: name and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct EngineError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl EngineError {
+    pub fn new(name: &'static str, message: impl Into<String>) -> Self {
+        EngineError {
+            name,
+            message: message.into(),
+        }
+    }
+}
+
+pub const ERR_NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+pub const ERR_NO_SUCH_JOB: &str = "org.freedesktop.systemd1.NoSuchJob";
+pub const ERR_INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+pub const ERR_DESTRUCTIVE: &str = "org.freedesktop.systemd1.TransactionIsDestructive";
+pub const ERR_BAD_SETTING: &str = "org.freedesktop.systemd1.BadUnitSetting";
+pub const ERR_LOAD_FAILED: &str = "org.freedesktop.systemd1.LoadFailed";
+pub const ERR_NO_SUCH_PROCESS: &str = "org.freedesktop.systemd1.NoSuchProcess";
+
+/// What a unit source found for a name.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Ok(Box<UnitDef>),
+    NotFound,
+    /// `load_state` is `bad-setting` or `error`.
+    Failed {
+        load_state: &'static str,
+        error_name: &'static str,
+        message: String,
+        path: String,
+    },
+}
+
+/// Where unit definitions come from (files for the daemon, a map in tests).
+pub trait UnitSource {
+    fn load(&self, name: &str) -> Loaded;
+    /// All unit file names with their UnitFileState.
+    fn list_files(&self) -> Vec<(String, String)>;
+    /// The UnitFileState of a file, `None` if no such file.
+    fn file_state(&self, name: &str) -> Option<String>;
+}

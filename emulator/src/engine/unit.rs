@@ -1,0 +1,190 @@
+//! Runtime state of one loaded unit.
+
+use super::types::{ActiveState, Now};
+use crate::unitfile::{Deps, ServiceDef, UnitDef, UnitKind};
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub realtime: u64,
+    pub monotonic: u64,
+}
+
+impl From<Now> for Stamp {
+    fn from(n: Now) -> Self {
+        Stamp {
+            realtime: n.realtime_us,
+            monotonic: n.monotonic_us,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timestamps {
+    pub active_enter: Stamp,
+    pub active_exit: Stamp,
+    pub inactive_enter: Stamp,
+    pub inactive_exit: Stamp,
+}
+
+/// A process the engine started, known by the token it handed to the IO layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub token: u64,
+    pub pid: u32,
+    pub ignore_failure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SvcPhase {
+    Dead,
+    Start,
+    Running,
+    Exited,
+    Stop,
+    StopSigterm,
+    StopSigkill,
+    Failed,
+    AutoRestart,
+}
+
+impl SvcPhase {
+    pub fn sub_state(self) -> &'static str {
+        match self {
+            SvcPhase::Dead => "dead",
+            SvcPhase::Start => "start",
+            SvcPhase::Running => "running",
+            SvcPhase::Exited => "exited",
+            SvcPhase::Stop => "stop",
+            SvcPhase::StopSigterm => "stop-sigterm",
+            SvcPhase::StopSigkill => "stop-sigkill",
+            SvcPhase::Failed => "failed",
+            SvcPhase::AutoRestart => "auto-restart",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceRuntime {
+    pub phase: SvcPhase,
+    pub main: Option<Proc>,
+    pub control: Option<Proc>,
+    /// Commands still to run in the current start (oneshot) or stop sequence.
+    pub pending: VecDeque<crate::unitfile::ExecCommand>,
+    pub result: &'static str,
+    pub exec_main_pid: u32,
+    pub exec_main_code: i32,
+    pub exec_main_status: i32,
+    pub exec_main_start: Stamp,
+    pub exec_main_exit: Stamp,
+    pub n_restarts: u32,
+    /// A stop was requested (by a job or shutdown): no auto-restart afterwards.
+    pub stop_requested: bool,
+    pub timer: Option<u64>,
+}
+
+impl Default for ServiceRuntime {
+    fn default() -> Self {
+        ServiceRuntime {
+            phase: SvcPhase::Dead,
+            main: None,
+            control: None,
+            pending: VecDeque::new(),
+            result: "success",
+            exec_main_pid: 0,
+            exec_main_code: 0,
+            exec_main_status: 0,
+            exec_main_start: Stamp::default(),
+            exec_main_exit: Stamp::default(),
+            n_restarts: 0,
+            stop_requested: false,
+            timer: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub name: String,
+    /// `loaded`, `not-found`, `bad-setting` or `error`.
+    pub load_state: &'static str,
+    pub load_error: Option<(String, String)>,
+    pub def: Option<UnitDef>,
+    pub fragment_path: String,
+    pub unit_file_state: String,
+    pub active: ActiveState,
+    pub sub: &'static str,
+    pub job: Option<u32>,
+    pub ts: Timestamps,
+    pub svc: ServiceRuntime,
+    pub invocation_id: Vec<u8>,
+    /// Monotonic times of recent starts, for the start rate limit.
+    pub recent_starts: VecDeque<u64>,
+    /// Monotonic times of recent automatic starts/stops (Upholds/StopWhenUnneeded/BindsTo).
+    pub recent_auto: VecDeque<u64>,
+}
+
+static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
+
+impl Unit {
+    pub fn new(name: &str) -> Self {
+        Unit {
+            name: name.to_string(),
+            load_state: "not-found",
+            load_error: None,
+            def: None,
+            fragment_path: String::new(),
+            unit_file_state: String::new(),
+            active: ActiveState::Inactive,
+            sub: "dead",
+            job: None,
+            ts: Timestamps::default(),
+            svc: ServiceRuntime::default(),
+            invocation_id: Vec::new(),
+            recent_starts: VecDeque::new(),
+            recent_auto: VecDeque::new(),
+        }
+    }
+
+    pub fn deps(&self) -> &Deps {
+        match &self.def {
+            Some(d) => &d.deps,
+            None => EMPTY_DEPS.get_or_init(Deps::default),
+        }
+    }
+
+    pub fn service_def(&self) -> Option<&ServiceDef> {
+        match &self.def {
+            Some(UnitDef {
+                kind: UnitKind::Service(s),
+                ..
+            }) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.name.ends_with(".service")
+    }
+
+    pub fn stop_when_unneeded(&self) -> bool {
+        self.def.as_ref().is_some_and(|d| d.stop_when_unneeded)
+    }
+
+    pub fn description(&self) -> String {
+        match &self.def {
+            Some(d) if !d.description.is_empty() => d.description.clone(),
+            _ => self.name.clone(),
+        }
+    }
+
+    /// Tokens of the processes still alive for this unit.
+    pub fn live_tokens(&self) -> Vec<u64> {
+        self.svc
+            .main
+            .iter()
+            .chain(self.svc.control.iter())
+            .map(|p| p.token)
+            .collect()
+    }
+}

@@ -1,0 +1,7 @@
+//! The IO layer: D-Bus dispatch, child processes and timers around the pure engine.
+
+pub mod bus;
+pub mod clock;
+pub mod convert;
+pub mod procs;
+pub mod runtime;

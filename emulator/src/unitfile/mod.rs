@@ -1,0 +1,12 @@
+//! Parsing systemd unit files into [`UnitDef`]s.
+
+pub mod cmdline;
+pub mod model;
+pub mod parser;
+pub mod specifier;
+
+pub use model::{
+    build, BuildOutcome, Deps, ExecCommand, KillMode, LoadFailure, RestartPolicy, ServiceDef,
+    ServiceType, UnitDef, UnitKind,
+};
+pub use parser::{parse, Assignment, ParseError, Warning};

@@ -1,0 +1,548 @@
+//! Turning parsed assignments into a typed unit definition, with systemd's validation.
+
+use super::cmdline::{parse_exec, split_words, Command};
+use super::parser::parse;
+use super::specifier::SpecifierContext;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    Simple,
+    Exec,
+    Oneshot,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Simple => "simple",
+            ServiceType::Exec => "exec",
+            ServiceType::Oneshot => "oneshot",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillMode {
+    ControlGroup,
+    Mixed,
+    Process,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+}
+
+pub type ExecCommand = Command;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDef {
+    pub service_type: ServiceType,
+    pub exec_start: Vec<ExecCommand>,
+    pub exec_stop: Vec<ExecCommand>,
+    pub remain_after_exit: bool,
+    pub kill_mode: KillMode,
+    pub success_exit_status: Vec<i32>,
+    pub success_signals: Vec<i32>,
+    pub restart: RestartPolicy,
+    pub restart_sec_us: u64,
+    pub timeout_stop_us: u64,
+    pub environment: Vec<(String, String)>,
+}
+
+impl Default for ServiceDef {
+    fn default() -> Self {
+        ServiceDef {
+            service_type: ServiceType::Simple,
+            exec_start: Vec::new(),
+            exec_stop: Vec::new(),
+            remain_after_exit: false,
+            kill_mode: KillMode::ControlGroup,
+            success_exit_status: Vec::new(),
+            success_signals: Vec::new(),
+            restart: RestartPolicy::No,
+            restart_sec_us: 100_000,
+            timeout_stop_us: 90_000_000,
+            environment: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitKind {
+    Service(ServiceDef),
+    Target,
+    /// Types the emulator does not run (socket, timer, ...): they only carry dependencies.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deps {
+    pub requires: Vec<String>,
+    pub requisite: Vec<String>,
+    pub wants: Vec<String>,
+    pub binds_to: Vec<String>,
+    pub upholds: Vec<String>,
+    pub conflicts: Vec<String>,
+    pub after: Vec<String>,
+    pub before: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitDef {
+    pub name: String,
+    pub description: String,
+    pub fragment_path: String,
+    pub deps: Deps,
+    pub stop_when_unneeded: bool,
+    pub has_install: bool,
+    pub kind: UnitKind,
+}
+
+/// Why a unit file could not be loaded, mapped to systemd's LoadState.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// `bad-setting` or `error`.
+    pub load_state: &'static str,
+    /// D-Bus error name for `LoadError`.
+    pub error_name: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub result: Result<UnitDef, LoadFailure>,
+    /// Already formatted `file:line: message` lines, like systemd logs them.
+    pub warnings: Vec<String>,
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses systemd time spans like `90`, `5s`, `100ms`, `1min 30s`, `infinity` into µs.
+pub fn parse_timespan_us(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if v == "infinity" {
+        return Some(u64::MAX);
+    }
+    let mut total: u64 = 0;
+    let mut rest = v;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        let num_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_end].parse().ok()?;
+        rest = rest[num_end..].trim_start();
+        let unit_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let mult: f64 = match &rest[..unit_end] {
+            "" | "s" | "sec" | "second" | "seconds" => 1e6,
+            "us" | "usec" => 1.0,
+            "ms" | "msec" => 1e3,
+            "m" | "min" | "minute" | "minutes" => 60e6,
+            "h" | "hr" | "hour" | "hours" => 3600e6,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total = total.saturating_add((num * mult) as u64);
+    }
+    Some(total)
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&full)
+        .ok()
+        .map(|s| s as i32)
+}
+
+struct Builder<'a> {
+    path: &'a str,
+    spec: SpecifierContext,
+    warnings: Vec<String>,
+}
+
+impl Builder<'_> {
+    fn warn(&mut self, line: usize, msg: String) {
+        self.warnings
+            .push(format!("{}:{}: {}", self.path, line, msg));
+    }
+
+    /// Appends whitespace-separated unit names; an empty value resets the list.
+    fn dep_list(&mut self, list: &mut Vec<String>, value: &str, line: usize, key: &str) {
+        if value.is_empty() {
+            list.clear();
+            return;
+        }
+        let expanded = match self.spec.expand(value) {
+            Ok(v) => v,
+            Err(e) => {
+                self.warn(
+                    line,
+                    format!("Failed to resolve unit specifiers in {key}={value}: {e}, ignoring."),
+                );
+                return;
+            }
+        };
+        for word in expanded.split_whitespace() {
+            if crate::names::UnitName::parse(word).is_some() {
+                if !list.iter().any(|x| x == word) {
+                    list.push(word.to_string());
+                }
+            } else {
+                self.warn(
+                    line,
+                    format!("Failed to add dependency on {word}, ignoring: Invalid argument"),
+                );
+            }
+        }
+    }
+
+    fn boolean(&mut self, target: &mut bool, value: &str, line: usize, key: &str) {
+        match parse_bool(value) {
+            Some(b) => *target = b,
+            None => self.warn(
+                line,
+                format!("Failed to parse boolean value, ignoring: {key}={value}"),
+            ),
+        }
+    }
+
+    fn exec(
+        &mut self,
+        list: &mut Vec<ExecCommand>,
+        value: &str,
+        line: usize,
+        key: &str,
+    ) -> Result<(), LoadFailure> {
+        if value.is_empty() {
+            list.clear();
+            return Ok(());
+        }
+        let expanded = self
+            .spec
+            .expand(value)
+            .map_err(|e| bad_setting(self.path, line, key, &e))?;
+        let cmds = parse_exec(&expanded).map_err(|e| bad_setting(self.path, line, key, &e))?;
+        list.extend(cmds);
+        Ok(())
+    }
+}
+
+fn bad_setting(path: &str, line: usize, key: &str, msg: &str) -> LoadFailure {
+    LoadFailure {
+        load_state: "bad-setting",
+        error_name: "org.freedesktop.systemd1.BadUnitSetting",
+        message: format!("{path}:{line}: Invalid {key}= setting: {msg}"),
+    }
+}
+
+/// Builds a unit definition named `name` from the file `path` with contents `text`.
+pub fn build(name: &str, path: &str, text: &str) -> BuildOutcome {
+    let mut b = Builder {
+        path,
+        spec: SpecifierContext::new(name),
+        warnings: Vec::new(),
+    };
+    let result = build_inner(name, path, text, &mut b);
+    BuildOutcome {
+        result,
+        warnings: b.warnings,
+    }
+}
+
+fn build_inner(
+    name: &str,
+    path: &str,
+    text: &str,
+    b: &mut Builder<'_>,
+) -> Result<UnitDef, LoadFailure> {
+    let (assignments, warnings) = parse(text).map_err(|e| LoadFailure {
+        load_state: "error",
+        error_name: "org.freedesktop.DBus.Error.InvalidArgs",
+        message: format!("{path}:{}: {}", e.line, e.message),
+    })?;
+    for w in warnings {
+        b.warn(w.line, w.message);
+    }
+    let suffix = name.rsplit_once('.').map(|(_, s)| s).unwrap_or("");
+    let is_service = suffix == "service";
+    let mut def = UnitDef {
+        name: name.to_string(),
+        description: String::new(),
+        fragment_path: path.to_string(),
+        deps: Deps::default(),
+        stop_when_unneeded: false,
+        has_install: false,
+        kind: UnitKind::Other,
+    };
+    let mut svc = ServiceDef::default();
+    let mut type_line = 0;
+    for a in &assignments {
+        let (v, line, key) = (a.value.as_str(), a.line, a.key.as_str());
+        match (a.section.as_str(), key) {
+            ("Unit", "Description") => {
+                def.description = b.spec.expand(v).unwrap_or_else(|_| v.to_string());
+            }
+            ("Unit", "Requires") => b.dep_list(&mut def.deps.requires, v, line, key),
+            ("Unit", "Requisite") => b.dep_list(&mut def.deps.requisite, v, line, key),
+            ("Unit", "Wants") => b.dep_list(&mut def.deps.wants, v, line, key),
+            ("Unit", "BindsTo") => b.dep_list(&mut def.deps.binds_to, v, line, key),
+            ("Unit", "Upholds") => b.dep_list(&mut def.deps.upholds, v, line, key),
+            ("Unit", "Conflicts") => b.dep_list(&mut def.deps.conflicts, v, line, key),
+            ("Unit", "After") => b.dep_list(&mut def.deps.after, v, line, key),
+            ("Unit", "Before") => b.dep_list(&mut def.deps.before, v, line, key),
+            ("Unit", "StopWhenUnneeded") => b.boolean(&mut def.stop_when_unneeded, v, line, key),
+            ("Unit", "DefaultDependencies" | "Documentation" | "PartOf") => {}
+            ("Install", _) => def.has_install = true,
+            ("Service", _) if !is_service => {
+                b.warn(line, "Unknown section 'Service'. Ignoring.".to_string());
+            }
+            ("Service", "Type") => {
+                type_line = line;
+                svc.service_type = match v {
+                    "simple" => ServiceType::Simple,
+                    "exec" => ServiceType::Exec,
+                    "oneshot" => ServiceType::Oneshot,
+                    _ => {
+                        b.warn(line, format!("Failed to parse service type, ignoring: {v}"));
+                        svc.service_type
+                    }
+                }
+            }
+            ("Service", "ExecStart") => b.exec(&mut svc.exec_start, v, line, key)?,
+            ("Service", "ExecStop") => b.exec(&mut svc.exec_stop, v, line, key)?,
+            ("Service", "RemainAfterExit") => b.boolean(&mut svc.remain_after_exit, v, line, key),
+            ("Service", "KillMode") => {
+                svc.kill_mode = match v {
+                    "control-group" => KillMode::ControlGroup,
+                    "mixed" => KillMode::Mixed,
+                    "process" => KillMode::Process,
+                    "none" => KillMode::None,
+                    _ => {
+                        b.warn(line, format!("Failed to parse kill mode, ignoring: {v}"));
+                        svc.kill_mode
+                    }
+                }
+            }
+            ("Service", "SuccessExitStatus") => {
+                if v.is_empty() {
+                    svc.success_exit_status.clear();
+                    svc.success_signals.clear();
+                }
+                for w in v.split_whitespace() {
+                    if let Ok(n) = w.parse::<i32>() {
+                        if (0..=255).contains(&n) {
+                            svc.success_exit_status.push(n);
+                            continue;
+                        }
+                    }
+                    match signal_number(w) {
+                        Some(s) => svc.success_signals.push(s),
+                        None => b.warn(line, format!("Failed to parse {key} value, ignoring: {w}")),
+                    }
+                }
+            }
+            ("Service", "Restart") => {
+                svc.restart = match v {
+                    "no" => RestartPolicy::No,
+                    "on-failure" => RestartPolicy::OnFailure,
+                    "always" => RestartPolicy::Always,
+                    _ => {
+                        b.warn(
+                            line,
+                            format!("Failed to parse service restart specifier, ignoring: {v}"),
+                        );
+                        svc.restart
+                    }
+                }
+            }
+            ("Service", "RestartSec") => match parse_timespan_us(v) {
+                Some(us) => svc.restart_sec_us = us,
+                None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+            },
+            ("Service", "TimeoutStopSec") => match parse_timespan_us(v) {
+                Some(us) => svc.timeout_stop_us = us,
+                None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+            },
+            ("Service", "Environment") => {
+                if v.is_empty() {
+                    svc.environment.clear();
+                }
+                let expanded = b.spec.expand(v).unwrap_or_else(|_| v.to_string());
+                match split_words(&expanded) {
+                    Ok(words) => {
+                        for w in words {
+                            match w.split_once('=') {
+                                Some((k, val)) if !k.is_empty() => {
+                                    svc.environment.push((k.to_string(), val.to_string()))
+                                }
+                                _ => b.warn(
+                                    line,
+                                    format!("Invalid environment assignment, ignoring: {w}"),
+                                ),
+                            }
+                        }
+                    }
+                    Err(e) => b.warn(
+                        line,
+                        format!("Invalid environment assignments, ignoring: {e}"),
+                    ),
+                }
+            }
+            (sec @ ("Unit" | "Service"), _) => {
+                b.warn(
+                    line,
+                    format!("Unknown key name '{key}' in section '{sec}', ignoring."),
+                );
+            }
+            (sec, _) => b.warn(line, format!("Unknown section '{sec}'. Ignoring.")),
+        }
+    }
+    if is_service {
+        validate_service(path, &svc, type_line)?;
+        def.kind = UnitKind::Service(svc);
+    } else if suffix == "target" {
+        def.kind = UnitKind::Target;
+    }
+    Ok(def)
+}
+
+fn validate_service(path: &str, svc: &ServiceDef, type_line: usize) -> Result<(), LoadFailure> {
+    let fail = |msg: &str| LoadFailure {
+        load_state: "bad-setting",
+        error_name: "org.freedesktop.systemd1.BadUnitSetting",
+        message: format!("{path}: {msg}"),
+    };
+    if svc.exec_start.is_empty()
+        && !(svc.service_type == ServiceType::Oneshot && svc.remain_after_exit)
+    {
+        if svc.exec_stop.is_empty() {
+            return Err(fail(
+                "Service has no ExecStart=, ExecStop=, or SuccessAction=. Refusing.",
+            ));
+        }
+        return Err(fail(
+            "Service has no ExecStart= setting, which is only allowed for Type=oneshot services with RemainAfterExit=yes. Refusing.",
+        ));
+    }
+    if svc.service_type != ServiceType::Oneshot && svc.exec_start.len() > 1 {
+        let _ = type_line;
+        return Err(fail("Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing."));
+    }
+    if svc.service_type == ServiceType::Oneshot
+        && svc.restart != RestartPolicy::No
+        && svc.restart != RestartPolicy::OnFailure
+    {
+        return Err(fail("Service has Restart= set to either always or on-success, which isn't allowed for Type=oneshot services. Refusing."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn build_never_panics(body in "(\\[(Unit|Service|Install)\\]\n|(Type|ExecStart|ExecStop|Requires|SuccessExitStatus|Environment|TimeoutStopSec|RemainAfterExit)=[ -~]{0,12}\n){0,12}") {
+            let _ = build("x@y.service", "/p", &body);
+        }
+    }
+
+    fn ok(name: &str, text: &str) -> (UnitDef, Vec<String>) {
+        let o = build(name, "/u/x", text);
+        (o.result.unwrap(), o.warnings)
+    }
+
+    #[test]
+    fn dep_template_instance() {
+        let (d, w) = ok(
+            "bluechi-dep@target.service",
+            "[Unit]\nBindsTo=%i.service\nAfter=%i.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStop=true\n",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(d.deps.binds_to, vec!["target.service"]);
+        assert_eq!(d.deps.after, vec!["target.service"]);
+        match d.kind {
+            UnitKind::Service(s) => {
+                assert_eq!(s.service_type, ServiceType::Oneshot);
+                assert!(s.exec_start.is_empty());
+                assert_eq!(s.exec_stop[0].argv, vec!["true"]);
+            }
+            _ => panic!("not a service"),
+        }
+    }
+
+    #[test]
+    fn lists_append_and_reset() {
+        let (d, _) = ok("a.service", "[Unit]\nWants=a.service b.service\nWants=c.service\nAfter=x.service\nAfter=\nAfter=y.service\n[Service]\nExecStart=/bin/true\n");
+        assert_eq!(d.deps.wants, vec!["a.service", "b.service", "c.service"]);
+        assert_eq!(d.deps.after, vec!["y.service"]);
+    }
+
+    #[test]
+    fn unknown_key_warns_with_location() {
+        let (_, w) = ok(
+            "a.service",
+            "[Unit]\nFrobnicate=1\n[Service]\nExecStart=/bin/true\n",
+        );
+        assert_eq!(
+            w,
+            vec!["/u/x:2: Unknown key name 'Frobnicate' in section 'Unit', ignoring."]
+        );
+    }
+
+    #[test]
+    fn success_exit_status_signals() {
+        let (d, _) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nSuccessExitStatus=3 SIGTERM HUP\n",
+        );
+        let UnitKind::Service(s) = d.kind else {
+            panic!()
+        };
+        assert_eq!(s.success_exit_status, vec![3]);
+        assert_eq!(s.success_signals, vec![libc::SIGTERM, libc::SIGHUP]);
+    }
+
+    #[test]
+    fn missing_execstart_is_bad_setting() {
+        let o = build("a.service", "/u/a.service", "[Service]\nType=simple\n");
+        let e = o.result.unwrap_err();
+        assert_eq!(e.load_state, "bad-setting");
+        assert!(e.message.contains("no ExecStart"));
+        let o = build("a.service", "/u/a.service", "[Service\n");
+        assert_eq!(o.result.unwrap_err().load_state, "error");
+    }
+
+    #[test]
+    fn install_and_timespans() {
+        let (d, _) = ok("a.target", "[Install]\nWantedBy=multi-user.target\n");
+        assert!(d.has_install);
+        assert_eq!(d.kind, UnitKind::Target);
+        assert_eq!(parse_timespan_us("1min 30s"), Some(90_000_000));
+        assert_eq!(parse_timespan_us("100ms"), Some(100_000));
+        assert_eq!(parse_timespan_us("abc"), None);
+    }
+}

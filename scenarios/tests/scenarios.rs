@@ -1,0 +1,72 @@
+//! One test per scenario file: each brings up a local cluster with the built binaries
+//! (`cargo build --workspace` first) and compares the transcript with its snapshot.
+
+mod common;
+
+use scenario_runner::{paths, Options};
+
+fn run(name: &str) {
+    let _lock = common::cluster_lock();
+    let bin_dir = common::real_bin_dir();
+    let path = paths::scenarios_dir().join(format!("{name}.scenario"));
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let opts = Options {
+        bin_dir: Some(bin_dir),
+        ..Options::default()
+    };
+    match runtime.block_on(scenario_runner::run_file(&path, &opts)) {
+        Ok(summary) => {
+            assert_eq!(summary.name, name);
+            common::assert_nothing_left(&summary.run_id, &summary.work_dir);
+        }
+        Err(e) => panic!("scenario {name} failed: {e}"),
+    }
+}
+
+const SCENARIOS: [&str; 3] = [
+    "requires-stops-source",
+    "stop-when-unneeded",
+    "upholds-restarts-target",
+];
+
+#[test]
+fn requires_stops_source() {
+    run("requires-stops-source");
+}
+
+#[test]
+fn stop_when_unneeded() {
+    run("stop-when-unneeded");
+}
+
+#[test]
+fn upholds_restarts_target() {
+    run("upholds-restarts-target");
+}
+
+/// A scenario file without a test here would silently never run.
+#[test]
+fn every_scenario_file_has_a_test() {
+    let mut found: Vec<String> = std::fs::read_dir(paths::scenarios_dir())
+        .expect("scenarios dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".scenario").map(str::to_string)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, SCENARIOS.to_vec());
+}
+
+/// Every shipped scenario parses (cheap, and needs no binaries).
+#[test]
+fn every_scenario_file_parses() {
+    for name in SCENARIOS {
+        let path = paths::scenarios_dir().join(format!("{name}.scenario"));
+        let s = scenario_runner::syntax::parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.nodes, ["main", "worker1", "worker2"]);
+        assert!(s
+            .controller_conf
+            .contains("AllowDependenciesOn=main,worker1,worker2"));
+    }
+}
