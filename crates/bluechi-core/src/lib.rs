@@ -5,6 +5,7 @@
 //! peer-to-peer link between agent and controller with sd-bus' SASL dialect (`sasl`, `link`),
 //! raw message helpers used instead of zbus' object server (`msg`), and logging (`logging`).
 
+pub mod clock;
 pub mod config;
 pub mod logging;
 pub mod link;

@@ -74,40 +74,113 @@ where
     }
 }
 
-/// Forwards the result of a remote call to the original caller: the reply body untouched on
-/// success, the error name and message verbatim on failure (systemd's errors must reach
-/// bluechictl unchanged).
-pub async fn forward_result(
-    conn: &Connection,
-    hdr: &Header<'_>,
-    result: Result<Message, zbus::Error>,
-) {
-    match result {
-        Ok(reply) => {
-            let body = reply.body();
-            let sig = body.signature().clone();
-            let bytes: Vec<u8> = body.data().to_vec();
-            let out = zbus::message::Message::method_return(hdr).and_then(|b| {
-                // SAFETY of the format: `bytes` is a complete body of signature `sig`, in the
-                // byte order of the reply, which we keep by copying the endianness.
-                unsafe {
-                    b.endian(reply.primary_header().endian_sig().into())
-                        .build_raw_body(&bytes, sig, vec![])
-                }
-            });
-            match out {
-                Ok(m) => {
-                    if let Err(e) = conn.send(&m).await {
-                        tracing::debug!("failed to forward reply: {e}");
-                    }
-                }
-                Err(e) => reply_error(conn, hdr, crate::names::ERR_FAILED, &e.to_string()).await,
+/// Builds a method call to `path`/`iface`/`member` carrying the body of `from` unchanged
+/// (same signature, bytes and byte order): the pass-through of upstream's controller and agent.
+pub fn call_with_body_of(
+    from: &Message,
+    destination: &str,
+    path: &str,
+    iface: &str,
+    member: &str,
+) -> zbus::Result<Message> {
+    let body = from.body();
+    let bytes: Vec<u8> = body.data().to_vec();
+    let b = Message::method_call(path, member)?
+        .interface(iface)?
+        .destination(destination)?
+        .endian(from.primary_header().endian_sig().into());
+    // SAFETY: `bytes` is the complete body of `from`, valid for its signature and byte order,
+    // which the new message keeps; `from` carried no file descriptors we pass on.
+    unsafe { b.build_raw_body(&bytes, body.signature().clone(), vec![]) }
+}
+
+/// Replies to `call` with the outcome carried by `reply` (a method return or an error message
+/// from the next hop): body bytes and error name are copied verbatim, so systemd's errors reach
+/// bluechictl unchanged.
+pub async fn forward_reply(conn: &Connection, call: &Message, reply: &Message) {
+    let hdr = call.header();
+    let rh = reply.header();
+    let builder = match (reply.message_type(), rh.error_name()) {
+        (Type::Error, Some(name)) => Message::error(&hdr, name.to_owned()),
+        _ => Message::method_return(&hdr),
+    };
+    let body = reply.body();
+    let bytes: Vec<u8> = body.data().to_vec();
+    let out = builder.and_then(|b| {
+        // SAFETY: as in `call_with_body_of`: the body is copied with its signature and order.
+        unsafe {
+            b.endian(reply.primary_header().endian_sig().into())
+                .build_raw_body(&bytes, body.signature().clone(), vec![])
+        }
+    });
+    match out {
+        Ok(m) => {
+            if let Err(e) = conn.send(&m).await {
+                tracing::debug!("failed to forward reply: {e}");
             }
         }
-        Err(e) => {
-            let (name, text) = error_parts(&e);
-            reply_error(conn, hdr, &name, &text).await
+        Err(e) => reply_error(conn, &hdr, crate::names::ERR_FAILED, &e.to_string()).await,
+    }
+}
+
+/// A method call that expects no reply (upstream's fire-and-forget calls on the peer link).
+pub fn oneway_call<B>(
+    destination: &str,
+    path: &str,
+    iface: &str,
+    member: &str,
+    body: &B,
+) -> zbus::Result<Message>
+where
+    B: serde::Serialize + zvariant::DynamicType,
+{
+    Message::method_call(path, member)?
+        .interface(iface)?
+        .destination(destination)?
+        .with_flags(zbus::message::Flags::NoReplyExpected)?
+        .build(body)
+}
+
+/// A method call whose reply the caller will match by serial number.
+pub fn call<B>(destination: &str, path: &str, iface: &str, member: &str, body: &B) -> zbus::Result<Message>
+where
+    B: serde::Serialize + zvariant::DynamicType,
+{
+    Message::method_call(path, member)?
+        .interface(iface)?
+        .destination(destination)?
+        .build(body)
+}
+
+/// The serial a reply to `msg` will carry in its `REPLY_SERIAL` field.
+pub fn serial(msg: &Message) -> u32 {
+    msg.primary_header().serial_num().get()
+}
+
+/// For a method return or error, the serial of the call it answers.
+pub fn reply_serial(msg: &Message) -> Option<u32> {
+    msg.header().reply_serial().map(|s| s.get())
+}
+
+/// The error name and first string argument of an error message.
+pub fn error_of(msg: &Message) -> Option<(String, String)> {
+    if msg.message_type() != Type::Error {
+        return None;
+    }
+    let name = msg.header().error_name()?.to_string();
+    let text = msg.body().deserialize::<(String,)>().map(|(t,)| t).unwrap_or_default();
+    Some((name, text))
+}
+
+/// Sends a message; failures mean the peer is gone, which its stream end will report.
+pub async fn send(conn: &Connection, msg: zbus::Result<Message>) {
+    match msg {
+        Ok(m) => {
+            if let Err(e) = conn.send(&m).await {
+                tracing::debug!("failed to send message: {e}");
+            }
         }
+        Err(e) => tracing::error!("failed to build message: {e}"),
     }
 }
 

@@ -1,0 +1,217 @@
+//! The agent's state and its single event loop.
+//!
+//! Invariant (as in the controller): the loop never awaits a reply. Calls to systemd are sent
+//! raw and their replies matched by serial in `sd_pending`; they arrive on the same ordered
+//! stream as systemd's signals, so a job's `StartUnit` reply is always handled before its
+//! `JobRemoved`, and the controller always gets our reply before the `JobDone`.
+
+use std::collections::{HashMap, VecDeque};
+
+use bluechi_core::config::AgentConfig;
+use bluechi_core::msg;
+use bluechi_core::names::*;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use zbus::{Connection, Message};
+
+use crate::link::LinkState;
+use crate::proxy::Proxy;
+use crate::systemd::UnitTable;
+
+pub enum Event {
+    /// The node bus connection serving `org.eclipse.bluechi.Agent`.
+    Api(Option<Message>),
+    /// The connection to systemd.
+    Systemd(Option<Message>),
+    /// A message on peer link number `gen` (a newer link makes older ones stale).
+    Peer(u64, Option<Message>),
+    Connected(u64, Result<Connection, String>),
+    Tick,
+    Shutdown,
+}
+
+/// What to do with the reply to a call we sent to systemd.
+pub enum SdPending {
+    /// Forward the reply verbatim to the controller's call (on link `gen`).
+    Forward { gen: u64, caller: Message },
+    /// A lifecycle job: on success track the systemd job and answer the controller.
+    Job {
+        gen: u64,
+        caller: Message,
+        id: u32,
+        unit: String,
+        method: String,
+    },
+    /// Nobody waits (StartDep/StopDep, stopping a proxy unit): failures are only logged.
+    Log { what: String },
+}
+
+/// A systemd job that belongs to a BlueChi job.
+pub struct TrackedJob {
+    pub id: u32,
+    pub unit: String,
+    pub method: String,
+}
+
+pub struct Agent {
+    pub cfg: AgentConfig,
+    pub tx: UnboundedSender<Event>,
+    pub api: Connection,
+    pub systemd: Connection,
+    pub link: LinkState,
+    pub sd_pending: HashMap<u32, SdPending>,
+    /// systemd job path → BlueChi job.
+    pub jobs: HashMap<String, TrackedJob>,
+    /// Results of systemd jobs that finished before we learnt their path (defensive: the
+    /// ordering above makes this empty in practice). Bounded.
+    pub early_results: VecDeque<(String, String)>,
+    pub units: UnitTable,
+    pub proxies: Vec<Proxy>,
+    pub next_proxy_id: u32,
+    pub metrics_enabled: bool,
+}
+
+pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), String> {
+    tracing::info!("Starting bluechi-agent {}", bluechi_core::VERSION);
+    let (tx, mut rx) = unbounded_channel();
+    let systemd = crate::systemd::connect(tx.clone()).await?;
+    let api = zbus::connection::Builder::system()
+        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?
+        .build()
+        .await
+        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
+    msg::spawn_forwarder(&api, tx.clone(), Event::Api);
+    api.request_name_with_flags(
+        AGENT_BUS_NAME,
+        zbus::fdo::RequestNameFlags::ReplaceExisting | zbus::fdo::RequestNameFlags::DoNotQueue,
+    )
+    .await
+    .map_err(|e| format!("Failed to acquire bus name {AGENT_BUS_NAME}: {e}"))?;
+    let units = crate::systemd::initial_units(&systemd).await?;
+    spawn_signal_and_tick(tx.clone(), cfg.heartbeat_interval_ms);
+    let mut a = Agent {
+        link: LinkState::new(&cfg, first_address),
+        cfg,
+        tx,
+        api,
+        systemd,
+        sd_pending: HashMap::new(),
+        jobs: HashMap::new(),
+        early_results: VecDeque::new(),
+        units,
+        proxies: Vec::new(),
+        next_proxy_id: 1,
+        metrics_enabled: false,
+    };
+    a.connect();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Api(Some(m)) => a.on_api_message(m).await,
+            Event::Api(None) => return Err("Lost the connection to the system bus".into()),
+            Event::Systemd(Some(m)) => a.on_systemd_message(m).await,
+            Event::Systemd(None) => return Err("Lost the connection to systemd".into()),
+            Event::Peer(gen, m) => a.on_peer_event(gen, m).await,
+            Event::Connected(gen, r) => a.on_connected(gen, r).await,
+            Event::Tick => a.on_tick().await,
+            Event::Shutdown => break,
+        }
+    }
+    a.shutdown().await;
+    Ok(())
+}
+
+fn spawn_signal_and_tick(tx: UnboundedSender<Event>, interval_ms: i64) {
+    let t = tx.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = t.send(Event::Shutdown);
+    });
+    // Upstream: a non-positive interval disables the timer, and with it reconnects (Q4).
+    if interval_ms <= 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_millis(interval_ms as u64);
+        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            iv.tick().await;
+            if tx.send(Event::Tick).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl Agent {
+    /// Sends a call to systemd and remembers what to do with its reply.
+    pub async fn call_systemd(&mut self, call: zbus::Result<Message>, what: SdPending) {
+        let m = match call {
+            Ok(m) => m,
+            Err(e) => return self.fail_sd_pending(what, ERR_FAILED, &e.to_string()).await,
+        };
+        let serial = msg::serial(&m);
+        match self.systemd.send(&m).await {
+            Ok(()) => {
+                self.sd_pending.insert(serial, what);
+            }
+            Err(e) => self.fail_sd_pending(what, ERR_FAILED, &e.to_string()).await,
+        }
+    }
+
+    pub async fn fail_sd_pending(&mut self, what: SdPending, name: &str, text: &str) {
+        match what {
+            SdPending::Forward { gen, caller } | SdPending::Job { gen, caller, .. } => {
+                if let Some(conn) = self.link.conn_of(gen) {
+                    msg::reply_error(&conn, &caller.header(), name, text).await;
+                }
+            }
+            SdPending::Log { what } => tracing::error!("{what} failed: {text}"),
+        }
+    }
+
+    /// Emits an `org.eclipse.bluechi.internal.Agent` signal to the controller, if connected.
+    pub async fn emit_to_controller<B>(&self, member: &str, body: &B)
+    where
+        B: serde::Serialize + zvariant::DynamicType,
+    {
+        if let Some(conn) = self.link.registered_conn() {
+            let m = Message::signal(INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, member)
+                .and_then(|b| b.build(body));
+            msg::send(&conn, m).await;
+        }
+    }
+
+    pub async fn emit_api_property(&self, key: &str, value: zvariant::Value<'_>) {
+        let mut changed: HashMap<&str, zvariant::Value<'_>> = HashMap::new();
+        changed.insert(key, value);
+        let invalidated: Vec<&str> = Vec::new();
+        if let Err(e) = self
+            .api
+            .emit_signal(
+                None::<&str>,
+                AGENT_PATH,
+                PROPERTIES_IFACE,
+                "PropertiesChanged",
+                &(AGENT_IFACE, changed, invalidated),
+            )
+            .await
+        {
+            tracing::debug!("failed to emit PropertiesChanged: {e}");
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        tracing::info!("Shutting down bluechi-agent");
+        self.link.close().await;
+        self.emit_api_property("Status", "offline".into()).await;
+        self.drop_all_proxies().await;
+    }
+}

@@ -1,0 +1,316 @@
+//! The controller's state and its single event loop.
+//!
+//! Invariant: the loop never awaits a reply. Every call to an agent is sent raw and registered
+//! in `pending` under (peer, serial); its reply comes back through the same per-connection
+//! stream as the agent's signals, so a job's method reply is always handled before the
+//! `JobDone` the agent sends after it (upstream relies on the same in-order processing).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bluechi_core::config::ControllerConfig;
+use bluechi_core::msg;
+use bluechi_core::names::*;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use zbus::{Connection, Message};
+
+use crate::jobs::Jobs;
+use crate::nodes::Node;
+use crate::proxy::Proxies;
+
+pub type PeerId = u64;
+
+/// Everything the loop reacts to.
+pub enum Event {
+    /// A message on the public bus, or `None` when the bus connection closed.
+    Bus(Option<Message>),
+    /// A connection that finished the SASL handshake.
+    Accepted { conn: Connection, peer_ip: String },
+    /// A message from an agent connection, or `None` when it closed.
+    Peer(PeerId, Option<Message>),
+    Tick,
+    Shutdown,
+}
+
+/// What to do with the reply to a call we sent to an agent.
+pub enum Pending {
+    /// Pass-through: forward the reply verbatim to the public caller.
+    Forward { caller: Message },
+    /// A lifecycle job's agent call: on success export the job and answer the caller.
+    JobStart { job_id: u32, caller: Message },
+}
+
+pub struct PendingCall {
+    pub since: Instant,
+    pub what: Pending,
+}
+
+/// A connection that has not registered a node name yet.
+pub struct Anonymous {
+    pub conn: Connection,
+    pub peer_ip: String,
+}
+
+pub struct Controller {
+    pub bus: Connection,
+    pub cfg: ControllerConfig,
+    pub tx: UnboundedSender<Event>,
+    pub nodes: Vec<Node>,
+    pub anonymous: HashMap<PeerId, Anonymous>,
+    pub next_peer: PeerId,
+    pub pending: HashMap<(PeerId, u32), PendingCall>,
+    pub jobs: Jobs,
+    pub proxies: Proxies,
+    /// Global subscription ids; upstream's first one is 2.
+    pub next_subscription: u32,
+}
+
+/// Upstream's method-call timeout on the peer link.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
+    tracing::info!("Starting bluechi-controller {}", bluechi_core::VERSION);
+    let (tx, mut rx) = unbounded_channel();
+    let nodes = cfg.node_names.iter().map(|n| Node::new(n)).collect();
+    // Listeners first: a port already in use must fail before the bus name is taken.
+    crate::listener::start(&cfg, tx.clone()).await?;
+    let bus = zbus::connection::Builder::system()
+        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?
+        .build()
+        .await
+        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
+    msg::spawn_forwarder(&bus, tx.clone(), Event::Bus);
+    // Replace-existing semantics, but never allow ourselves to be replaced.
+    bus.request_name_with_flags(
+        CONTROLLER_BUS_NAME,
+        zbus::fdo::RequestNameFlags::ReplaceExisting | zbus::fdo::RequestNameFlags::DoNotQueue,
+    )
+    .await
+    .map_err(|e| format!("Failed to acquire bus name {CONTROLLER_BUS_NAME}: {e}"))?;
+    spawn_signal_and_tick(tx.clone(), &cfg);
+    if cfg.heartbeat_interval_ms <= 0 {
+        tracing::warn!(
+            "Heartbeat disabled since configured interval '{}' is <=0",
+            cfg.heartbeat_interval_ms
+        );
+    }
+    let mut c = Controller {
+        bus,
+        cfg,
+        tx,
+        nodes,
+        anonymous: HashMap::new(),
+        next_peer: 1,
+        pending: HashMap::new(),
+        jobs: Jobs::default(),
+        proxies: Proxies::default(),
+        next_subscription: 2,
+    };
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Bus(Some(m)) => c.on_bus_message(m).await,
+            Event::Bus(None) => return Err("Lost the connection to the system bus".into()),
+            Event::Accepted { conn, peer_ip } => c.on_accepted(conn, peer_ip),
+            Event::Peer(id, Some(m)) => c.on_peer_message(id, m).await,
+            Event::Peer(id, None) => c.on_peer_closed(id).await,
+            Event::Tick => c.on_tick().await,
+            Event::Shutdown => break,
+        }
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+fn spawn_signal_and_tick(tx: UnboundedSender<Event>, cfg: &ControllerConfig) {
+    let t = tx.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = t.send(Event::Shutdown);
+    });
+    // The tick expires stuck calls and, when enabled, drives controller heartbeats.
+    let period = if cfg.heartbeat_interval_ms > 0 {
+        Duration::from_millis(cfg.heartbeat_interval_ms as u64).min(Duration::from_secs(1))
+    } else {
+        Duration::from_secs(1)
+    };
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(period);
+        loop {
+            iv.tick().await;
+            if tx.send(Event::Tick).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl Controller {
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn node_by_peer(&self, id: PeerId) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.link.as_ref().is_some_and(|l| l.id == id))
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.link.is_some()).count()
+    }
+
+    /// Controller `Status`: `down` with no node online, `up` with all, else `degraded`.
+    pub fn status(&self) -> &'static str {
+        let online = self.online_count();
+        if online == 0 {
+            "down"
+        } else if online == self.nodes.len() {
+            "up"
+        } else {
+            "degraded"
+        }
+    }
+
+    /// Sends a call to a node's agent and remembers what to do with its reply.
+    pub async fn call_agent(&mut self, node: usize, call: zbus::Result<Message>, what: Pending) {
+        let Some(link) = self.nodes[node].link.as_ref() else {
+            self.fail_pending(what, ERR_OFFLINE, "Node is offline").await;
+            return;
+        };
+        let (id, conn) = (link.id, link.conn.clone());
+        match call {
+            Ok(m) => {
+                let serial = msg::serial(&m);
+                match conn.send(&m).await {
+                    Ok(()) => {
+                        self.pending.insert(
+                            (id, serial),
+                            PendingCall {
+                                since: Instant::now(),
+                                what,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        let text = format!("Failed to create an agent request: {e}");
+                        self.fail_pending(what, ERR_FAILED, &text).await
+                    }
+                }
+            }
+            Err(e) => {
+                let text = format!("Failed to create an agent request: {e}");
+                self.fail_pending(what, ERR_FAILED, &text).await
+            }
+        }
+    }
+
+    /// Answers the public caller of a call that will not get an agent reply.
+    pub async fn fail_pending(&mut self, what: Pending, name: &str, text: &str) {
+        let caller = match what {
+            Pending::Forward { caller } => caller,
+            Pending::JobStart { job_id, caller } => {
+                self.jobs.remove(job_id);
+                caller
+            }
+        };
+        msg::reply_error(&self.bus, &caller.header(), name, text).await;
+    }
+
+    /// Sends a call that expects no reply to a node's agent, if it is online.
+    pub async fn send_agent_oneway<B>(&self, node: usize, path: &str, iface: &str, member: &str, body: &B)
+    where
+        B: serde::Serialize + zvariant::DynamicType,
+    {
+        if let Some(link) = &self.nodes[node].link {
+            msg::send(&link.conn, msg::oneway_call(AGENT_BUS_NAME, path, iface, member, body)).await;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<(PeerId, u32)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) > CALL_TIMEOUT)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(p) = self.pending.remove(&k) {
+                self.fail_pending(p.what, "org.freedesktop.DBus.Error.NoReply", "Method call timed out")
+                    .await;
+            }
+        }
+        self.heartbeat_tick().await;
+    }
+
+    async fn shutdown(&mut self) {
+        tracing::info!("Shutting down bluechi-controller");
+        for (id, path, node, unit) in self.jobs.drain_all() {
+            self.emit_job_removed(id, &path, &node, &unit, "cancelled due to shutdown")
+                .await;
+        }
+        let pending: Vec<PendingCall> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            self.fail_pending(p.what, ERR_FAILED, "Request cancelled").await;
+        }
+        let any_online = self.online_count() > 0;
+        for n in &mut self.nodes {
+            n.link = None;
+        }
+        if any_online {
+            self.emit_controller_status().await;
+        }
+    }
+
+    pub async fn emit_controller_status(&self) {
+        self.emit_properties_changed(CONTROLLER_PATH, CONTROLLER_IFACE, "Status", self.status())
+            .await;
+    }
+
+    pub async fn emit_properties_changed(&self, path: &str, iface: &str, key: &str, value: &str) {
+        let mut changed: HashMap<&str, zvariant::Value<'_>> = HashMap::new();
+        changed.insert(key, zvariant::Value::from(value));
+        let invalidated: Vec<&str> = Vec::new();
+        if let Err(e) = self
+            .bus
+            .emit_signal(
+                None::<&str>,
+                path,
+                PROPERTIES_IFACE,
+                "PropertiesChanged",
+                &(iface, changed, invalidated),
+            )
+            .await
+        {
+            tracing::debug!("failed to emit PropertiesChanged: {e}");
+        }
+    }
+
+    pub async fn emit_job_removed(&self, id: u32, path: &str, node: &str, unit: &str, result: &str) {
+        let path = zvariant::ObjectPath::try_from(path).ok();
+        if let Some(p) = path {
+            if let Err(e) = self
+                .bus
+                .emit_signal(
+                    None::<&str>,
+                    CONTROLLER_PATH,
+                    CONTROLLER_IFACE,
+                    "JobRemoved",
+                    &(id, p, node, unit, result),
+                )
+                .await
+            {
+                tracing::debug!("failed to emit JobRemoved: {e}");
+            }
+        }
+    }
+}
