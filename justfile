@@ -33,3 +33,7 @@ test: build
 
 # What CI runs.
 ci: lint test
+
+# Benchmarks (printed figures, not asserted): scenario wall times and daemon RSS.
+bench:
+    ci/bench.sh

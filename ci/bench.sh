@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmarks of the local backend, printed, never asserted: wall time of each seed scenario
+# and the peak RSS of the controller and of an agent during it (release build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins --quiet
+bin="$PWD/target/release"
+export BLUECHI_BIN_DIR="$bin"
+
+# Peak VmRSS (kB) of processes whose executable is $1, sampled until the flag file goes away.
+sample_rss() {
+    local exe=$1 flag=$2 peak=0 pid rss
+    while [ -e "$flag" ]; do
+        for pid in $(pgrep -f "^$exe( |$)" || true); do
+            rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+            [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+        done
+        sleep 0.05
+    done
+    echo "$peak"
+}
+
+printf '%-26s %10s %16s %16s\n' scenario wall_s controller_rss_kB agent_rss_kB
+for s in scenarios/*.scenario; do
+    name=$(basename "$s" .scenario)
+    flag=$(mktemp)
+    sample_rss "$bin/bluechi-controller" "$flag" > "$flag.c" &
+    sample_rss "$bin/bluechi-agent" "$flag" > "$flag.a" &
+    start=$(date +%s.%N)
+    "$bin/scenario" "$name" > "$flag.log" 2>&1 || { cat "$flag.log"; rm -f "$flag"; exit 1; }
+    end=$(date +%s.%N)
+    rm -f "$flag"
+    wait
+    printf '%-26s %10.2f %16s %16s\n' "$name" "$(awk "BEGIN {print $end - $start}")" "$(cat "$flag.c")" "$(cat "$flag.a")"
+    rm -f "$flag.c" "$flag.a" "$flag.log"
+done
+echo "(upholds-restarts-target waits ~5 s for /bin/sleep 5 to exit: that is the unit's own time)"
