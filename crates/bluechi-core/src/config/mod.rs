@@ -23,16 +23,21 @@ pub enum ConfigError {
     Parse(#[from] ini::ParseError),
     #[error("Error loading configuration file '{0}': {1}")]
     Io(String, std::io::Error),
-    #[error("{origin}: invalid value '{value}' for key {key} in section [{section}]: {reason}")]
-    Value {
-        origin: Origin,
-        section: String,
-        key: String,
-        value: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Value(Box<ValueError>),
     #[error("{0}")]
     Missing(String),
+}
+
+/// A value that does not fit its key, with where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: invalid value '{value}' for key {key} in section [{section}]: {reason}")]
+pub struct ValueError {
+    pub origin: Origin,
+    pub section: String,
+    pub key: String,
+    pub value: String,
+    pub reason: String,
 }
 
 /// Merged configuration: the last value of each (section, key) wins.
@@ -157,12 +162,14 @@ impl Store {
         let Some(e) = self.get(section, key) else {
             return Ok(default);
         };
-        let bad = |reason: &str| ConfigError::Value {
-            origin: e.origin.clone(),
-            section: section.to_string(),
-            key: key.to_string(),
-            value: e.value.clone(),
-            reason: reason.to_string(),
+        let bad = |reason: &str| {
+            ConfigError::Value(Box::new(ValueError {
+                origin: e.origin.clone(),
+                section: section.to_string(),
+                key: key.to_string(),
+                value: e.value.clone(),
+                reason: reason.to_string(),
+            }))
         };
         let n: i64 = e
             .value

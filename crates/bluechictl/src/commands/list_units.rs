@@ -1,0 +1,69 @@
+//! `list-units [NODE] [--filter=GLOB]`.
+
+use std::collections::HashMap;
+
+use zbus::zvariant::OwnedObjectPath;
+
+use super::{CmdResult, Fail};
+use crate::client::{body, Client};
+use crate::glob;
+use crate::output::{err, out};
+use crate::table;
+
+type UnitTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -> CmdResult {
+    let per_node: Vec<(String, Vec<UnitTuple>)> = match node {
+        Some(n) => {
+            let units = match client.node_call(n, "ListUnits", &()).await {
+                Ok(r) => body::<Vec<UnitTuple>>(&r),
+                Err(e) => Err(e),
+            };
+            match units {
+                Ok(u) => vec![(n.clone(), u)],
+                Err(e) => return failed(&e.message),
+            }
+        }
+        None => {
+            let all = match client.controller_call("ListUnits", &()).await {
+                Ok(r) => body::<HashMap<String, Vec<UnitTuple>>>(&r),
+                Err(e) => Err(e),
+            };
+            match all {
+                Ok(map) => map.into_iter().collect(),
+                Err(e) => return failed(&e.message),
+            }
+        }
+    };
+    let rows: Vec<Vec<String>> = per_node
+        .into_iter()
+        .flat_map(|(node, units)| {
+            units
+                .into_iter()
+                .map(move |u| vec![node.clone(), u.0, u.4, u.5])
+        })
+        .collect();
+    out(&table::padded_table(
+        &["NODE", "ID", "ACTIVE", "SUB"],
+        &[4, 2, 6, 3],
+        &rows,
+        |r| filter.is_none_or(|g| glob::matches(&r[1], g)),
+    ));
+    Ok(())
+}
+
+fn failed(message: &str) -> CmdResult {
+    err(&format!("Failed to issue method call: {message}\n"));
+    Err(Fail)
+}
