@@ -17,7 +17,9 @@ fn root() -> PathBuf {
 
 /// The snapshot body: insta's header (between the first two `---` lines) removed.
 fn snapshot_body(name: &str) -> String {
-    let path = root().join("scenarios/snapshots").join(format!("{name}.snap"));
+    let path = root()
+        .join("scenarios/snapshots")
+        .join(format!("{name}.snap"));
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut parts = text.splitn(3, "---\n");
     parts.next();
@@ -86,13 +88,19 @@ fn upholds_restarts_target_matches_upstream() {
 fn vendored_reference_equals_shared() {
     let shared = root().join("../shared/reference");
     if !shared.is_dir() {
-        eprintln!("{} not present; only the vendored copy is used", shared.display());
+        eprintln!(
+            "{} not present; only the vendored copy is used",
+            shared.display()
+        );
         return;
     }
     let pairs = [
         ("scenario-A-requires-stops-source", "requires-stops-source"),
         ("scenario-B-stop-when-unneeded", "stop-when-unneeded"),
-        ("scenario-C-upholds-restarts-target", "upholds-restarts-target"),
+        (
+            "scenario-C-upholds-restarts-target",
+            "upholds-restarts-target",
+        ),
     ];
     for (src, dst) in pairs {
         for e in fs::read_dir(root().join("tests/reference").join(dst)).unwrap() {

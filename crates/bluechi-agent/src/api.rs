@@ -26,8 +26,15 @@ impl Agent {
         }
         match (r.iface.as_str(), r.member.as_str()) {
             (AGENT_IFACE, "CreateProxy") | (AGENT_IFACE, "RemoveProxy") => {
-                let Ok((local, node, unit)) = m.body().deserialize::<(String, String, String)>() else {
-                    return msg::reply_error(&self.api, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                let Ok((local, node, unit)) = m.body().deserialize::<(String, String, String)>()
+                else {
+                    return msg::reply_error(
+                        &self.api,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid arguments",
+                    )
+                    .await;
                 };
                 if r.member == "CreateProxy" {
                     self.create_proxy(m.clone(), local, node, unit).await
@@ -37,7 +44,13 @@ impl Agent {
             }
             (AGENT_IFACE, "JobCancel") => {
                 let Ok((id,)) = m.body().deserialize::<(u32,)>() else {
-                    return msg::reply_error(&self.api, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(
+                        &self.api,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid arguments",
+                    )
+                    .await;
                 };
                 self.cancel_job(0, id, &m).await
             }
@@ -45,7 +58,11 @@ impl Agent {
                 msg::reply(&self.api, &hdr, &(self.properties(),)).await
             }
             (PROPERTIES_IFACE, "Get") => {
-                let name = m.body().deserialize::<(String, String)>().map(|(_, n)| n).unwrap_or_default();
+                let name = m
+                    .body()
+                    .deserialize::<(String, String)>()
+                    .map(|(_, n)| n)
+                    .unwrap_or_default();
                 match self.properties().remove(&name) {
                     Some(v) => msg::reply(&self.api, &hdr, &(Value::from(v),)).await,
                     None => {
@@ -68,9 +85,15 @@ impl Agent {
             ("LogLevel", Value::from(bluechi_core::logging::level_name())),
             ("LogTarget", Value::from(self.cfg.log.target.as_str())),
             ("DisconnectTimestamp", Value::from(l.disconnect_us)),
-            ("DisconnectTimestampMonotonic", Value::from(l.disconnect_monotonic_us)),
+            (
+                "DisconnectTimestampMonotonic",
+                Value::from(l.disconnect_monotonic_us),
+            ),
             ("LastSeenTimestamp", Value::from(l.last_seen_us)),
-            ("LastSeenTimestampMonotonic", Value::from(l.last_seen_monotonic_us)),
+            (
+                "LastSeenTimestampMonotonic",
+                Value::from(l.last_seen_monotonic_us),
+            ),
             ("ControllerAddress", Value::from(l.address.as_str())),
         ];
         pairs

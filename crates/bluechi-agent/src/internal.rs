@@ -67,20 +67,50 @@ impl Agent {
             return self.call_systemd(call, what).await;
         }
         if MANAGER_PASS_THROUGH.contains(&member) {
-            let call = msg::call_with_body_of(&m, SYSTEMD_BUS_NAME, SYSTEMD_PATH, SYSTEMD_MANAGER_IFACE, member);
-            return self.call_systemd(call, SdPending::Forward { gen, caller: m.clone() }).await;
+            let call = msg::call_with_body_of(
+                &m,
+                SYSTEMD_BUS_NAME,
+                SYSTEMD_PATH,
+                SYSTEMD_MANAGER_IFACE,
+                member,
+            );
+            return self
+                .call_systemd(
+                    call,
+                    SdPending::Forward {
+                        gen,
+                        caller: m.clone(),
+                    },
+                )
+                .await;
         }
         match member {
             "GetUnitProperties" => {
                 let Ok((unit, iface)) = m.body().deserialize::<(String, String)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
-                let call = msg::call(SYSTEMD_BUS_NAME, &systemd_unit_path(&unit), PROPERTIES_IFACE, "GetAll", &(iface.as_str(),));
-                self.call_systemd(call, SdPending::Forward { gen, caller: m.clone() }).await
+                let call = msg::call(
+                    SYSTEMD_BUS_NAME,
+                    &systemd_unit_path(&unit),
+                    PROPERTIES_IFACE,
+                    "GetAll",
+                    &(iface.as_str(),),
+                );
+                self.call_systemd(
+                    call,
+                    SdPending::Forward {
+                        gen,
+                        caller: m.clone(),
+                    },
+                )
+                .await
             }
             "GetUnitProperty" => {
-                let Ok((unit, iface, prop)) = m.body().deserialize::<(String, String, String)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                let Ok((unit, iface, prop)) = m.body().deserialize::<(String, String, String)>()
+                else {
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
                 let call = msg::call(
                     SYSTEMD_BUS_NAME,
@@ -89,27 +119,67 @@ impl Agent {
                     "Get",
                     &(iface.as_str(), prop.as_str()),
                 );
-                self.call_systemd(call, SdPending::Forward { gen, caller: m.clone() }).await
+                self.call_systemd(
+                    call,
+                    SdPending::Forward {
+                        gen,
+                        caller: m.clone(),
+                    },
+                )
+                .await
             }
             "SetUnitProperties" => {
                 type Kv = Vec<(String, zvariant::OwnedValue)>;
                 let Ok((unit, runtime, kv)) = m.body().deserialize::<(String, bool, Kv)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
-                let call = msg::call(SYSTEMD_BUS_NAME, &systemd_unit_path(&unit), SYSTEMD_UNIT_IFACE, "SetProperties", &(runtime, kv));
-                self.call_systemd(call, SdPending::Forward { gen, caller: m.clone() }).await
+                let call = msg::call(
+                    SYSTEMD_BUS_NAME,
+                    &systemd_unit_path(&unit),
+                    SYSTEMD_UNIT_IFACE,
+                    "SetProperties",
+                    &(runtime, kv),
+                );
+                self.call_systemd(
+                    call,
+                    SdPending::Forward {
+                        gen,
+                        caller: m.clone(),
+                    },
+                )
+                .await
             }
             "FreezeUnit" | "ThawUnit" => {
                 let Ok((unit,)) = m.body().deserialize::<(String,)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
-                let method = if member == "FreezeUnit" { "Freeze" } else { "Thaw" };
-                let call = msg::call(SYSTEMD_BUS_NAME, &systemd_unit_path(&unit), SYSTEMD_UNIT_IFACE, method, &());
-                self.call_systemd(call, SdPending::Forward { gen, caller: m.clone() }).await
+                let method = if member == "FreezeUnit" {
+                    "Freeze"
+                } else {
+                    "Thaw"
+                };
+                let call = msg::call(
+                    SYSTEMD_BUS_NAME,
+                    &systemd_unit_path(&unit),
+                    SYSTEMD_UNIT_IFACE,
+                    method,
+                    &(),
+                );
+                self.call_systemd(
+                    call,
+                    SdPending::Forward {
+                        gen,
+                        caller: m.clone(),
+                    },
+                )
+                .await
             }
             "Subscribe" | "Unsubscribe" => {
                 let Ok((unit,)) = m.body().deserialize::<(String,)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
                 if member == "Unsubscribe" {
                     return match self.unsubscribe(&unit) {
@@ -122,7 +192,8 @@ impl Agent {
                         msg::reply(&conn, &hdr, &()).await;
                         for (signal, u) in virtual_events {
                             if signal == "UnitNew" {
-                                self.emit_to_controller("UnitNew", &(u.name.as_str(), "virtual")).await;
+                                self.emit_to_controller("UnitNew", &(u.name.as_str(), "virtual"))
+                                    .await;
                             } else {
                                 let a = u.active.unwrap_or_else(|| "invalid".into());
                                 let s = u.sub.unwrap_or_else(|| "invalid".into());
@@ -142,8 +213,18 @@ impl Agent {
                     return;
                 };
                 let dep = dep_unit_name(&unit);
-                let method = if member == "StartDep" { "StartUnit" } else { "StopUnit" };
-                let call = msg::call(SYSTEMD_BUS_NAME, SYSTEMD_PATH, SYSTEMD_MANAGER_IFACE, method, &(dep.as_str(), "replace"));
+                let method = if member == "StartDep" {
+                    "StartUnit"
+                } else {
+                    "StopUnit"
+                };
+                let call = msg::call(
+                    SYSTEMD_BUS_NAME,
+                    SYSTEMD_PATH,
+                    SYSTEMD_MANAGER_IFACE,
+                    method,
+                    &(dep.as_str(), "replace"),
+                );
                 let what = SdPending::Log {
                     what: format!("{method} of {dep}"),
                 };
@@ -153,14 +234,22 @@ impl Agent {
             "EnableMetrics" | "DisableMetrics" => {
                 let enable = member == "EnableMetrics";
                 if self.metrics_enabled == enable {
-                    let text = if enable { "Metrics already enabled" } else { "Metrics already disabled" };
+                    let text = if enable {
+                        "Metrics already enabled"
+                    } else {
+                        "Metrics already disabled"
+                    };
                     return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, text).await;
                 }
                 self.metrics_enabled = enable;
                 msg::reply(&conn, &hdr, &()).await
             }
             "SetLogLevel" => {
-                let level = m.body().deserialize::<(String,)>().map(|(l,)| l).unwrap_or_default();
+                let level = m
+                    .body()
+                    .deserialize::<(String,)>()
+                    .map(|(l,)| l)
+                    .unwrap_or_default();
                 if bluechi_core::logging::set_level(&level) {
                     msg::reply(&conn, &hdr, &()).await
                 } else {
@@ -169,7 +258,8 @@ impl Agent {
             }
             "JobCancel" => {
                 let Ok((id,)) = m.body().deserialize::<(u32,)>() else {
-                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
+                        .await;
                 };
                 self.cancel_job(gen, id, &m).await
             }

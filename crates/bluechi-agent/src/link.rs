@@ -156,7 +156,9 @@ impl Agent {
         };
         match m.message_type() {
             Type::MethodReturn | Type::Error => {
-                if msg::reply_serial(&m).is_some() && msg::reply_serial(&m) == self.link.register_serial {
+                if msg::reply_serial(&m).is_some()
+                    && msg::reply_serial(&m) == self.link.register_serial
+                {
                     self.link.register_serial = None;
                     self.on_register_reply(&m).await;
                 }
@@ -247,7 +249,10 @@ impl Agent {
             );
             bluechi_core::logging::set_quiet(true);
         }
-        tracing::info!("Trying to connect to controller (try {})", self.link.retries);
+        tracing::info!(
+            "Trying to connect to controller (try {})",
+            self.link.retries
+        );
         self.reconnect().await;
     }
 }

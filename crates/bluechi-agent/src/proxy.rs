@@ -64,7 +64,13 @@ impl Agent {
             let p = self.proxies.remove(i);
             tracing::info!("Removing proxy {local}");
             if let Some(call) = p.pending {
-                msg::reply_error(&self.api, &call.header(), ERR_FAILED, "Proxy service stopped").await;
+                msg::reply_error(
+                    &self.api,
+                    &call.header(),
+                    ERR_FAILED,
+                    "Proxy service stopped",
+                )
+                .await;
             }
             self.emit_to_controller("ProxyRemoved", &(node, unit)).await;
         }
@@ -80,7 +86,8 @@ impl Agent {
         let body = m.body();
         match member {
             "TargetStateChanged" => {
-                let Ok((active, _sub, reason)) = body.deserialize::<(String, String, String)>() else {
+                let Ok((active, _sub, reason)) = body.deserialize::<(String, String, String)>()
+                else {
                     return;
                 };
                 let down = active == "failed" || active == "inactive";
@@ -95,13 +102,19 @@ impl Agent {
                 }
             }
             "TargetRemoved" => {
-                let reason = body.deserialize::<(String,)>().map(|(r,)| r).unwrap_or_default();
+                let reason = body
+                    .deserialize::<(String,)>()
+                    .map(|(r,)| r)
+                    .unwrap_or_default();
                 if pending && reason == "real" {
                     self.fail_proxy(i, false).await;
                 }
             }
             "Error" => {
-                let text = body.deserialize::<(String,)>().map(|(t,)| t).unwrap_or_default();
+                let text = body
+                    .deserialize::<(String,)>()
+                    .map(|(t,)| t)
+                    .unwrap_or_default();
                 tracing::error!("Proxy {} failed: {text}", self.proxies[i].local_service);
                 self.fail_proxy(i, !pending).await;
             }
@@ -140,7 +153,13 @@ impl Agent {
         for p in std::mem::take(&mut self.proxies) {
             match p.pending {
                 Some(call) => {
-                    msg::reply_error(&self.api, &call.header(), ERR_FAILED, "Proxy service stopped").await
+                    msg::reply_error(
+                        &self.api,
+                        &call.header(),
+                        ERR_FAILED,
+                        "Proxy service stopped",
+                    )
+                    .await
                 }
                 None => {
                     let call = msg::call(

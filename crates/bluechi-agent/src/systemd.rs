@@ -81,9 +81,15 @@ pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
                 .map_err(|e| format!("Failed to add match rule: {e}"))?;
         }
     }
-    conn.call_method(Some(SYSTEMD_BUS_NAME), SYSTEMD_PATH, Some(SYSTEMD_MANAGER_IFACE), "Subscribe", &())
-        .await
-        .map_err(|e| format!("Failed to subscribe to systemd: {e}"))?;
+    conn.call_method(
+        Some(SYSTEMD_BUS_NAME),
+        SYSTEMD_PATH,
+        Some(SYSTEMD_MANAGER_IFACE),
+        "Subscribe",
+        &(),
+    )
+    .await
+    .map_err(|e| format!("Failed to subscribe to systemd: {e}"))?;
     Ok(conn)
 }
 
@@ -104,7 +110,13 @@ type ListedUnit = (
 /// the loop runs; signals meanwhile wait in the event channel.
 pub async fn initial_units(conn: &Connection) -> Result<UnitTable, String> {
     let reply = conn
-        .call_method(Some(SYSTEMD_BUS_NAME), SYSTEMD_PATH, Some(SYSTEMD_MANAGER_IFACE), "ListUnits", &())
+        .call_method(
+            Some(SYSTEMD_BUS_NAME),
+            SYSTEMD_PATH,
+            Some(SYSTEMD_MANAGER_IFACE),
+            "ListUnits",
+            &(),
+        )
         .await
         .map_err(|e| format!("Failed to list units: {e}"))?;
     let (units,): (Vec<ListedUnit>,) = reply
@@ -179,7 +191,8 @@ impl Agent {
                 }
                 if let Some(i) = self.early_results.iter().position(|(p, _)| *p == path) {
                     if let Some((_, result)) = self.early_results.remove(i) {
-                        self.emit_to_controller("JobDone", &(id, result.as_str())).await;
+                        self.emit_to_controller("JobDone", &(id, result.as_str()))
+                            .await;
                     }
                     return;
                 }
@@ -194,12 +207,18 @@ impl Agent {
         let r = msg::route(&m);
         match (r.iface.as_str(), r.member.as_str()) {
             (SYSTEMD_MANAGER_IFACE, "UnitNew") => {
-                if let Ok((id, path)) = m.body().deserialize::<(String, zvariant::OwnedObjectPath)>() {
+                if let Ok((id, path)) = m
+                    .body()
+                    .deserialize::<(String, zvariant::OwnedObjectPath)>()
+                {
                     self.on_unit_new(id, path.to_string()).await;
                 }
             }
             (SYSTEMD_MANAGER_IFACE, "UnitRemoved") => {
-                if let Ok((_, path)) = m.body().deserialize::<(String, zvariant::OwnedObjectPath)>() {
+                if let Ok((_, path)) = m
+                    .body()
+                    .deserialize::<(String, zvariant::OwnedObjectPath)>()
+                {
                     self.on_unit_removed(&path).await;
                 }
             }
@@ -234,7 +253,8 @@ impl Agent {
         e.sub = Some("dead".into());
         let (name, wants) = (e.name.clone(), self.units.wildcard || e.subscribed);
         if wants {
-            self.emit_to_controller("UnitNew", &(name.as_str(), "real")).await;
+            self.emit_to_controller("UnitNew", &(name.as_str(), "real"))
+                .await;
         }
     }
 
@@ -247,7 +267,8 @@ impl Agent {
         e.sub = None;
         let (name, subscribed) = (e.name.clone(), e.subscribed);
         if self.units.wildcard || subscribed {
-            self.emit_to_controller("UnitRemoved", &(name.as_str(),)).await;
+            self.emit_to_controller("UnitRemoved", &(name.as_str(),))
+                .await;
         }
         if !subscribed {
             self.units.by_path.remove(path);
@@ -284,8 +305,11 @@ impl Agent {
             )
             .await;
         }
-        self.emit_to_controller("UnitPropertiesChanged", &(info.name.as_str(), iface, changed))
-            .await;
+        self.emit_to_controller(
+            "UnitPropertiesChanged",
+            &(info.name.as_str(), iface, changed),
+        )
+        .await;
     }
 
     async fn on_job_properties(&mut self, path: &str, changed: &PropMap) {
@@ -294,7 +318,8 @@ impl Agent {
         };
         let ids: Vec<u32> = self.jobs_at(path).into_iter().map(|(_, id)| id).collect();
         for id in ids {
-            self.emit_to_controller("JobStateChanged", &(id, state.as_str())).await;
+            self.emit_to_controller("JobStateChanged", &(id, state.as_str()))
+                .await;
         }
     }
 
@@ -314,7 +339,8 @@ impl Agent {
             if self.early_results.len() >= EARLY_RESULTS {
                 self.early_results.pop_front();
             }
-            self.early_results.push_back((path.to_string(), result.to_string()));
+            self.early_results
+                .push_back((path.to_string(), result.to_string()));
             return;
         }
         for (key, id) in tracked {

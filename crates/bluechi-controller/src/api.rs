@@ -121,22 +121,43 @@ impl Controller {
             }
             "GetNode" => {
                 let Ok((name,)) = m.body().deserialize::<(String,)>() else {
-                    return msg::reply_error(&self.bus, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(
+                        &self.bus,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid arguments",
+                    )
+                    .await;
                 };
                 match self.nodes.iter().find(|n| n.name == name) {
                     Some(n) => match OwnedObjectPath::try_from(n.path.clone()) {
                         Ok(p) => msg::reply(&self.bus, &hdr, &(p,)).await,
-                        Err(e) => msg::reply_error(&self.bus, &hdr, ERR_FAILED, &e.to_string()).await,
+                        Err(e) => {
+                            msg::reply_error(&self.bus, &hdr, ERR_FAILED, &e.to_string()).await
+                        }
                     },
-                    None => msg::reply_error(&self.bus, &hdr, ERR_SERVICE_UNKNOWN, "Node not found").await,
+                    None => {
+                        msg::reply_error(&self.bus, &hdr, ERR_SERVICE_UNKNOWN, "Node not found")
+                            .await
+                    }
                 }
             }
             "SetLogLevel" => {
-                let level = m.body().deserialize::<(String,)>().map(|(l,)| l).unwrap_or_default();
+                let level = m
+                    .body()
+                    .deserialize::<(String,)>()
+                    .map(|(l,)| l)
+                    .unwrap_or_default();
                 if bluechi_core::logging::set_level(&level) {
                     msg::reply(&self.bus, &hdr, &()).await
                 } else {
-                    msg::reply_error(&self.bus, &hdr, ERR_INVALID_ARGS, "Invalid input for log level").await
+                    msg::reply_error(
+                        &self.bus,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid input for log level",
+                    )
+                    .await
                 }
             }
             _ => self.unknown_method(r, &m).await,
@@ -155,8 +176,16 @@ impl Controller {
             return self.start_job(node, r, m, job_type).await;
         }
         if PASS_THROUGH.contains(&r.member.as_str()) {
-            let call = msg::call_with_body_of(&m, AGENT_BUS_NAME, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, &r.member);
-            return self.call_agent(node, call, Pending::Forward { caller: m }).await;
+            let call = msg::call_with_body_of(
+                &m,
+                AGENT_BUS_NAME,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                &r.member,
+            );
+            return self
+                .call_agent(node, call, Pending::Forward { caller: m })
+                .await;
         }
         self.unknown_method(r, &m).await
     }
@@ -164,7 +193,13 @@ impl Controller {
     /// Spec §3.1: allocate the job, call the agent with its id, export on success.
     async fn start_job(&mut self, node: usize, r: &Route, m: Message, job_type: &'static str) {
         let Ok((unit, mode)) = m.body().deserialize::<(String, String)>() else {
-            return msg::reply_error(&self.bus, &m.header(), ERR_INVALID_ARGS, "Invalid arguments").await;
+            return msg::reply_error(
+                &self.bus,
+                &m.header(),
+                ERR_INVALID_ARGS,
+                "Invalid arguments",
+            )
+            .await;
         };
         let node_name = self.nodes[node].name.clone();
         let id = self.jobs.create(&node_name, &unit, job_type);
@@ -175,8 +210,15 @@ impl Controller {
             &r.member,
             &(unit.as_str(), mode.as_str(), id),
         );
-        self.call_agent(node, call, Pending::JobStart { job_id: id, caller: m })
-            .await;
+        self.call_agent(
+            node,
+            call,
+            Pending::JobStart {
+                job_id: id,
+                caller: m,
+            },
+        )
+        .await;
     }
 
     /// The agent accepted the job: `JobNew` goes out before the reply (upstream's order).
@@ -192,7 +234,13 @@ impl Controller {
         };
         if let Err(e) = self
             .bus
-            .emit_signal(None::<&str>, CONTROLLER_PATH, CONTROLLER_IFACE, "JobNew", &(id, &opath))
+            .emit_signal(
+                None::<&str>,
+                CONTROLLER_PATH,
+                CONTROLLER_IFACE,
+                "JobNew",
+                &(id, &opath),
+            )
             .await
         {
             tracing::debug!("failed to emit JobNew: {e}");
@@ -228,7 +276,8 @@ impl Controller {
         job.state = state.to_string();
         if job.exported {
             let path = job.path();
-            self.emit_properties_changed(&path, JOB_IFACE, "State", state).await;
+            self.emit_properties_changed(&path, JOB_IFACE, "State", state)
+                .await;
         }
     }
 
@@ -240,8 +289,14 @@ impl Controller {
             return self.unknown_object(r, &m).await;
         };
         if let Some(node) = self.node_index(&job.node.clone()) {
-            self.send_agent_oneway(node, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "JobCancel", &(id,))
-                .await;
+            self.send_agent_oneway(
+                node,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "JobCancel",
+                &(id,),
+            )
+            .await;
         }
         // Upstream replies at once; the job ends when systemd reports it canceled.
         msg::reply(&self.bus, &m.header(), &()).await
@@ -269,7 +324,10 @@ impl Controller {
                     ("Status", Value::from(n.status())),
                     ("PeerIp", Value::from(n.peer_ip.as_str())),
                     ("LastSeenTimestamp", Value::from(n.last_seen_us)),
-                    ("LastSeenTimestampMonotonic", Value::from(n.last_seen_monotonic_us)),
+                    (
+                        "LastSeenTimestampMonotonic",
+                        Value::from(n.last_seen_monotonic_us),
+                    ),
                 ])
             } else {
                 HashMap::new()
@@ -295,7 +353,11 @@ impl Controller {
         let hdr = m.header();
         match r.member.as_str() {
             "GetAll" => {
-                let iface = m.body().deserialize::<(String,)>().map(|(i,)| i).unwrap_or_default();
+                let iface = m
+                    .body()
+                    .deserialize::<(String,)>()
+                    .map(|(i,)| i)
+                    .unwrap_or_default();
                 match self.properties_of(&r.path, &iface) {
                     Some(p) => msg::reply(&self.bus, &hdr, &(p,)).await,
                     None => self.unknown_object(r, m).await,
@@ -303,7 +365,13 @@ impl Controller {
             }
             "Get" => {
                 let Ok((iface, name)) = m.body().deserialize::<(String, String)>() else {
-                    return msg::reply_error(&self.bus, &hdr, ERR_INVALID_ARGS, "Invalid arguments").await;
+                    return msg::reply_error(
+                        &self.bus,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid arguments",
+                    )
+                    .await;
                 };
                 let Some(p) = self.properties_of(&r.path, &iface) else {
                     return self.unknown_object(r, m).await;
@@ -311,7 +379,9 @@ impl Controller {
                 match p.get(&name) {
                     Some(v) => match v.try_clone() {
                         Ok(v) => msg::reply(&self.bus, &hdr, &(Value::from(v),)).await,
-                        Err(e) => msg::reply_error(&self.bus, &hdr, ERR_FAILED, &e.to_string()).await,
+                        Err(e) => {
+                            msg::reply_error(&self.bus, &hdr, ERR_FAILED, &e.to_string()).await
+                        }
                     },
                     None => {
                         let text = format!("Unknown interface {iface} or property {name}.");
@@ -321,7 +391,13 @@ impl Controller {
             }
             "Set" => {
                 let text = "Property is read-only";
-                msg::reply_error(&self.bus, &hdr, "org.freedesktop.DBus.Error.PropertyReadOnly", text).await
+                msg::reply_error(
+                    &self.bus,
+                    &hdr,
+                    "org.freedesktop.DBus.Error.PropertyReadOnly",
+                    text,
+                )
+                .await
             }
             _ => self.unknown_method(r, m).await,
         }

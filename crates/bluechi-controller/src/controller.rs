@@ -25,7 +25,10 @@ pub enum Event {
     /// A message on the public bus, or `None` when the bus connection closed.
     Bus(Option<Message>),
     /// A connection that finished the SASL handshake.
-    Accepted { conn: Connection, peer_ip: String },
+    Accepted {
+        conn: Connection,
+        peer_ip: String,
+    },
     /// A message from an agent connection, or `None` when it closed.
     Peer(PeerId, Option<Message>),
     Tick,
@@ -125,9 +128,10 @@ fn spawn_signal_and_tick(tx: UnboundedSender<Event>, cfg: &ControllerConfig) {
     let t = tx.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         tokio::select! {
@@ -183,7 +187,8 @@ impl Controller {
     /// Sends a call to a node's agent and remembers what to do with its reply.
     pub async fn call_agent(&mut self, node: usize, call: zbus::Result<Message>, what: Pending) {
         let Some(link) = self.nodes[node].link.as_ref() else {
-            self.fail_pending(what, ERR_OFFLINE, "Node is offline").await;
+            self.fail_pending(what, ERR_OFFLINE, "Node is offline")
+                .await;
             return;
         };
         let (id, conn) = (link.id, link.conn.clone());
@@ -226,12 +231,22 @@ impl Controller {
     }
 
     /// Sends a call that expects no reply to a node's agent, if it is online.
-    pub async fn send_agent_oneway<B>(&self, node: usize, path: &str, iface: &str, member: &str, body: &B)
-    where
+    pub async fn send_agent_oneway<B>(
+        &self,
+        node: usize,
+        path: &str,
+        iface: &str,
+        member: &str,
+        body: &B,
+    ) where
         B: serde::Serialize + zvariant::DynamicType,
     {
         if let Some(link) = &self.nodes[node].link {
-            msg::send(&link.conn, msg::oneway_call(AGENT_BUS_NAME, path, iface, member, body)).await;
+            msg::send(
+                &link.conn,
+                msg::oneway_call(AGENT_BUS_NAME, path, iface, member, body),
+            )
+            .await;
         }
     }
 
@@ -245,8 +260,12 @@ impl Controller {
             .collect();
         for k in expired {
             if let Some(p) = self.pending.remove(&k) {
-                self.fail_pending(p.what, "org.freedesktop.DBus.Error.NoReply", "Method call timed out")
-                    .await;
+                self.fail_pending(
+                    p.what,
+                    "org.freedesktop.DBus.Error.NoReply",
+                    "Method call timed out",
+                )
+                .await;
             }
         }
         self.heartbeat_tick().await;
@@ -260,7 +279,8 @@ impl Controller {
         }
         let pending: Vec<PendingCall> = self.pending.drain().map(|(_, p)| p).collect();
         for p in pending {
-            self.fail_pending(p.what, ERR_FAILED, "Request cancelled").await;
+            self.fail_pending(p.what, ERR_FAILED, "Request cancelled")
+                .await;
         }
         let any_online = self.online_count() > 0;
         for n in &mut self.nodes {
@@ -295,7 +315,14 @@ impl Controller {
         }
     }
 
-    pub async fn emit_job_removed(&self, id: u32, path: &str, node: &str, unit: &str, result: &str) {
+    pub async fn emit_job_removed(
+        &self,
+        id: u32,
+        path: &str,
+        node: &str,
+        unit: &str,
+        result: &str,
+    ) {
         let path = zvariant::ObjectPath::try_from(path).ok();
         if let Some(p) = path {
             if let Err(e) = self

@@ -46,7 +46,10 @@ const STANDARD: &str = r#" <interface name="org.freedesktop.DBus.Peer">
 /// The `<interface>` element(s) of a vendored XML file.
 fn interfaces(xml: &str) -> &str {
     let start = xml.find("<interface").unwrap_or(0);
-    let end = xml.rfind("</interface>").map(|i| i + "</interface>".len()).unwrap_or(xml.len());
+    let end = xml
+        .rfind("</interface>")
+        .map(|i| i + "</interface>".len())
+        .unwrap_or(xml.len());
     &xml[start..end]
 }
 
@@ -67,7 +70,10 @@ fn document(body: &str, children: &[String]) -> String {
 
 pub fn xml_for(c: &Controller, path: &str) -> Option<String> {
     if path == CONTROLLER_PATH {
-        return Some(document(interfaces(CONTROLLER_XML), &["node".into(), "job".into()]));
+        return Some(document(
+            interfaces(CONTROLLER_XML),
+            &["node".into(), "job".into()],
+        ));
     }
     if c.nodes.iter().any(|n| n.path == path) {
         return Some(document(interfaces(NODE_XML), &[]));
@@ -81,14 +87,20 @@ pub fn xml_for(c: &Controller, path: &str) -> Option<String> {
         .iter()
         .map(|n| n.path.clone())
         .chain(["/org/eclipse/bluechi/job".to_string()])
-        .filter_map(|p| p.strip_prefix(&prefix).map(|r| r.split('/').next().unwrap_or("").to_string()))
+        .filter_map(|p| {
+            p.strip_prefix(&prefix)
+                .map(|r| r.split('/').next().unwrap_or("").to_string())
+        })
         .collect();
     children.dedup();
     if children.is_empty() && !CONTROLLER_PATH.starts_with(&prefix) {
         return None;
     }
     if CONTROLLER_PATH.starts_with(&prefix) {
-        let next = CONTROLLER_PATH[prefix.len()..].split('/').next().unwrap_or("");
+        let next = CONTROLLER_PATH[prefix.len()..]
+            .split('/')
+            .next()
+            .unwrap_or("");
         children = vec![next.to_string()];
     }
     Some(document("", &children))

@@ -72,7 +72,8 @@ impl Jobs {
     }
 
     pub fn by_path(&self, path: &str) -> Option<&Job> {
-        let id: u32 = path.strip_prefix(bluechi_core::names::JOB_PATH_PREFIX)?
+        let id: u32 = path
+            .strip_prefix(bluechi_core::names::JOB_PATH_PREFIX)?
             .strip_prefix('/')?
             .parse()
             .ok()?;
@@ -87,7 +88,9 @@ impl Jobs {
             .filter(|j| j.node == node)
             .map(|j| j.id)
             .collect();
-        ids.into_iter().filter_map(|id| self.jobs.remove(&id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.jobs.remove(&id))
+            .collect()
     }
 
     /// Removes every exported job, for `JobRemoved(..., "cancelled due to shutdown")`.
@@ -110,9 +113,15 @@ mod tests {
         assert_eq!(j.create("n", "u", "start"), 1);
         j.remove(1);
         assert_eq!(j.create("n", "u", "stop"), 2);
-        assert!(j.by_path("/org/eclipse/bluechi/job/2").is_none(), "not exported yet");
+        assert!(
+            j.by_path("/org/eclipse/bluechi/job/2").is_none(),
+            "not exported yet"
+        );
         j.get_mut(2).unwrap().exported = true;
-        assert_eq!(j.by_path("/org/eclipse/bluechi/job/2").unwrap().job_type, "stop");
+        assert_eq!(
+            j.by_path("/org/eclipse/bluechi/job/2").unwrap().job_type,
+            "stop"
+        );
         assert!(j.by_path("/org/eclipse/bluechi/job/x").is_none());
     }
 

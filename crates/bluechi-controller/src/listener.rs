@@ -24,11 +24,20 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
         if is_unix {
             let l = std::os::unix::net::UnixListener::from(std_sock);
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            spawn_unix(UnixListener::from_std(l).map_err(|e| e.to_string())?, guid.clone(), tx.clone());
+            spawn_unix(
+                UnixListener::from_std(l).map_err(|e| e.to_string())?,
+                guid.clone(),
+                tx.clone(),
+            );
         } else {
             let l = std::net::TcpListener::from(std_sock);
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            spawn_tcp(TcpListener::from_std(l).map_err(|e| e.to_string())?, cfg.tcp, guid.clone(), tx.clone());
+            spawn_tcp(
+                TcpListener::from_std(l).map_err(|e| e.to_string())?,
+                cfg.tcp,
+                guid.clone(),
+                tx.clone(),
+            );
         }
         any = true;
     }
@@ -36,9 +45,11 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
         let l = match TcpListener::bind(("::", cfg.port)).await {
             Ok(l) => l,
             // No IPv6 in this kernel: fall back to IPv4 only, as upstream does.
-            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => TcpListener::bind(("0.0.0.0", cfg.port))
-                .await
-                .map_err(|e| format!("Failed to listen on port {}: {e}", cfg.port))?,
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                TcpListener::bind(("0.0.0.0", cfg.port))
+                    .await
+                    .map_err(|e| format!("Failed to listen on port {}: {e}", cfg.port))?
+            }
             Err(e) if any && e.kind() == std::io::ErrorKind::AddrInUse => {
                 tracing::warn!("Port {} already in use by the activated socket", cfg.port);
                 return Ok(());

@@ -6,7 +6,7 @@ use bluechi_core::names::*;
 use zbus::message::Type;
 use zbus::{Connection, Message};
 
-use crate::controller::{Anonymous, Controller, Event, Pending, PeerId};
+use crate::controller::{Anonymous, Controller, Event, PeerId, Pending};
 use bluechi_core::clock::monotonic_us;
 
 use crate::nodes::Link;
@@ -14,9 +14,17 @@ use crate::nodes::Link;
 /// A unit event from an agent, as the subscription machinery consumes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnitEvent {
-    New { reason: String },
-    StateChanged { active: String, sub: String, reason: String },
-    Removed { reason: String },
+    New {
+        reason: String,
+    },
+    StateChanged {
+        active: String,
+        sub: String,
+        reason: String,
+    },
+    Removed {
+        reason: String,
+    },
 }
 
 impl Controller {
@@ -72,8 +80,13 @@ impl Controller {
             }
             (_, "org.freedesktop.DBus.Peer", "Ping") => msg::reply(&conn, &hdr, &()).await,
             (p, _, _) if p != INTERNAL_CONTROLLER_PATH && p != "/org/freedesktop/DBus" => {
-                msg::reply_error(&conn, &hdr, ERR_UNKNOWN_OBJECT, &format!("Unknown object '{p}'."))
-                    .await
+                msg::reply_error(
+                    &conn,
+                    &hdr,
+                    ERR_UNKNOWN_OBJECT,
+                    &format!("Unknown object '{p}'."),
+                )
+                .await
             }
             (_, iface, member) => {
                 let text = format!("Unknown method {member} or interface {iface}.");
@@ -89,8 +102,13 @@ impl Controller {
             return;
         };
         if self.nodes[node].link.is_some() {
-            msg::reply_error(conn, &hdr, ERR_ADDRESS_IN_USE, "The node is already connected")
-                .await;
+            msg::reply_error(
+                conn,
+                &hdr,
+                ERR_ADDRESS_IN_USE,
+                "The node is already connected",
+            )
+            .await;
             return;
         }
         let Some(anon) = self.anonymous.remove(&id) else {
@@ -106,7 +124,8 @@ impl Controller {
         n.touch();
         tracing::info!("Registered managed node from fd {id} as '{name}'");
         let path = n.path.clone();
-        self.emit_properties_changed(&path, NODE_IFACE, "Status", "online").await;
+        self.emit_properties_changed(&path, NODE_IFACE, "Status", "online")
+            .await;
         // Re-establish what the node must know: subscriptions and outstanding proxy deps.
         let units: Vec<String> = self.nodes[node]
             .units
@@ -115,12 +134,24 @@ impl Controller {
             .map(|(k, _)| k.clone())
             .collect();
         for unit in units {
-            self.send_agent_oneway(node, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "Subscribe", &(unit.as_str(),))
-                .await;
+            self.send_agent_oneway(
+                node,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "Subscribe",
+                &(unit.as_str(),),
+            )
+            .await;
         }
         for unit in self.proxies.deps_on(name) {
-            self.send_agent_oneway(node, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "StartDep", &(unit.as_str(),))
-                .await;
+            self.send_agent_oneway(
+                node,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "StartDep",
+                &(unit.as_str(),),
+            )
+            .await;
         }
         self.maybe_emit_status(prev_online).await;
         msg::reply(conn, &hdr, &()).await;
@@ -171,14 +202,19 @@ impl Controller {
             }
             "UnitNew" => {
                 if let Ok((unit, reason)) = body.deserialize::<(String, String)>() {
-                    self.on_unit_event(node, &unit, UnitEvent::New { reason }).await;
+                    self.on_unit_event(node, &unit, UnitEvent::New { reason })
+                        .await;
                 }
             }
             "UnitStateChanged" => {
                 if let Ok((unit, active, sub, reason)) =
                     body.deserialize::<(String, String, String, String)>()
                 {
-                    let ev = UnitEvent::StateChanged { active, sub, reason };
+                    let ev = UnitEvent::StateChanged {
+                        active,
+                        sub,
+                        reason,
+                    };
                     self.on_unit_event(node, &unit, ev).await;
                 }
             }
@@ -228,7 +264,10 @@ impl Controller {
                 }
             }
             // An entry nobody subscribes to need not be cached.
-            if n.units.get(unit).is_some_and(|e| e.subscriptions.is_empty()) {
+            if n.units
+                .get(unit)
+                .is_some_and(|e| e.subscriptions.is_empty())
+            {
                 n.units.remove(unit);
             }
             subs
@@ -279,7 +318,8 @@ impl Controller {
             let keys: Vec<_> = self.pending.keys().filter(|k| k.0 == id).copied().collect();
             for k in keys {
                 if let Some(p) = self.pending.remove(&k) {
-                    self.fail_pending(p.what, ERR_FAILED, "Request cancelled").await;
+                    self.fail_pending(p.what, ERR_FAILED, "Request cancelled")
+                        .await;
                 }
             }
         }
@@ -297,7 +337,8 @@ impl Controller {
         n.peer_ip.clear();
         let path = n.path.clone();
         tracing::info!("Node '{name}' disconnected");
-        self.emit_properties_changed(&path, NODE_IFACE, "Status", "offline").await;
+        self.emit_properties_changed(&path, NODE_IFACE, "Status", "offline")
+            .await;
         self.maybe_emit_status(prev).await;
     }
 
@@ -323,9 +364,13 @@ impl Controller {
                 let _ = conn.close().await;
                 continue;
             }
-            let m = zbus::Message::signal(INTERNAL_CONTROLLER_PATH, INTERNAL_CONTROLLER_IFACE, "Heartbeat")
-                .and_then(|b| b.sender(CONTROLLER_BUS_NAME))
-                .and_then(|b| b.build(&()));
+            let m = zbus::Message::signal(
+                INTERNAL_CONTROLLER_PATH,
+                INTERNAL_CONTROLLER_IFACE,
+                "Heartbeat",
+            )
+            .and_then(|b| b.sender(CONTROLLER_BUS_NAME))
+            .and_then(|b| b.build(&()));
             msg::send(&link.conn, m).await;
         }
     }

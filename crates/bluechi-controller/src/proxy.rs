@@ -88,15 +88,23 @@ impl Controller {
             return;
         }
         if let Some(i) = self.find_proxy(&source_name, target, unit) {
-            tracing::warn!("Replacing existing proxy monitor for '{source_name}' -> '{target}' '{unit}'");
+            tracing::warn!(
+                "Replacing existing proxy monitor for '{source_name}' -> '{target}' '{unit}'"
+            );
             self.drop_proxy_monitor(i).await;
         }
         let Some(t) = self.node_index(target) else {
             return;
         };
         self.proxies.add_dep(target, unit);
-        self.send_agent_oneway(t, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "StartDep", &(unit,))
-            .await;
+        self.send_agent_oneway(
+            t,
+            INTERNAL_AGENT_PATH,
+            INTERNAL_AGENT_IFACE,
+            "StartDep",
+            &(unit,),
+        )
+        .await;
         self.proxies.monitors.push(ProxyMonitor {
             subscription,
             source: source_name,
@@ -137,8 +145,14 @@ impl Controller {
         };
         self.unsubscribe(t, &m.unit, m.subscription).await;
         if self.proxies.remove_dep(&m.target, &m.unit) {
-            self.send_agent_oneway(t, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "StopDep", &(m.unit.as_str(),))
-                .await;
+            self.send_agent_oneway(
+                t,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "StopDep",
+                &(m.unit.as_str(),),
+            )
+            .await;
         }
     }
 
@@ -150,8 +164,14 @@ impl Controller {
         let first = entry.subscriptions.len() == 1;
         let cached = entry.clone();
         if first {
-            self.send_agent_oneway(t, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "Subscribe", &(unit,))
-                .await;
+            self.send_agent_oneway(
+                t,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "Subscribe",
+                &(unit,),
+            )
+            .await;
         }
         if cached.loaded {
             let ev = UnitEvent::New {
@@ -176,8 +196,14 @@ impl Controller {
         entry.subscriptions.retain(|s| *s != subscription);
         if entry.subscriptions.is_empty() {
             self.nodes[t].units.remove(unit);
-            self.send_agent_oneway(t, INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, "Unsubscribe", &(unit,))
-                .await;
+            self.send_agent_oneway(
+                t,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "Unsubscribe",
+                &(unit,),
+            )
+            .await;
         }
     }
 
@@ -197,10 +223,20 @@ impl Controller {
         let path = m.path.clone();
         match ev {
             UnitEvent::New { reason } => {
-                self.send_agent_oneway(source, &path, INTERNAL_PROXY_IFACE, "TargetNew", &(reason.as_str(),))
-                    .await
+                self.send_agent_oneway(
+                    source,
+                    &path,
+                    INTERNAL_PROXY_IFACE,
+                    "TargetNew",
+                    &(reason.as_str(),),
+                )
+                .await
             }
-            UnitEvent::StateChanged { active, sub, reason } => {
+            UnitEvent::StateChanged {
+                active,
+                sub,
+                reason,
+            } => {
                 self.send_agent_oneway(
                     source,
                     &path,
@@ -211,8 +247,14 @@ impl Controller {
                 .await
             }
             UnitEvent::Removed { reason } => {
-                self.send_agent_oneway(source, &path, INTERNAL_PROXY_IFACE, "TargetRemoved", &(reason.as_str(),))
-                    .await
+                self.send_agent_oneway(
+                    source,
+                    &path,
+                    INTERNAL_PROXY_IFACE,
+                    "TargetRemoved",
+                    &(reason.as_str(),),
+                )
+                .await
             }
         }
     }
@@ -231,6 +273,9 @@ mod tests {
         assert_eq!(p.deps_on("w2"), vec!["t.service"]);
         assert!(p.remove_dep("w2", "t.service"));
         assert!(p.deps_on("w2").is_empty());
-        assert!(!p.remove_dep("w2", "t.service"), "unknown dependency is a no-op");
+        assert!(
+            !p.remove_dep("w2", "t.service"),
+            "unknown dependency is a no-op"
+        );
     }
 }

@@ -7,8 +7,8 @@
 
 pub mod clock;
 pub mod config;
-pub mod logging;
 pub mod link;
+pub mod logging;
 pub mod msg;
 pub mod names;
 pub mod sasl;

@@ -80,8 +80,7 @@ pub fn apply_tcp_options(stream: &TcpStream, o: &TcpOptions) -> std::io::Result<
             .map_err(std::io::Error::from)?;
     }
     if o.keepalive_count > 0 {
-        setsockopt(&fd, sockopt::TcpKeepCount, &o.keepalive_count)
-            .map_err(std::io::Error::from)?;
+        setsockopt(&fd, sockopt::TcpKeepCount, &o.keepalive_count).map_err(std::io::Error::from)?;
     }
     if o.ip_receive_errors {
         // Best effort: the option exists per address family and may be refused.

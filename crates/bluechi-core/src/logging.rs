@@ -101,7 +101,12 @@ pub fn timestamp() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    format_local_time(now.as_secs() as i64, now.subsec_millis(), "%Y-%m-%d %H:%M:%S", true)
+    format_local_time(
+        now.as_secs() as i64,
+        now.subsec_millis(),
+        "%Y-%m-%d %H:%M:%S",
+        true,
+    )
 }
 
 /// Formats seconds since the epoch in local time with `strftime`, optionally adding

@@ -142,7 +142,13 @@ where
 }
 
 /// A method call whose reply the caller will match by serial number.
-pub fn call<B>(destination: &str, path: &str, iface: &str, member: &str, body: &B) -> zbus::Result<Message>
+pub fn call<B>(
+    destination: &str,
+    path: &str,
+    iface: &str,
+    member: &str,
+    body: &B,
+) -> zbus::Result<Message>
 where
     B: serde::Serialize + zvariant::DynamicType,
 {
@@ -168,7 +174,11 @@ pub fn error_of(msg: &Message) -> Option<(String, String)> {
         return None;
     }
     let name = msg.header().error_name()?.to_string();
-    let text = msg.body().deserialize::<(String,)>().map(|(t,)| t).unwrap_or_default();
+    let text = msg
+        .body()
+        .deserialize::<(String,)>()
+        .map(|(t,)| t)
+        .unwrap_or_default();
     Some((name, text))
 }
 

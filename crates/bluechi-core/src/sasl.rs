@@ -126,8 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn sd_bus_pipelined_external_over_tcp() {
-        let (ok, out) =
-            server_transcript(b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n", false).await;
+        let (ok, out) = server_transcript(b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n", false).await;
         assert!(ok);
         assert_eq!(out, format!("DATA\r\nOK {GUID}\r\n"));
     }
@@ -141,9 +140,11 @@ mod tests {
         .await;
         assert!(ok);
         assert_eq!(out, format!("OK {GUID}\r\nAGREE_UNIX_FD\r\n"));
-        let (_, out) =
-            server_transcript(b"\0AUTH EXTERNAL\r\nDATA\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n", false)
-                .await;
+        let (_, out) = server_transcript(
+            b"\0AUTH EXTERNAL\r\nDATA\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n",
+            false,
+        )
+        .await;
         assert!(out.ends_with("ERROR\r\n"), "{out}");
     }
 

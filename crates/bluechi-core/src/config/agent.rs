@@ -34,7 +34,13 @@ impl AgentConfig {
                 .unwrap_or_else(|| "127.0.0.1".to_string()),
             controller_port: store.int(SECTION, "ControllerPort", 842, 0, 65535)? as u16,
             controller_address: store.string(SECTION, "ControllerAddress"),
-            heartbeat_interval_ms: store.int(SECTION, "HeartbeatInterval", 2000, i64::MIN, i64::MAX)?,
+            heartbeat_interval_ms: store.int(
+                SECTION,
+                "HeartbeatInterval",
+                2000,
+                i64::MIN,
+                i64::MAX,
+            )?,
             controller_heartbeat_threshold_ms: store.int(
                 SECTION,
                 "ControllerHeartbeatThreshold",
@@ -73,13 +79,19 @@ mod tests {
     #[test]
     fn address_from_host_and_port() {
         let mut s = Store::default();
-        s.merge_text("f", "[bluechi-agent]\nNodeName=w1\nControllerHost=::1\nControllerPort=9\n")
-            .unwrap();
+        s.merge_text(
+            "f",
+            "[bluechi-agent]\nNodeName=w1\nControllerHost=::1\nControllerPort=9\n",
+        )
+        .unwrap();
         let a = AgentConfig::from_store(&s).unwrap();
         assert_eq!(a.node_name, "w1");
         assert_eq!(a.controller_address(), "tcp:host=::1,port=9");
         assert_eq!(a.heartbeat_interval_ms, 2000);
         s.set(SECTION, "ControllerAddress", "unix:path=/x", "cli");
-        assert_eq!(AgentConfig::from_store(&s).unwrap().controller_address(), "unix:path=/x");
+        assert_eq!(
+            AgentConfig::from_store(&s).unwrap().controller_address(),
+            "unix:path=/x"
+        );
     }
 }

@@ -65,7 +65,13 @@ impl ControllerConfig {
             use_uds: store.bool(SECTION, "UseUDS", true),
             node_names,
             nodes,
-            heartbeat_interval_ms: store.int(SECTION, "HeartbeatInterval", 0, i64::MIN, i64::MAX)?,
+            heartbeat_interval_ms: store.int(
+                SECTION,
+                "HeartbeatInterval",
+                0,
+                i64::MIN,
+                i64::MAX,
+            )?,
             node_heartbeat_threshold_ms: store.int(
                 SECTION,
                 "NodeHeartbeatThreshold",

@@ -135,8 +135,16 @@ mod tests {
         assert_eq!(
             kv(&e),
             vec![
-                ("bluechi-controller".into(), "ControllerPort".into(), "842".into()),
-                ("bluechi-controller".into(), "LogLevel".into(), "DEBUG".into()),
+                (
+                    "bluechi-controller".into(),
+                    "ControllerPort".into(),
+                    "842".into()
+                ),
+                (
+                    "bluechi-controller".into(),
+                    "LogLevel".into(),
+                    "DEBUG".into()
+                ),
                 ("node a".into(), "Allowed".into(), "yes".into()),
             ]
         );
@@ -153,7 +161,9 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let err = parse("/etc/x.conf", "[s]\nfoo\n").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.to_string().starts_with("Error parsing configuration file '/etc/x.conf' on line 2"));
+        assert!(err
+            .to_string()
+            .starts_with("Error parsing configuration file '/etc/x.conf' on line 2"));
         assert_eq!(parse("f", "[s\n").unwrap_err().line, 1);
         assert_eq!(parse("f", "=v\n").unwrap_err().line, 1);
     }

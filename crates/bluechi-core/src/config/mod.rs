@@ -307,7 +307,8 @@ mod tests {
     #[test]
     fn log_config_defaults_and_validation() {
         let mut s = Store::default();
-        s.merge_text("f", "[x]\nLogLevel=debug\nLogTarget=STDERR\n").unwrap();
+        s.merge_text("f", "[x]\nLogLevel=debug\nLogTarget=STDERR\n")
+            .unwrap();
         let l = LogConfig::from_store(&s, "x");
         assert_eq!(l.level, "INFO");
         assert_eq!(l.target, "stderr");
