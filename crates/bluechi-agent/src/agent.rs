@@ -24,7 +24,7 @@ pub enum Event {
     Systemd(Option<Message>),
     /// A message on peer link number `gen` (a newer link makes older ones stale).
     Peer(u64, Option<Message>),
-    Connected(u64, Result<Connection, String>),
+    Connected(u64, Result<zbus::MessageStream, String>),
     Tick,
     Shutdown,
 }

@@ -109,23 +109,24 @@ impl Agent {
         self.connect();
     }
 
-    pub async fn on_connected(&mut self, gen: u64, r: Result<Connection, String>) {
+    pub async fn on_connected(&mut self, gen: u64, r: Result<zbus::MessageStream, String>) {
         if gen != self.link.gen {
-            if let Ok(c) = r {
-                let _ = c.close().await;
+            if let Ok(s) = r {
+                let _ = Connection::from(s).close().await;
             }
             return;
         }
-        let conn = match r {
-            Ok(c) => c,
+        let stream = match r {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!("Failed to connect to controller: {e}");
                 self.link.state = ConnState::Retry;
                 return;
             }
         };
+        let conn = Connection::from(&stream);
         let tx = self.tx.clone();
-        msg::spawn_forwarder(&conn, tx, move |m| Event::Peer(gen, m));
+        msg::spawn_stream_forwarder(stream, tx, move |m| Event::Peer(gen, m));
         let name = self.cfg.node_name.clone();
         let call = msg::call(
             CONTROLLER_BUS_NAME,

@@ -24,9 +24,9 @@ pub type PeerId = u64;
 pub enum Event {
     /// A message on the public bus, or `None` when the bus connection closed.
     Bus(Option<Message>),
-    /// A connection that finished the SASL handshake.
+    /// A connection that finished the SASL handshake, with its message stream.
     Accepted {
-        conn: Connection,
+        stream: zbus::MessageStream,
         peer_ip: String,
     },
     /// A message from an agent connection, or `None` when it closed.
@@ -113,7 +113,7 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
         match ev {
             Event::Bus(Some(m)) => c.on_bus_message(m).await,
             Event::Bus(None) => return Err("Lost the connection to the system bus".into()),
-            Event::Accepted { conn, peer_ip } => c.on_accepted(conn, peer_ip),
+            Event::Accepted { stream, peer_ip } => c.on_accepted(stream, peer_ip),
             Event::Peer(id, Some(m)) => c.on_peer_message(id, m).await,
             Event::Peer(id, None) => c.on_peer_closed(id).await,
             Event::Tick => c.on_tick().await,

@@ -102,9 +102,9 @@ fn spawn_tcp(l: TcpListener, tcp: TcpOptions, guid: String, tx: UnboundedSender<
             let (guid, tx) = (guid.clone(), tx.clone());
             tokio::spawn(async move {
                 match link::accept_tcp(sock, &tcp, &guid).await {
-                    Ok(conn) => {
+                    Ok(stream) => {
                         let _ = tx.send(Event::Accepted {
-                            conn,
+                            stream,
                             peer_ip: addr.ip().to_string(),
                         });
                     }
@@ -129,9 +129,9 @@ fn spawn_unix(l: UnixListener, guid: String, tx: UnboundedSender<Event>) {
             let (guid, tx) = (guid.clone(), tx.clone());
             tokio::spawn(async move {
                 match link::accept_unix(sock, &guid).await {
-                    Ok(conn) => {
+                    Ok(stream) => {
                         let _ = tx.send(Event::Accepted {
-                            conn,
+                            stream,
                             peer_ip: String::new(),
                         });
                     }

@@ -28,11 +28,12 @@ pub enum UnitEvent {
 }
 
 impl Controller {
-    pub fn on_accepted(&mut self, conn: Connection, peer_ip: String) {
+    pub fn on_accepted(&mut self, stream: zbus::MessageStream, peer_ip: String) {
         let id = self.next_peer;
         self.next_peer += 1;
+        let conn = Connection::from(&stream);
         let tx = self.tx.clone();
-        msg::spawn_forwarder(&conn, tx, move |m| Event::Peer(id, m));
+        msg::spawn_stream_forwarder(stream, tx, move |m| Event::Peer(id, m));
         self.anonymous.insert(id, Anonymous { conn, peer_ip });
     }
 

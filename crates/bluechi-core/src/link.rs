@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpStream, UnixStream};
 use zbus::connection::Builder;
-use zbus::Connection;
+use zbus::MessageStream;
 
 use crate::config::TcpOptions;
 use crate::sasl;
@@ -90,8 +90,10 @@ pub fn apply_tcp_options(stream: &TcpStream, o: &TcpOptions) -> std::io::Result<
     Ok(())
 }
 
-/// Connects to the controller as a client and returns the peer connection.
-pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<Connection, LinkError> {
+/// Connects to the controller as a client. Returns the connection's message stream, which
+/// exists from the start so nothing the peer sends can be missed (`Connection::from(&stream)`
+/// gives the connection).
+pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<MessageStream, LinkError> {
     match PeerAddress::parse(address)? {
         PeerAddress::Tcp { host, port } => {
             let mut stream = TcpStream::connect((host.as_str(), port)).await?;
@@ -122,7 +124,7 @@ pub async fn accept_tcp(
     mut stream: TcpStream,
     tcp: &TcpOptions,
     guid: &str,
-) -> Result<Connection, LinkError> {
+) -> Result<MessageStream, LinkError> {
     apply_tcp_options(&stream, tcp)?;
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -134,7 +136,7 @@ pub async fn accept_tcp(
 }
 
 /// Accepts an agent on an already-accepted unix socket.
-pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<Connection, LinkError> {
+pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<MessageStream, LinkError> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         sasl::server_handshake(&mut stream, guid, true),
@@ -144,8 +146,13 @@ pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<Connectio
     build(Builder::authenticated_socket(stream, guid)?).await
 }
 
-async fn build(b: Builder<'_>) -> Result<Connection, LinkError> {
-    Ok(b.p2p().method_timeout(PEER_CALL_TIMEOUT).build().await?)
+/// Builds the connection together with its message stream: a stream created afterwards could
+/// miss a message the peer pipelined right behind the handshake (an agent's `Register`).
+async fn build(b: Builder<'_>) -> Result<MessageStream, LinkError> {
+    Ok(b.p2p()
+        .method_timeout(PEER_CALL_TIMEOUT)
+        .build_message_stream()
+        .await?)
 }
 
 /// A fresh random server GUID (32 lowercase hex digits).
@@ -190,17 +197,22 @@ mod tests {
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
             let guid = new_guid();
-            let conn = accept_tcp(s, &opts, &guid).await.unwrap();
-            let mut stream = zbus::MessageStream::from(&conn);
+            let mut stream = accept_tcp(s, &opts, &guid).await.unwrap();
+            // Regression: a message the client sends right after the handshake must be kept
+            // even when the server looks at its stream only later.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let conn = zbus::Connection::from(&stream);
             use futures_util::StreamExt;
             let msg = stream.next().await.unwrap().unwrap();
             let member = msg.header().member().map(|m| m.to_string());
             conn.reply(&msg.header(), &("pong",)).await.unwrap();
             member
         });
-        let client = connect(&format!("tcp:host=127.0.0.1,port={port}"), &opts)
-            .await
-            .unwrap();
+        let client = zbus::Connection::from(
+            connect(&format!("tcp:host=127.0.0.1,port={port}"), &opts)
+                .await
+                .unwrap(),
+        );
         let reply = client
             .call_method(None::<&str>, "/x", Some("a.b"), "Ping", &())
             .await

@@ -17,12 +17,14 @@ use crate::config::LogConfig;
 static LEVEL: AtomicU8 = AtomicU8::new(2);
 static QUIET: AtomicBool = AtomicBool::new(false);
 
+/// TRACE ranks below every configurable level: it is never shown.
 fn rank(level: &Level) -> u8 {
     match *level {
         Level::ERROR => 4,
         Level::WARN => 3,
         Level::INFO => 2,
-        _ => 1,
+        Level::DEBUG => 1,
+        _ => 0,
     }
 }
 
@@ -143,7 +145,13 @@ pub fn init(cfg: &LogConfig) {
     set_level(&cfg.level);
     set_quiet(cfg.is_quiet);
     let filter = tracing_subscriber::filter::filter_fn(|meta| {
-        !QUIET.load(Ordering::Relaxed) && rank(meta.level()) >= LEVEL.load(Ordering::Relaxed)
+        // Libraries speak only when something is wrong: the log is the daemon's own story.
+        let min = if meta.target().starts_with("bluechi") {
+            LEVEL.load(Ordering::Relaxed)
+        } else {
+            LEVEL.load(Ordering::Relaxed).max(3)
+        };
+        !QUIET.load(Ordering::Relaxed) && rank(meta.level()) >= min
     });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

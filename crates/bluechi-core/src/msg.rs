@@ -24,7 +24,15 @@ where
     E: Send + 'static,
     F: Fn(Option<Message>) -> E + Send + 'static,
 {
-    let mut stream = MessageStream::from(conn);
+    spawn_stream_forwarder(MessageStream::from(conn), tx, wrap)
+}
+
+/// Like [`spawn_forwarder`], for a stream that was created together with its connection.
+pub fn spawn_stream_forwarder<E, F>(mut stream: MessageStream, tx: UnboundedSender<E>, wrap: F)
+where
+    E: Send + 'static,
+    F: Fn(Option<Message>) -> E + Send + 'static,
+{
     tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             // A message that fails to parse is dropped; it cannot be answered anyway.
