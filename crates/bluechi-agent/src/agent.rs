@@ -24,7 +24,7 @@ pub enum Event {
     Systemd(Option<Message>),
     /// A message on peer link number `gen` (a newer link makes older ones stale).
     Peer(u64, Option<Message>),
-    Connected(u64, Result<zbus::MessageStream, String>),
+    Connected(u64, Result<Box<zbus::MessageStream>, String>),
     Tick,
     Shutdown,
 }
@@ -120,35 +120,12 @@ pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), 
 }
 
 fn spawn_signal_and_tick(tx: UnboundedSender<Event>, interval_ms: i64) {
-    let t = tx.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        let _ = t.send(Event::Shutdown);
-    });
+    bluechi_core::daemon::shutdown_on_signals(tx.clone(), Event::Shutdown);
     // Upstream: a non-positive interval disables the timer, and with it reconnects (Q4).
-    if interval_ms <= 0 {
-        return;
-    }
-    tokio::spawn(async move {
+    if interval_ms > 0 {
         let period = std::time::Duration::from_millis(interval_ms as u64);
-        let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            iv.tick().await;
-            if tx.send(Event::Tick).is_err() {
-                return;
-            }
-        }
-    });
+        bluechi_core::daemon::tick_every(tx, period, || Event::Tick);
+    }
 }
 
 impl Agent {

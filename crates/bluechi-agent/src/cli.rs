@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bluechi_core::config::{self, AgentConfig};
+use bluechi_core::daemon::{parse_options, OptSpec};
 
 const SECTION: &str = "bluechi-agent";
 
@@ -35,41 +36,73 @@ const USAGE: &str = "Usage: bluechi-agent [OPTION...]\n\
   -u, --user\t\tConnect to the user bus and user systemd\n\
   -v, --version\t\tPrint the version\n";
 
-pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Action, ExitCode> {
+const SPECS: &[OptSpec] = &[
+    OptSpec {
+        short: 'h',
+        long: "help",
+        takes_value: false,
+    },
+    OptSpec {
+        short: 'v',
+        long: "version",
+        takes_value: false,
+    },
+    OptSpec {
+        short: 'c',
+        long: "config",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'H',
+        long: "host",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'p',
+        long: "port",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'a',
+        long: "address",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'n',
+        long: "name",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'i',
+        long: "interval",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'u',
+        long: "user",
+        takes_value: false,
+    },
+];
+
+pub fn parse(args: impl Iterator<Item = String>) -> Result<Action, ExitCode> {
     let mut o = Options::default();
-    while let Some(a) = args.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, ExitCode> {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| {
-                eprintln!("bluechi-agent: option requires an argument -- '{name}'");
-                print!("{USAGE}");
-                ExitCode::from(1)
-            })
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
+    for (flag, value) in parse_options("bluechi-agent", USAGE, SPECS, args)? {
+        match flag {
+            'h' => {
                 print!("{USAGE}");
                 return Ok(Action::Exit(ExitCode::SUCCESS));
             }
-            "-v" | "--version" => {
+            'v' => {
                 println!("bluechi-agent version {}", bluechi_core::VERSION);
                 return Ok(Action::Exit(ExitCode::SUCCESS));
             }
-            "-c" | "--config" => o.config_file = Some(PathBuf::from(value("c")?)),
-            "-H" | "--host" => o.host = Some(value("H")?),
-            "-p" | "--port" => o.port = Some(value("p")?),
-            "-a" | "--address" => o.address = Some(value("a")?),
-            "-n" | "--name" => o.name = Some(value("n")?),
-            "-i" | "--interval" => o.interval = Some(value("i")?),
-            "-u" | "--user" => o.user = true,
-            other => {
-                eprintln!("bluechi-agent: unrecognized option '{other}'");
-                print!("{USAGE}");
-                return Err(ExitCode::from(1));
-            }
+            'c' => o.config_file = value.map(PathBuf::from),
+            'H' => o.host = value,
+            'p' => o.port = value,
+            'a' => o.address = value,
+            'n' => o.name = value,
+            'i' => o.interval = value,
+            _ => o.user = true,
         }
     }
     Ok(Action::Run(o))

@@ -90,6 +90,7 @@ impl Agent {
         tokio::spawn(async move {
             let r = bluechi_core::link::connect(&addr, &tcp)
                 .await
+                .map(Box::new)
                 .map_err(|e| e.to_string());
             let _ = tx.send(Event::Connected(gen, r));
         });
@@ -109,10 +110,10 @@ impl Agent {
         self.connect();
     }
 
-    pub async fn on_connected(&mut self, gen: u64, r: Result<zbus::MessageStream, String>) {
+    pub async fn on_connected(&mut self, gen: u64, r: Result<Box<zbus::MessageStream>, String>) {
         if gen != self.link.gen {
             if let Ok(s) = r {
-                let _ = Connection::from(s).close().await;
+                let _ = Connection::from(*s).close().await;
             }
             return;
         }
@@ -124,9 +125,9 @@ impl Agent {
                 return;
             }
         };
-        let conn = Connection::from(&stream);
+        let conn = Connection::from(&*stream);
         let tx = self.tx.clone();
-        msg::spawn_stream_forwarder(stream, tx, move |m| Event::Peer(gen, m));
+        msg::spawn_stream_forwarder(*stream, tx, move |m| Event::Peer(gen, m));
         let name = self.cfg.node_name.clone();
         let call = msg::call(
             CONTROLLER_BUS_NAME,

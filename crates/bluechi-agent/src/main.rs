@@ -24,22 +24,5 @@ fn main() -> ExitCode {
         }
     };
     bluechi_core::logging::init(&cfg.log);
-    // One thread: the agent is an event loop; this keeps it small (upstream ~3.6 MB RSS).
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Failed to start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(agent::run(cfg, opts.address)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::from(1)
-        }
-    }
+    bluechi_core::daemon::run(agent::run(cfg, opts.address))
 }

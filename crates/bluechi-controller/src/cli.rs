@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bluechi_core::config::{self, ControllerConfig};
+use bluechi_core::daemon::{parse_options, OptSpec};
 
 pub struct Options {
     pub config_file: Option<PathBuf>,
@@ -21,39 +22,46 @@ const USAGE: &str = "Usage: bluechi-controller [OPTION...]\n\
   -c, --config\t\tPath to the configuration file\n\
   -v, --version\t\tPrint the version\n";
 
-pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Action, ExitCode> {
+const SPECS: &[OptSpec] = &[
+    OptSpec {
+        short: 'h',
+        long: "help",
+        takes_value: false,
+    },
+    OptSpec {
+        short: 'v',
+        long: "version",
+        takes_value: false,
+    },
+    OptSpec {
+        short: 'c',
+        long: "config",
+        takes_value: true,
+    },
+    OptSpec {
+        short: 'p',
+        long: "port",
+        takes_value: true,
+    },
+];
+
+pub fn parse(args: impl Iterator<Item = String>) -> Result<Action, ExitCode> {
     let mut o = Options {
         config_file: None,
         port: None,
     };
-    while let Some(a) = args.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, ExitCode> {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| {
-                eprintln!("bluechi-controller: option requires an argument -- '{name}'");
-                print!("{USAGE}");
-                ExitCode::from(1)
-            })
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
+    for (flag, value) in parse_options("bluechi-controller", USAGE, SPECS, args)? {
+        match flag {
+            'h' => {
                 print!("{USAGE}");
                 return Ok(Action::Exit(ExitCode::SUCCESS));
             }
-            "-v" | "--version" => {
+            'v' => {
                 println!("bluechi-controller version {}", bluechi_core::VERSION);
                 return Ok(Action::Exit(ExitCode::SUCCESS));
             }
-            "-c" | "--config" => o.config_file = Some(PathBuf::from(value("c")?)),
-            "-p" | "--port" => o.port = Some(value("p")?),
-            other => {
-                eprintln!("bluechi-controller: unrecognized option '{other}'");
-                print!("{USAGE}");
-                return Err(ExitCode::from(1));
-            }
+            'c' => o.config_file = value.map(PathBuf::from),
+            _ => o.port = value,
         }
     }
     Ok(Action::Run(o))

@@ -26,7 +26,7 @@ pub enum Event {
     Bus(Option<Message>),
     /// A connection that finished the SASL handshake, with its message stream.
     Accepted {
-        stream: zbus::MessageStream,
+        stream: Box<zbus::MessageStream>,
         peer_ip: String,
     },
     /// A message from an agent connection, or `None` when it closed.
@@ -113,7 +113,7 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
         match ev {
             Event::Bus(Some(m)) => c.on_bus_message(m).await,
             Event::Bus(None) => return Err("Lost the connection to the system bus".into()),
-            Event::Accepted { stream, peer_ip } => c.on_accepted(stream, peer_ip),
+            Event::Accepted { stream, peer_ip } => c.on_accepted(*stream, peer_ip),
             Event::Peer(id, Some(m)) => c.on_peer_message(id, m).await,
             Event::Peer(id, None) => c.on_peer_closed(id).await,
             Event::Tick => c.on_tick().await,
@@ -125,36 +125,14 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
 }
 
 fn spawn_signal_and_tick(tx: UnboundedSender<Event>, cfg: &ControllerConfig) {
-    let t = tx.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        let _ = t.send(Event::Shutdown);
-    });
+    bluechi_core::daemon::shutdown_on_signals(tx.clone(), Event::Shutdown);
     // The tick expires stuck calls and, when enabled, drives controller heartbeats.
     let period = if cfg.heartbeat_interval_ms > 0 {
         Duration::from_millis(cfg.heartbeat_interval_ms as u64).min(Duration::from_secs(1))
     } else {
         Duration::from_secs(1)
     };
-    tokio::spawn(async move {
-        let mut iv = tokio::time::interval(period);
-        loop {
-            iv.tick().await;
-            if tx.send(Event::Tick).is_err() {
-                return;
-            }
-        }
-    });
+    bluechi_core::daemon::tick_every(tx, period, || Event::Tick);
 }
 
 impl Controller {

@@ -104,7 +104,7 @@ fn spawn_tcp(l: TcpListener, tcp: TcpOptions, guid: String, tx: UnboundedSender<
                 match link::accept_tcp(sock, &tcp, &guid).await {
                     Ok(stream) => {
                         let _ = tx.send(Event::Accepted {
-                            stream,
+                            stream: Box::new(stream),
                             peer_ip: addr.ip().to_string(),
                         });
                     }
@@ -131,7 +131,7 @@ fn spawn_unix(l: UnixListener, guid: String, tx: UnboundedSender<Event>) {
                 match link::accept_unix(sock, &guid).await {
                     Ok(stream) => {
                         let _ = tx.send(Event::Accepted {
-                            stream,
+                            stream: Box::new(stream),
                             peer_ip: String::new(),
                         });
                     }

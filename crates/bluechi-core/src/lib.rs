@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod link;
 pub mod logging;
 pub mod msg;
