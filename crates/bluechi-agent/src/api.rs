@@ -20,6 +20,10 @@ impl Agent {
         if r.iface == PEER_IFACE && r.member == "Ping" {
             return msg::reply(&self.api, &hdr, &()).await;
         }
+        if r.iface == INTROSPECTABLE_IFACE && r.member == "Introspect" {
+            let xml = crate::introspect::public_xml(&r.path);
+            return crate::introspect::reply(&self.api, &m, &r.path, xml).await;
+        }
         if r.path != AGENT_PATH {
             let text = format!("Unknown object '{}'.", r.path);
             return msg::reply_error(&self.api, &hdr, ERR_UNKNOWN_OBJECT, &text).await;
@@ -41,6 +45,18 @@ impl Agent {
                 } else {
                     self.remove_proxy(&m, &local, &node, &unit).await
                 }
+            }
+            (AGENT_IFACE, "SwitchController") => {
+                let Ok((address,)) = m.body().deserialize::<(String,)>() else {
+                    return msg::reply_error(
+                        &self.api,
+                        &hdr,
+                        ERR_INVALID_ARGS,
+                        "Invalid arguments",
+                    )
+                    .await;
+                };
+                self.switch_controller(&m, address).await
             }
             (AGENT_IFACE, "JobCancel") => {
                 let Ok((id,)) = m.body().deserialize::<(u32,)>() else {

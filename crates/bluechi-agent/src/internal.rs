@@ -31,6 +31,10 @@ impl Agent {
         let Some(conn) = self.link.conn_of(gen) else {
             return;
         };
+        if r.iface == INTROSPECTABLE_IFACE && r.member == "Introspect" {
+            let xml = self.peer_introspection(&r.path);
+            return crate::introspect::reply(&conn, &m, &r.path, xml).await;
+        }
         let hdr = m.header();
         if r.path.starts_with(INTERNAL_PROXY_PATH_PREFIX) && r.iface == INTERNAL_PROXY_IFACE {
             // Fire-and-forget from the controller; an answer does no harm.

@@ -220,6 +220,32 @@ impl Agent {
         }
     }
 
+    /// `SwitchController(s address)` on the public API (spec §2.7): the new address becomes
+    /// the configured one (so later reconnects keep using it) and the link is re-established.
+    pub async fn switch_controller(&mut self, m: &Message, address: String) {
+        let hdr = m.header();
+        if address == self.link.address {
+            let text = "Failed to switch controller because already connected to the controller";
+            return msg::reply_error(&self.api, &hdr, ERR_FAILED, text).await;
+        }
+        tracing::info!("Switching controller to {address}");
+        self.cfg.controller_address = Some(address.clone());
+        self.link.address = address.clone();
+        msg::reply(&self.api, &hdr, &()).await;
+        self.emit_api_property("ControllerAddress", address.as_str().into())
+            .await;
+        if let Some(c) = self.link.conn.take() {
+            let _ = c.close().await;
+        }
+        if self.link.state == ConnState::Connected {
+            self.link.disconnect_us = realtime_us();
+            self.link.disconnect_monotonic_us = monotonic_us();
+            self.emit_api_property("Status", "offline".into()).await;
+        }
+        // A new generation: whatever the old link or a pending attempt still reports is stale.
+        self.connect();
+    }
+
     pub async fn on_tick(&mut self) {
         match self.link.state {
             ConnState::Connected => {

@@ -5,6 +5,7 @@ mod agent;
 mod api;
 mod cli;
 mod internal;
+mod introspect;
 mod link;
 mod proxy;
 mod systemd;

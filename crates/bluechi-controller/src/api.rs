@@ -11,6 +11,10 @@ use zbus::Message;
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 use crate::controller::{Controller, Pending};
+use crate::fleet::FleetKind;
+use crate::metrics::METRICS_PATH;
+
+const DBUS_IFACE: &str = "org.freedesktop.DBus";
 
 /// Node methods forwarded to the agent method of the same name with identical arguments.
 const PASS_THROUGH: &[&str] = &[
@@ -51,10 +55,13 @@ fn props(pairs: Vec<(&str, Value<'_>)>) -> HashMap<String, OwnedValue> {
 
 impl Controller {
     pub async fn on_bus_message(&mut self, m: Message) {
+        let r = msg::route(&m);
+        if r.kind == Type::Signal && r.member == "NameOwnerChanged" && r.iface == DBUS_IFACE {
+            return self.on_name_owner_changed(&m).await;
+        }
         if m.message_type() != Type::MethodCall {
             return;
         }
-        let r = msg::route(&m);
         match r.iface.as_str() {
             PEER_IFACE => return self.reply_peer(&r, &m).await,
             PROPERTIES_IFACE => return self.on_properties(&r, &m).await,
@@ -65,6 +72,11 @@ impl Controller {
             self.on_controller_call(&r, m).await
         } else if let Some(node) = self.nodes.iter().position(|n| n.path == r.path) {
             self.on_node_call(node, &r, m).await
+        } else if let Some(idx) = self.monitors.index_by_path(&r.path) {
+            self.on_monitor_call(idx, &r, m).await
+        } else if r.path == METRICS_PATH && self.metrics_enabled {
+            // The Metrics interface has signals only.
+            self.unknown_method(&r, &m).await
         } else if let Some(job) = self.jobs.by_path(&r.path) {
             let id = job.id;
             self.on_job_call(id, &r, m).await
@@ -142,6 +154,11 @@ impl Controller {
                     }
                 }
             }
+            "CreateMonitor" => self.create_monitor(&m).await,
+            "EnableMetrics" => self.set_metrics(&m, true).await,
+            "DisableMetrics" => self.set_metrics(&m, false).await,
+            "ListUnits" => self.start_fanout(FleetKind::Units, m.clone()).await,
+            "ListUnitFiles" => self.start_fanout(FleetKind::UnitFiles, m.clone()).await,
             "SetLogLevel" => {
                 let level = m
                     .body()
@@ -262,6 +279,11 @@ impl Controller {
         if let Some(job) = self.jobs.remove(id) {
             self.emit_job_removed(id, &job.path(), &job.node, &job.unit, result)
                 .await;
+            if self.metrics_enabled && job.job_type == "start" {
+                let us = bluechi_core::clock::realtime_us().saturating_sub(job.created_us);
+                self.start_job_metric(&job.node, &job.path(), &job.unit, us)
+                    .await;
+            }
         }
     }
 
@@ -333,6 +355,12 @@ impl Controller {
                 HashMap::new()
             };
             return Some(p);
+        }
+        if self.monitors.index_by_path(path).is_some()
+            || (path == METRICS_PATH && self.metrics_enabled)
+        {
+            // Monitor and Metrics objects have no properties.
+            return Some(HashMap::new());
         }
         let j = self.jobs.by_path(path)?;
         let p = if all || iface == JOB_IFACE {

@@ -14,7 +14,10 @@ use bluechi_core::names::*;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use zbus::{Connection, Message};
 
+use crate::fleet::Fanout;
 use crate::jobs::Jobs;
+use crate::metrics::StartMetric;
+use crate::monitors::Monitors;
 use crate::nodes::Node;
 use crate::proxy::Proxies;
 
@@ -41,6 +44,10 @@ pub enum Pending {
     Forward { caller: Message },
     /// A lifecycle job's agent call: on success export the job and answer the caller.
     JobStart { job_id: u32, caller: Message },
+    /// One node's part of a fleet `ListUnits`/`ListUnitFiles`.
+    Fanout { token: u32, node: String },
+    /// One of the two unit timestamps a `StartUnitJobMetrics` needs.
+    MetricsProp { token: u32, active_enter: bool },
 }
 
 pub struct PendingCall {
@@ -66,6 +73,12 @@ pub struct Controller {
     pub proxies: Proxies,
     /// Global subscription ids; upstream's first one is 2.
     pub next_subscription: u32,
+    pub monitors: Monitors,
+    pub metrics_enabled: bool,
+    /// Fleet requests and start metrics waiting for agent replies, by token.
+    pub fanouts: HashMap<u32, Fanout>,
+    pub start_metrics: HashMap<u32, StartMetric>,
+    pub next_token: u32,
 }
 
 /// Upstream's method-call timeout on the peer link.
@@ -90,6 +103,7 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("Failed to acquire bus name {CONTROLLER_BUS_NAME}: {e}"))?;
+    watch_name_owners(&bus).await?;
     spawn_signal_and_tick(tx.clone(), &cfg);
     if cfg.heartbeat_interval_ms <= 0 {
         tracing::warn!(
@@ -108,6 +122,11 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
         jobs: Jobs::default(),
         proxies: Proxies::default(),
         next_subscription: 2,
+        monitors: Monitors::default(),
+        metrics_enabled: false,
+        fanouts: HashMap::new(),
+        start_metrics: HashMap::new(),
+        next_token: 1,
     };
     while let Some(ev) = rx.recv().await {
         match ev {
@@ -124,6 +143,23 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Monitors die with their owner, so the loop must see every `NameOwnerChanged`. Set up
+/// before the loop starts, so awaiting the bus daemon's reply here stalls nothing.
+async fn watch_name_owners(bus: &Connection) -> Result<(), String> {
+    let rule = "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',\
+                interface='org.freedesktop.DBus',member='NameOwnerChanged'";
+    bus.call_method(
+        Some("org.freedesktop.DBus"),
+        "/org/freedesktop/DBus",
+        Some("org.freedesktop.DBus"),
+        "AddMatch",
+        &(rule,),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("Failed to add the NameOwnerChanged match rule: {e}"))
+}
+
 fn spawn_signal_and_tick(tx: UnboundedSender<Event>, cfg: &ControllerConfig) {
     bluechi_core::daemon::shutdown_on_signals(tx.clone(), Event::Shutdown);
     // The tick expires stuck calls and, when enabled, drives controller heartbeats.
@@ -136,6 +172,13 @@ fn spawn_signal_and_tick(tx: UnboundedSender<Event>, cfg: &ControllerConfig) {
 }
 
 impl Controller {
+    /// A fresh token for bookkeeping that spans several agent replies.
+    pub fn next_token(&mut self) -> u32 {
+        let t = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        t
+    }
+
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
     }
@@ -204,6 +247,13 @@ impl Controller {
                 self.jobs.remove(job_id);
                 caller
             }
+            Pending::Fanout { token, node } => {
+                return self.fanout_part(token, &node, Err(text.to_string())).await;
+            }
+            Pending::MetricsProp {
+                token,
+                active_enter,
+            } => return self.metrics_prop(token, active_enter, None).await,
         };
         msg::reply_error(&self.bus, &caller.header(), name, text).await;
     }

@@ -7,6 +7,8 @@ use crate::controller::Controller;
 
 const CONTROLLER_XML: &str = include_str!("../introspection/org.eclipse.bluechi.Controller.xml");
 const NODE_XML: &str = include_str!("../introspection/org.eclipse.bluechi.Node.xml");
+const MONITOR_XML: &str = include_str!("../introspection/org.eclipse.bluechi.Monitor.xml");
+const METRICS_XML: &str = include_str!("../introspection/org.eclipse.bluechi.Metrics.xml");
 const JOB_XML: &str = include_str!("../introspection/org.eclipse.bluechi.Job.xml");
 
 const STANDARD: &str = r#" <interface name="org.freedesktop.DBus.Peer">
@@ -69,39 +71,106 @@ fn document(body: &str, children: &[String]) -> String {
 }
 
 pub fn xml_for(c: &Controller, path: &str) -> Option<String> {
-    if path == CONTROLLER_PATH {
-        return Some(document(
-            interfaces(CONTROLLER_XML),
-            &["node".into(), "job".into()],
-        ));
-    }
-    if c.nodes.iter().any(|n| n.path == path) {
-        return Some(document(interfaces(NODE_XML), &[]));
-    }
-    if c.jobs.by_path(path).is_some() {
-        return Some(document(interfaces(JOB_XML), &[]));
-    }
-    let prefix = format!("{path}/");
-    let mut children: Vec<String> = c
-        .nodes
-        .iter()
-        .map(|n| n.path.clone())
-        .chain(["/org/eclipse/bluechi/job".to_string()])
-        .filter_map(|p| {
-            p.strip_prefix(&prefix)
-                .map(|r| r.split('/').next().unwrap_or("").to_string())
-        })
-        .collect();
-    children.dedup();
-    if children.is_empty() && !CONTROLLER_PATH.starts_with(&prefix) {
+    let body = if path == CONTROLLER_PATH {
+        interfaces(CONTROLLER_XML)
+    } else if c.nodes.iter().any(|n| n.path == path) {
+        interfaces(NODE_XML)
+    } else if c.jobs.by_path(path).is_some() {
+        interfaces(JOB_XML)
+    } else if c.monitors.index_by_path(path).is_some() {
+        interfaces(MONITOR_XML)
+    } else if path == crate::metrics::METRICS_PATH && c.metrics_enabled {
+        interfaces(METRICS_XML)
+    } else {
+        ""
+    };
+    let children = children_of(&object_paths(c), path);
+    // A path that is neither an object nor on the way to one does not exist.
+    if body.is_empty() && children.is_empty() {
         return None;
     }
-    if CONTROLLER_PATH.starts_with(&prefix) {
-        let next = CONTROLLER_PATH[prefix.len()..]
-            .split('/')
-            .next()
-            .unwrap_or("");
-        children = vec![next.to_string()];
+    Some(document(body, &children))
+}
+
+/// Every object the controller serves on the bus right now.
+fn object_paths(c: &Controller) -> Vec<String> {
+    let mut v = vec![CONTROLLER_PATH.to_string()];
+    v.extend(c.nodes.iter().map(|n| n.path.clone()));
+    v.extend(c.jobs.exported_paths());
+    v.extend(c.monitors.list.iter().map(|m| m.path.clone()));
+    if c.metrics_enabled {
+        v.push(crate::metrics::METRICS_PATH.to_string());
     }
-    Some(document("", &children))
+    v
+}
+
+/// The distinct next path components below `path` leading to any of `objects`, in order.
+fn children_of(objects: &[String], path: &str) -> Vec<String> {
+    let prefix = if path == "/" {
+        "/".to_string()
+    } else {
+        format!("{path}/")
+    };
+    let mut children: Vec<String> = Vec::new();
+    for o in objects {
+        if let Some(first) = o.strip_prefix(&prefix).and_then(|r| r.split('/').next()) {
+            if !first.is_empty() && !children.iter().any(|c| c == first) {
+                children.push(first.to_string());
+            }
+        }
+    }
+    children
+}
+
+/// Introspection of the controller's objects on an agent's peer link: the internal
+/// Controller interface at its path, and the path's ancestors as plain nodes.
+pub fn peer_link_xml(path: &str, internal_xml: &str) -> String {
+    if path == INTERNAL_CONTROLLER_PATH {
+        return document(interfaces(internal_xml), &[]);
+    }
+    let prefix = if path == "/" {
+        "/".to_string()
+    } else {
+        format!("{path}/")
+    };
+    let children: Vec<String> = INTERNAL_CONTROLLER_PATH
+        .strip_prefix(&prefix)
+        .and_then(|r| r.split('/').next())
+        .map(|c| vec![c.to_string()])
+        .unwrap_or_default();
+    document("", &children)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_lead_to_objects_only() {
+        let objects = vec![
+            "/org/eclipse/bluechi".to_string(),
+            "/org/eclipse/bluechi/node/main".to_string(),
+            "/org/eclipse/bluechi/node/w1".to_string(),
+        ];
+        assert_eq!(children_of(&objects, "/"), vec!["org"]);
+        assert_eq!(children_of(&objects, "/org/eclipse"), vec!["bluechi"]);
+        assert_eq!(children_of(&objects, "/org/eclipse/bluechi"), vec!["node"]);
+        assert_eq!(
+            children_of(&objects, "/org/eclipse/bluechi/node"),
+            vec!["main", "w1"]
+        );
+        assert!(children_of(&objects, "/org/eclipse/bluechi/job").is_empty());
+    }
+
+    #[test]
+    fn peer_link_paths() {
+        let x = peer_link_xml(
+            INTERNAL_CONTROLLER_PATH,
+            "<node><interface name=\"i.C\"></interface></node>",
+        );
+        assert!(x.contains("<interface name=\"i.C\">"));
+        assert!(peer_link_xml("/org/eclipse", "").contains("<node name=\"bluechi\"/>"));
+        assert!(peer_link_xml("/", "").contains("<node name=\"org\"/>"));
+        assert!(!peer_link_xml("/elsewhere", "").contains("<node name="));
+    }
 }

@@ -17,6 +17,8 @@ pub struct Job {
     pub state: String,
     pub exported: bool,
     pub early_result: Option<String>,
+    /// Realtime µs when the controller received the call, for `StartUnitJobMetrics`.
+    pub created_us: u64,
 }
 
 impl Job {
@@ -54,6 +56,7 @@ impl Jobs {
                 state: "waiting".to_string(),
                 exported: false,
                 early_result: None,
+                created_us: bluechi_core::clock::realtime_us(),
             },
         );
         id
@@ -78,6 +81,15 @@ impl Jobs {
             .parse()
             .ok()?;
         self.jobs.get(&id).filter(|j| j.exported)
+    }
+
+    /// Object paths of the jobs currently on the bus.
+    pub fn exported_paths(&self) -> Vec<String> {
+        self.jobs
+            .values()
+            .filter(|j| j.exported)
+            .map(|j| j.path())
+            .collect()
     }
 
     /// Drops the jobs of a node (upstream drops them silently on disconnect).

@@ -4,9 +4,13 @@
 mod api;
 mod cli;
 mod controller;
+mod fleet;
 mod introspect;
 mod jobs;
 mod listener;
+mod metrics;
+mod monitor_api;
+mod monitors;
 mod nodes;
 mod peer;
 mod proxy;

@@ -1,18 +1,26 @@
 //! The controller's side of the peer link: registration, agent signals, replies to our calls,
 //! disconnects and heartbeats (spec §1.5, §1.6, §2.8, §2.9).
 
+use std::sync::Arc;
+
 use bluechi_core::msg::{self, Route};
 use bluechi_core::names::*;
+use bluechi_core::ordered::OrderedDict;
 use zbus::message::Type;
 use zbus::{Connection, Message};
+use zvariant::OwnedValue;
 
 use crate::controller::{Anonymous, Controller, Event, PeerId, Pending};
 use bluechi_core::clock::monotonic_us;
 
+use crate::metrics::{INTERNAL_METRICS_IFACE, INTERNAL_METRICS_PATH};
 use crate::nodes::Link;
 
+const INTERNAL_CONTROLLER_XML: &str =
+    include_str!("../introspection/org.eclipse.bluechi.internal.Controller.xml");
+
 /// A unit event from an agent, as the subscription machinery consumes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum UnitEvent {
     New {
         reason: String,
@@ -24,6 +32,11 @@ pub enum UnitEvent {
     },
     Removed {
         reason: String,
+    },
+    /// Shared because one agent signal fans out to many subscriptions.
+    PropertiesChanged {
+        iface: String,
+        props: Arc<Vec<(String, OwnedValue)>>,
     },
 }
 
@@ -46,6 +59,8 @@ impl Controller {
                 if let Some(node) = self.node_by_peer(id) {
                     if r.path == INTERNAL_AGENT_PATH && r.iface == INTERNAL_AGENT_IFACE {
                         self.on_agent_signal(node, &r.member, &m).await;
+                    } else if r.path == INTERNAL_METRICS_PATH && r.iface == INTERNAL_METRICS_IFACE {
+                        self.on_agent_metrics(node, &r.member, &m).await;
                     }
                 }
             }
@@ -80,6 +95,14 @@ impl Controller {
                 self.register(id, &conn, &m, &name).await;
             }
             (_, "org.freedesktop.DBus.Peer", "Ping") => msg::reply(&conn, &hdr, &()).await,
+            (p, INTROSPECTABLE_IFACE, "Introspect") => {
+                msg::reply(
+                    &conn,
+                    &hdr,
+                    &(crate::introspect::peer_link_xml(p, INTERNAL_CONTROLLER_XML),),
+                )
+                .await
+            }
             (p, _, _) if p != INTERNAL_CONTROLLER_PATH && p != "/org/freedesktop/DBus" => {
                 msg::reply_error(
                     &conn,
@@ -144,6 +167,16 @@ impl Controller {
             )
             .await;
         }
+        if self.metrics_enabled {
+            self.send_agent_oneway(
+                node,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "EnableMetrics",
+                &(),
+            )
+            .await;
+        }
         for unit in self.proxies.deps_on(name) {
             self.send_agent_oneway(
                 node,
@@ -183,6 +216,20 @@ impl Controller {
                 } else {
                     self.export_job(job_id, &caller).await;
                 }
+            }
+            Pending::Fanout { token, node } => {
+                let outcome = match msg::error_of(&m) {
+                    Some((_, text)) => Err(text),
+                    None => Ok(m),
+                };
+                self.fanout_part(token, &node, outcome).await;
+            }
+            Pending::MetricsProp {
+                token,
+                active_enter,
+            } => {
+                let ok = (m.message_type() != Type::Error).then_some(&m);
+                self.metrics_prop(token, active_enter, ok).await;
             }
         }
     }
@@ -239,7 +286,17 @@ impl Controller {
                     self.on_proxy_removed(node, &target, &unit).await;
                 }
             }
-            // UnitPropertiesChanged only feeds monitors, which have none to feed here.
+            "UnitPropertiesChanged" => {
+                if let Ok((unit, iface, props)) =
+                    body.deserialize::<(String, String, OrderedDict<OwnedValue>)>()
+                {
+                    let ev = UnitEvent::PropertiesChanged {
+                        iface,
+                        props: Arc::new(props.0),
+                    };
+                    self.on_unit_event(node, &unit, ev).await;
+                }
+            }
             _ => {}
         }
     }
@@ -250,6 +307,13 @@ impl Controller {
             let n = &mut self.nodes[node];
             let entry = n.units.entry(unit.to_string()).or_default();
             match &ev {
+                // The `*` pseudo-unit counts as running while the node is connected, so a
+                // disconnect reports it inactive/agent-offline.
+                UnitEvent::New { .. } if unit == "*" => {
+                    entry.loaded = true;
+                    entry.active = Some("active".into());
+                    entry.sub = Some("running".into());
+                }
                 UnitEvent::New { .. } => entry.loaded = true,
                 UnitEvent::StateChanged { active, sub, .. } => {
                     entry.loaded = true;
@@ -257,6 +321,7 @@ impl Controller {
                     entry.sub = Some(sub.clone());
                 }
                 UnitEvent::Removed { .. } => entry.loaded = false,
+                UnitEvent::PropertiesChanged { .. } => {}
             }
             let mut subs = entry.subscriptions.clone();
             if unit != "*" {
@@ -264,6 +329,9 @@ impl Controller {
                     subs.extend(w.subscriptions.iter().copied());
                 }
             }
+            // Once per subscription object, even when it matches by name and by `*`.
+            subs.sort_unstable();
+            subs.dedup();
             // An entry nobody subscribes to need not be cached.
             if n.units
                 .get(unit)

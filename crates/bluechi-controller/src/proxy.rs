@@ -208,7 +208,10 @@ impl Controller {
     }
 
     /// Delivers a unit event to one subscription's consumer.
-    pub async fn deliver(&mut self, subscription: u32, _node: usize, _unit: &str, ev: &UnitEvent) {
+    pub async fn deliver(&mut self, subscription: u32, node: usize, unit: &str, ev: &UnitEvent) {
+        if self.deliver_to_monitor(subscription, node, unit, ev).await {
+            return;
+        }
         let Some(m) = self
             .proxies
             .monitors
@@ -256,6 +259,8 @@ impl Controller {
                 )
                 .await
             }
+            // Proxies follow state only.
+            UnitEvent::PropertiesChanged { .. } => {}
         }
     }
 }

@@ -8,10 +8,12 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod introspect;
 pub mod link;
 pub mod logging;
 pub mod msg;
 pub mod names;
+pub mod ordered;
 pub mod sasl;
 
 /// Version printed by `--version` and `bluechictl version`.

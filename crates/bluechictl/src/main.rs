@@ -4,8 +4,10 @@ mod args;
 mod client;
 mod commands;
 mod errno;
+mod events;
 mod glob;
 mod output;
+mod signals;
 mod table;
 mod usage;
 

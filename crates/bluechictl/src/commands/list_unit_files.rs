@@ -1,6 +1,6 @@
 //! `list-unit-files [NODE] [--filter=GLOB]`.
 
-use std::collections::HashMap;
+use bluechi_core::ordered::OrderedDict;
 
 use super::{CmdResult, Fail};
 use crate::client::{body, Client};
@@ -22,11 +22,11 @@ pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -
         }
         None => {
             let all = match client.controller_call("ListUnitFiles", &()).await {
-                Ok(r) => body::<HashMap<String, Vec<(String, String)>>>(&r),
+                Ok(r) => body::<OrderedDict<Vec<(String, String)>>>(&r),
                 Err(e) => Err(e),
             };
             match all {
-                Ok(map) => map.into_iter().collect(),
+                Ok(dict) => dict.0,
                 Err(e) => return failed(&e.message),
             }
         }

@@ -1,6 +1,6 @@
 //! `list-units [NODE] [--filter=GLOB]`.
 
-use std::collections::HashMap;
+use bluechi_core::ordered::OrderedDict;
 
 use zbus::zvariant::OwnedObjectPath;
 
@@ -37,11 +37,11 @@ pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -
         }
         None => {
             let all = match client.controller_call("ListUnits", &()).await {
-                Ok(r) => body::<HashMap<String, Vec<UnitTuple>>>(&r),
+                Ok(r) => body::<OrderedDict<Vec<UnitTuple>>>(&r),
                 Err(e) => Err(e),
             };
             match all {
-                Ok(map) => map.into_iter().collect(),
+                Ok(dict) => dict.0,
                 Err(e) => return failed(&e.message),
             }
         }

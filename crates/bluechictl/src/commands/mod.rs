@@ -8,9 +8,12 @@ mod kill;
 mod lifecycle;
 mod list_unit_files;
 mod list_units;
+mod metrics;
+mod monitor;
 mod node_simple;
 mod reset_failed;
 mod status;
+mod watch;
 
 use crate::args::{OptKey, Parsed};
 use crate::client::Client;
@@ -145,6 +148,8 @@ pub async fn execute(method: &Method, p: &Parsed, client: &Client) -> CmdResult 
         "reset-failed" => reset_failed::run(client, a).await,
         "enable" => enable_disable::enable(client, a, p).await,
         "disable" => enable_disable::disable(client, a, p).await,
+        "monitor" => monitor::run(client, a).await,
+        "metrics" => metrics::run(client, &a[0]).await,
         "list-units" => list_units::run(client, a.first(), p.value(OptKey::Filter)).await,
         "list-unit-files" => list_unit_files::run(client, a.first(), p.value(OptKey::Filter)).await,
         other => {

@@ -13,8 +13,11 @@ use crate::table::{self, NodeRow, UnitInfo};
 
 pub async fn run(client: &Client, args: &[String], watch: bool) -> CmdResult {
     if watch {
-        err("Method status --watch not implemented\n");
-        return Err(Fail);
+        return match args {
+            [] => super::watch::nodes(client, None).await,
+            [node] => super::watch::nodes(client, Some(node)).await,
+            [node, units @ ..] => super::watch::units(client, node, units).await,
+        };
     }
     match args {
         [] => nodes(client, None).await,
@@ -24,6 +27,17 @@ pub async fn run(client: &Client, args: &[String], watch: bool) -> CmdResult {
 }
 
 async fn nodes(client: &Client, only: Option<&String>) -> CmdResult {
+    let rows = node_rows(client, only).await?;
+    let rows: Vec<NodeRow> = rows.into_iter().map(|(_, r)| r).collect();
+    out(&table::node_table(&rows));
+    Ok(())
+}
+
+/// The rows of the node table with each node's object path; errors are already printed.
+pub async fn node_rows(
+    client: &Client,
+    only: Option<&String>,
+) -> Result<Vec<(String, NodeRow)>, Fail> {
     let reply = client
         .controller_call("ListNodes", &())
         .await
@@ -52,22 +66,24 @@ async fn nodes(client: &Client, only: Option<&String>) -> CmdResult {
                 })?;
         }
         let last_seen = table::last_seen(&state, usec, format_usec);
-        rows.push(NodeRow {
-            name,
-            state,
-            ip,
-            last_seen,
-        });
+        rows.push((
+            path.to_string(),
+            NodeRow {
+                name,
+                state,
+                ip,
+                last_seen,
+            },
+        ));
     }
     if let (Some(n), true) = (only, rows.is_empty()) {
         err(&format!("Node {n} not found\n"));
         return Err(Fail);
     }
-    out(&table::node_table(&rows));
-    Ok(())
+    Ok(rows)
 }
 
-async fn last_seen_usec(client: &Client, path: &str) -> Result<u64, String> {
+pub async fn last_seen_usec(client: &Client, path: &str) -> Result<u64, String> {
     let value = client
         .property(path, NODE_IFACE, "LastSeenTimestamp")
         .await
@@ -75,13 +91,13 @@ async fn last_seen_usec(client: &Client, path: &str) -> Result<u64, String> {
     u64::try_from(&value).map_err(|_| errno::strerror(libc::ENXIO))
 }
 
-fn format_usec(usec: u64) -> String {
+pub fn format_usec(usec: u64) -> String {
     let secs = i64::try_from(usec / 1_000_000).unwrap_or(i64::MAX);
     let millis = ((usec % 1_000_000) / 1000) as u32;
     bluechi_core::logging::format_local_time(secs, millis, "%Y-%m-%d %H:%M:%S", true)
 }
 
-async fn units_table(client: &Client, node: &str, units: &[String]) -> CmdResult {
+pub async fn units_table(client: &Client, node: &str, units: &[String]) -> CmdResult {
     let width = table::name_width(units);
     out(&table::unit_header(width));
     for unit in units {

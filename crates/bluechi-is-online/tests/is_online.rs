@@ -1,0 +1,378 @@
+//! `bluechi-is-online` against a fake BlueChi daemon on a private dbus-daemon: exit codes,
+//! messages, waiting, monitoring and the controller-switch grace.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use zbus::message::Type;
+use zbus::{Connection, MessageStream};
+use zvariant::Value;
+
+const AGENT: &str = "org.eclipse.bluechi.Agent";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A private bus, killed (by its own pid) when dropped.
+struct Bus {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Bus {
+    fn start() -> Bus {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let conf = dir.path().join("bus.conf");
+        let socket = dir.path().join("bus.sock");
+        std::fs::write(
+            &conf,
+            format!(
+                "<busconfig><type>custom</type><listen>unix:path={}</listen>\
+                 <auth>EXTERNAL</auth><policy context=\"default\">\
+                 <allow user=\"*\"/><allow own=\"*\"/><allow send_type=\"method_call\"/>\
+                 <allow send_type=\"signal\"/><allow send_type=\"method_return\"/>\
+                 <allow send_type=\"error\"/><allow receive_type=\"method_call\"/>\
+                 <allow receive_type=\"signal\"/><allow receive_type=\"method_return\"/>\
+                 <allow receive_type=\"error\"/></policy></busconfig>",
+                socket.display()
+            ),
+        )
+        .expect("bus config");
+        let mut child = Command::new("dbus-daemon")
+            .arg("--nofork")
+            .arg("--print-address=1")
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (run ci/setup.sh)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout pipe");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("dbus-daemon address");
+        assert!(!line.trim().is_empty(), "dbus-daemon printed no address");
+        Bus {
+            child,
+            address: line.trim().to_string(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves `Status` (and `ControllerAddress`) of one BlueChi object under a bus name.
+struct Fake {
+    conn: Connection,
+    path: String,
+    iface: String,
+    status: Arc<Mutex<String>>,
+    /// How many times `Status` was read: a child has finished its first check once it grew.
+    reads: Arc<AtomicUsize>,
+}
+
+impl Fake {
+    async fn start(bus: &Bus, name: &str, path: &str, iface: &str, status: &str) -> Fake {
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .expect("address")
+            .build()
+            .await
+            .expect("connect fake");
+        let status = Arc::new(Mutex::new(status.to_string()));
+        let mut stream = MessageStream::from(&conn);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (c, s, r) = (conn.clone(), status.clone(), reads.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                if m.message_type() != Type::MethodCall {
+                    continue;
+                }
+                let hdr = m.header();
+                if hdr.member().map(|x| x.as_str()) == Some("Get") {
+                    let value = s.lock().map(|v| v.clone()).unwrap_or_default();
+                    let _ = c.reply(&hdr, &(Value::from(value),)).await;
+                    r.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    let _ = c
+                        .reply_error(&hdr, "org.freedesktop.DBus.Error.UnknownMethod", &("no",))
+                        .await;
+                }
+            }
+        });
+        conn.request_name(name).await.expect("own the name");
+        Fake {
+            conn,
+            path: path.into(),
+            iface: iface.into(),
+            status,
+            reads,
+        }
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// Returns once `Status` has been read more than `before` times.
+    async fn wait_for_read(&self, before: usize) {
+        let start = Instant::now();
+        while self.reads() <= before {
+            assert!(start.elapsed() < DEADLINE, "nobody read Status");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn changed(&self, key: &str, value: &str) {
+        if key == "Status" {
+            *self.status.lock().expect("status lock") = value.to_string();
+        }
+        let mut changed: HashMap<&str, Value<'_>> = HashMap::new();
+        changed.insert(key, Value::from(value));
+        self.conn
+            .emit_signal(
+                None::<&str>,
+                self.path.as_str(),
+                "org.freedesktop.DBus.Properties",
+                "PropertiesChanged",
+                &(self.iface.as_str(), changed, Vec::<&str>::new()),
+            )
+            .await
+            .expect("emit PropertiesChanged");
+    }
+}
+
+async fn agent(bus: &Bus, status: &str) -> Fake {
+    Fake::start(
+        bus,
+        "org.eclipse.bluechi.Agent",
+        "/org/eclipse/bluechi",
+        "org.eclipse.bluechi.Agent",
+        status,
+    )
+    .await
+}
+
+fn spawn(bus: &Bus, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run bluechi-is-online")
+}
+
+async fn finish(child: tokio::process::Child) -> (i32, String) {
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("bluechi-is-online did not exit in time")
+        .expect("wait for bluechi-is-online");
+    let code = out.status.code().expect("exit code, not a signal");
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn run(bus: &Bus, args: &[&str]) -> (i32, String) {
+    finish(spawn(bus, args)).await
+}
+
+/// Returns once a client has subscribed to the owner changes of `name`: the child adds that
+/// match rule last before its first read, so from then on it sees every change.
+async fn wait_until_subscribed(bus: &Bus, name: &str) {
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
+        .expect("address")
+        .build()
+        .await
+        .expect("connect probe");
+    let needle = format!("arg0='{name}'");
+    let start = Instant::now();
+    loop {
+        let reply = conn
+            .call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus.Debug.Stats"),
+                "GetAllMatchRules",
+                &(),
+            )
+            .await
+            .expect("dbus-daemon with Debug.Stats");
+        let rules: HashMap<String, Vec<String>> = reply.body().deserialize().expect("a{sas}");
+        if rules.values().flatten().any(|r| r.contains(&needle)) {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "child never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn online_agent_exits_0_silently() {
+    let bus = Bus::start();
+    let _fake = agent(&bus, "online").await;
+    assert_eq!(run(&bus, &["agent"]).await, (0, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_offline_agent_exits_1_naming_the_bus_name() {
+    let bus = Bus::start();
+    let (code, err) = run(&bus, &["agent"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "org.eclipse.bluechi.Agent is offline\n")
+    );
+    let _fake = agent(&bus, "offline").await;
+    let (code, err) = run(&bus, &["agent", "--monitor"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "org.eclipse.bluechi.Agent is offline\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_and_system_use_the_controller_objects() {
+    let bus = Bus::start();
+    let conn = Fake::start(
+        &bus,
+        "org.eclipse.bluechi",
+        "/org/eclipse/bluechi/node/node_2dfoo",
+        "org.eclipse.bluechi.Node",
+        "online",
+    )
+    .await;
+    assert_eq!(run(&bus, &["node", "node-foo"]).await.0, 0);
+    // The fake answers Get on any path, so "system" reads "online", which is not "up".
+    let (code, err) = run(&bus, &["system"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "org.eclipse.bluechi is offline\n")
+    );
+    *conn.status.lock().unwrap() = "degraded".into();
+    assert_eq!(run(&bus, &["system"]).await.0, 1);
+    *conn.status.lock().unwrap() = "up".into();
+    assert_eq!(run(&bus, &["system"]).await.0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_returns_as_soon_as_the_agent_comes_online() {
+    let bus = Bus::start();
+    let fake = agent(&bus, "offline").await;
+    let started = Instant::now();
+    let child = spawn(&bus, &["agent", "--wait=8000"]);
+    fake.wait_for_read(0).await;
+    fake.changed("Status", "online").await;
+    assert_eq!(finish(child).await, (0, String::new()));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "waited for the timer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_gives_up_when_its_timer_fires() {
+    let bus = Bus::start();
+    let _fake = agent(&bus, "offline").await;
+    let started = Instant::now();
+    let (code, err) = run(&bus, &["agent", "--wait=300"]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "org.eclipse.bluechi.Agent is offline\n")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_sees_an_agent_that_appears_on_the_bus() {
+    let bus = Bus::start();
+    let child = spawn(&bus, &["agent", "--wait=8000"]);
+    wait_until_subscribed(&bus, AGENT).await;
+    let _fake = agent(&bus, "online").await;
+    assert_eq!(finish(child).await, (0, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monitor_runs_until_the_agent_goes_offline_or_away() {
+    let bus = Bus::start();
+    let fake = agent(&bus, "online").await;
+    let child = spawn(&bus, &["agent", "--monitor"]);
+    fake.wait_for_read(0).await;
+    fake.changed("Status", "online").await;
+    fake.changed("Status", "offline").await;
+    let (code, err) = finish(child).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "org.eclipse.bluechi.Agent is offline\n")
+    );
+
+    fake.changed("Status", "online").await;
+    let reads = fake.reads();
+    let child = spawn(&bus, &["agent", "--monitor"]);
+    fake.wait_for_read(reads).await;
+    fake.conn
+        .release_name("org.eclipse.bluechi.Agent")
+        .await
+        .expect("release");
+    assert_eq!(finish(child).await.0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_controller_switch_excuses_one_offline_state() {
+    let bus = Bus::start();
+    let fake = agent(&bus, "online").await;
+    let mut child = spawn(&bus, &["agent", "--monitor", "--switch-timeout=5000"]);
+    fake.wait_for_read(0).await;
+    fake.changed("ControllerAddress", "tcp:host=127.0.0.2,port=842")
+        .await;
+    fake.changed("Status", "offline").await;
+    // Held, not waited for: the monitor must stay up through the excused offline state.
+    let hold = Instant::now();
+    while hold.elapsed() < Duration::from_millis(300) {
+        if child.try_wait().expect("try_wait").is_some() {
+            let (code, err) = finish(child).await;
+            panic!("monitor exited ({code}) on the excused offline state: {err}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.changed("Status", "online").await;
+    fake.changed("Status", "offline").await;
+    assert_eq!(finish(child).await.0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_version_and_usage_errors() {
+    let bus = Bus::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
+        .arg("version")
+        .output()
+        .expect("run version");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "bluechi-is-online version {}-1\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let (code, err) = run(&bus, &["frobnicate"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("bluechi-is-online: unknown command 'frobnicate'\n"),
+        "{err}"
+    );
+    assert!(err.contains("Usage: bluechi-is-online"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--switch-timeout=MS"));
+}
