@@ -25,5 +25,9 @@ fn main() -> ExitCode {
         }
     };
     bluechi_core::logging::init(&cfg.log);
+    // Unknown keys are ignored like upstream does, but said out loud.
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     bluechi_core::daemon::run(agent::run(cfg, opts.address))
 }

@@ -18,13 +18,47 @@ const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 /// libdbus' default reply timeout: a hung daemon must not hang the check forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(25);
 
+/// Why the check could not run to its end.
+#[derive(Debug)]
+pub enum RunError {
+    /// The system bus could not be opened; `strerror` text as upstream prints it.
+    Connect(String),
+    Other(String),
+}
+
+impl From<String> for RunError {
+    fn from(e: String) -> Self {
+        RunError::Other(e)
+    }
+}
+
+/// `strerror` of the errno behind a failed connection attempt (EIO when there is none).
+fn connect_reason(e: &zbus::Error) -> String {
+    // Errno values as sd-bus reports them: EINVAL for a bad address, EACCES for a refused
+    // handshake, EIO when nothing better is known.
+    let code = match e {
+        zbus::Error::InputOutput(io) | zbus::Error::Connection(io, _) => {
+            io.raw_os_error().unwrap_or(5)
+        }
+        zbus::Error::Address(_) => 22,
+        zbus::Error::Handshake(_) => 13,
+        _ => 5,
+    };
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    // std appends " (os error N)" to the C library's text.
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// Runs the check; `Ok(true)` means online at the end.
-pub async fn run(target: Target, opts: Options) -> Result<bool, String> {
+pub async fn run(target: Target, opts: Options) -> Result<bool, RunError> {
     let conn = zbus::connection::Builder::system()
-        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?
+        .map_err(|e| RunError::Connect(connect_reason(&e)))?
         .build()
         .await
-        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
+        .map_err(|e| RunError::Connect(connect_reason(&e)))?;
     // Subscribe before the first read, so no change between the read and the loop is lost.
     let mut stream = MessageStream::from(&conn);
     let path = target.path();
@@ -72,7 +106,7 @@ pub async fn run(target: Target, opts: Options) -> Result<bool, String> {
             m = stream.next() => match m {
                 Some(Ok(m)) => inputs_of(&conn, &m, &target, &watch).await,
                 Some(Err(_)) => Vec::new(),
-                None => return Err("Lost the connection to the system bus".into()),
+                None => return Err(RunError::Other("Lost the connection to the system bus".into())),
             },
             _ = &mut wait => {
                 // Fires once; afterwards this branch must never be ready again.

@@ -1,26 +1,27 @@
-//! Command line of `bluechi-is-online` (spec §6.7). Parsed by hand: the commands are bare words
-//! (`help`, `version`) next to options, which a derive parser would turn into surprises.
+//! The command line of `bluechi-is-online` (spec §6.7) with upstream's command table, usage
+//! text, messages and exit codes: every usage error exits 1.
 
 use bluechi_core::names::*;
 
+use crate::getopt::{self, Key, Parsed};
+
+/// Upstream's usage text, printed on stdout for help and after parse errors.
 pub const USAGE: &str = "\
-Usage: bluechi-is-online COMMAND [OPTIONS]
+bluechi-is-online checks and monitors the connection state of BlueChi components
 
-Commands:
-  agent            is the agent on this node connected to its controller?
-  node NAME        is node NAME connected to the controller?
-  system           are all nodes connected to the controller (status \"up\")?
-  help             print this text
-  version          print the version
+Usage: 
+  bluechi-is-online [agent|node|system] [OPTIONS]
 
-Options:
-  -w, --wait=MS            wait up to MS milliseconds for the target to come online
-  -m, --monitor            keep running while online; exit when it goes offline
-  -s, --switch-timeout=MS  (agent) after a controller switch, tolerate one offline state
-                           for up to MS milliseconds
-  -h, --help               print this text
-
-Exit status: 0 online, 1 offline, 2 usage error.
+Available commands:
+  help: \t shows this help message
+  version: \t shows the version of bluechi-is-online
+  agent: \t on the agent machine check and/or monitor the connection of the agent to the controller
+  node [name]: \t on the controller machine check and/or monitor the connection of the given node to the controller
+  system: \t on the controller machine check and/or monitor the connection of all nodes to the controller
+Available options:
+  --monitor: \t\t keeps monitoring as long as [agent|node|system] is online and exits if it detects an offline state.
+  --wait: \t\t Wait n milliseconds for [agent|node|system] to get online.
+  --switch-timeout: \t Only for [agent]. Wait n milliseconds for after switching controller to get online again.
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,104 +73,97 @@ pub struct Options {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Print [`USAGE`] on stdout and exit 0.
     Help,
     Version,
     Check(Target, Options),
 }
 
-/// Parses the arguments after the program name. The error is the message for stderr.
-pub fn parse<I, S>(args: I) -> Result<Action, String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    let mut words = Vec::new();
-    let mut opts = Options::default();
-    let mut switch_given = false;
-    let mut it = args.into_iter().map(Into::into);
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
+/// A usage error: `stderr` is printed as is, then the usage on stdout when `usage`; exit 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stderr: String,
+    pub usage: bool,
+}
+
+fn fail(stderr: String, usage: bool) -> Failure {
+    Failure { stderr, usage }
+}
+
+/// (name, min args, max args, accepted options), upstream's table.
+const METHODS: &[(&str, usize, usize, &[Key])] = &[
+    ("help", 0, 0, &[]),
+    ("version", 0, 0, &[]),
+    (
+        "agent",
+        0,
+        0,
+        &[Key::Monitor, Key::Wait, Key::SwitchTimeout],
+    ),
+    ("node", 1, 1, &[Key::Monitor, Key::Wait]),
+    ("system", 0, 0, &[Key::Monitor, Key::Wait]),
+];
+
+/// Parses `argv` (including argv[0]) the way upstream does, in its order of checks.
+pub fn parse(argv: &[String], posixly_correct: bool) -> Result<Action, Failure> {
+    let p = getopt::parse(argv, posixly_correct).map_err(|e| fail(e, true))?;
+    let Some(name) = p.positional.first() else {
+        if p.help {
             return Ok(Action::Help);
         }
-        if let Some((name, inline)) = option_parts(&arg) {
-            match name {
-                "monitor" => {
-                    if inline.is_some() {
-                        return Err("option --monitor takes no value".into());
-                    }
-                    opts.monitor = true;
-                }
-                "wait" | "switch-timeout" => {
-                    let value = match inline {
-                        Some(v) => v.to_string(),
-                        None => it
-                            .next()
-                            .ok_or_else(|| format!("option --{name} needs a value"))?,
-                    };
-                    let ms = parse_ms(name, &value)?;
-                    if name == "wait" {
-                        opts.wait_ms = ms;
-                    } else {
-                        opts.switch_timeout_ms = ms;
-                        switch_given = true;
-                    }
-                }
-                _ => return Err(format!("unknown option '{arg}'")),
-            }
-            continue;
+        return Err(fail("No command given\n".into(), true));
+    };
+    let Some(&(name, min, max, accepted)) = METHODS.iter().find(|m| m.0 == name) else {
+        return Err(fail(format!("Method {name} not found\n"), true));
+    };
+    if p.help {
+        return Ok(Action::Help);
+    }
+    let args = &p.positional[1..];
+    if args.len() < min {
+        return Err(fail(
+            format!("Too few arguments for method {name}\n"),
+            false,
+        ));
+    }
+    if args.len() > max {
+        return Err(fail(
+            format!("Too many arguments for method {name}\n"),
+            false,
+        ));
+    }
+    if let Some((key, _)) = p.options.iter().find(|(k, _)| !accepted.contains(k)) {
+        let opt = key.long_name();
+        let msg = format!("Unsupported option '{opt}' for method '{name}'\n");
+        return Err(fail(msg, false));
+    }
+    let target = match name {
+        "help" => return Ok(Action::Help),
+        "version" => return Ok(Action::Version),
+        "agent" => Target::Agent,
+        "node" => Target::Node(args[0].clone()),
+        _ => Target::System,
+    };
+    Ok(Action::Check(target, options(&p)?))
+}
+
+/// `--wait` and `--switch-timeout` are read like `strtol` (whole string, sign allowed); a
+/// value ≤ 0 means "off", as upstream only acts on values > 0.
+fn options(p: &Parsed) -> Result<Options, Failure> {
+    let ms = |key: Key| -> Result<u64, Failure> {
+        let Some(v) = p.value(key) else { return Ok(0) };
+        match bluechi_core::config::parse_c_long(v) {
+            Some(n) => Ok(u64::try_from(n).unwrap_or(0)),
+            None => Err(fail(
+                format!("Failed to parse --{}: Invalid argument\n", key.long_name()),
+                false,
+            )),
         }
-        words.push(arg);
-    }
-    let action = match words.first().map(String::as_str) {
-        None => return Err("no command given".into()),
-        Some("help") => Action::Help,
-        Some("version") => Action::Version,
-        Some("agent") => Action::Check(Target::Agent, opts.clone()),
-        Some("system") => Action::Check(Target::System, opts.clone()),
-        Some("node") => match words.get(1) {
-            Some(n) if !n.is_empty() => Action::Check(Target::Node(n.clone()), opts.clone()),
-            _ => return Err("command 'node' needs a node name".into()),
-        },
-        Some(other) => return Err(format!("unknown command '{other}'")),
     };
-    let expected_words = if matches!(action, Action::Check(Target::Node(_), _)) {
-        2
-    } else {
-        1
-    };
-    if let Some(extra) = words.get(expected_words) {
-        return Err(format!("unexpected argument '{extra}'"));
-    }
-    if switch_given && !matches!(action, Action::Check(Target::Agent, _)) {
-        return Err("option --switch-timeout is only valid with the 'agent' command".into());
-    }
-    Ok(action)
-}
-
-/// Splits `--name[=value]` and the short forms `-w`/`-m`/`-s` (value in the next argument or
-/// attached, as in `-w500`). `None` for anything that is not an option.
-fn option_parts(arg: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(long) = arg.strip_prefix("--") {
-        return Some(match long.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (long, None),
-        });
-    }
-    let short = arg.strip_prefix('-')?;
-    let mut chars = short.chars();
-    let name = match chars.next()? {
-        'w' => "wait",
-        'm' => "monitor",
-        's' => "switch-timeout",
-        _ => short,
-    };
-    let rest = chars.as_str();
-    Some((name, (!rest.is_empty()).then_some(rest)))
-}
-
-fn parse_ms(option: &str, value: &str) -> Result<u64, String> {
-    value.parse::<u64>().map_err(|_| {
-        format!("invalid value '{value}' for --{option}: expected milliseconds (a non-negative integer)")
+    Ok(Options {
+        wait_ms: ms(Key::Wait)?,
+        monitor: p.has(Key::Monitor),
+        switch_timeout_ms: ms(Key::SwitchTimeout)?,
     })
 }
 
@@ -177,8 +171,16 @@ fn parse_ms(option: &str, value: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    fn parse_args(args: &[&str]) -> Result<Action, Failure> {
+        let argv: Vec<String> = std::iter::once("bluechi-is-online")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        parse(&argv, false)
+    }
+
     fn check(args: &[&str]) -> (Target, Options) {
-        match parse(args.iter().copied()) {
+        match parse_args(args) {
             Ok(Action::Check(t, o)) => (t, o),
             other => panic!("{args:?} parsed as {other:?}"),
         }
@@ -192,10 +194,11 @@ mod tests {
             check(&["node", "worker1"]).0,
             Target::Node("worker1".into())
         );
-        assert_eq!(parse(["help"]), Ok(Action::Help));
-        assert_eq!(parse(["version"]), Ok(Action::Version));
-        assert_eq!(parse(["agent", "--help"]), Ok(Action::Help));
-        assert_eq!(parse(["-h"]), Ok(Action::Help));
+        assert_eq!(parse_args(&["help"]), Ok(Action::Help));
+        assert_eq!(parse_args(&["version"]), Ok(Action::Version));
+        assert_eq!(parse_args(&["agent", "--help"]), Ok(Action::Help));
+        assert_eq!(parse_args(&["node", "-h"]), Ok(Action::Help));
+        assert_eq!(parse_args(&["-h"]), Ok(Action::Help));
     }
 
     #[test]
@@ -207,39 +210,64 @@ mod tests {
         };
         for args in [
             &["agent", "--wait=500", "--monitor", "--switch-timeout=2000"][..],
-            &["--wait", "500", "-m", "agent", "-s", "2000"][..],
-            &["-w500", "agent", "-s2000", "--monitor"][..],
+            &["--wait", "500", "--mon", "agent", "--switch", "2000"][..],
+            &["--wait=500", "--wait=9", "agent", "--s=2000", "--m"][..],
         ] {
             assert_eq!(check(args), (Target::Agent, want.clone()), "{args:?}");
         }
         assert_eq!(check(&["system"]).1, Options::default());
+        assert_eq!(check(&["node", "n1", "--wait=-5"]).1, Options::default());
+        assert_eq!(check(&["node", "n1", "--wait= +3"]).1.wait_ms, 3);
+    }
+
+    #[test]
+    fn usage_errors_are_upstreams_and_exit_1() {
+        let err = |args: &[&str]| parse_args(args).unwrap_err();
+        let with_usage = |s: &str| fail(s.to_string(), true);
+        let plain = |s: &str| fail(s.to_string(), false);
+        assert_eq!(err(&[]), with_usage("No command given\n"));
+        assert_eq!(err(&["nodes"]), with_usage("Method nodes not found\n"));
         assert_eq!(
-            check(&["node", "n1", "--wait=0"]).1,
-            Options::default(),
-            "an explicit 0 means no waiting"
+            err(&["nodes", "-h"]),
+            with_usage("Method nodes not found\n")
+        );
+        assert_eq!(
+            err(&["-w", "agent"]),
+            with_usage("bluechi-is-online: invalid option -- 'w'\n")
+        );
+        assert_eq!(err(&["node"]), plain("Too few arguments for method node\n"));
+        assert_eq!(
+            err(&["agent", "x"]),
+            plain("Too many arguments for method agent\n")
+        );
+        assert_eq!(
+            err(&["node", "a", "b"]),
+            plain("Too many arguments for method node\n")
+        );
+        assert_eq!(
+            err(&["system", "--switch-timeout=10"]),
+            plain("Unsupported option 'switch-timeout' for method 'system'\n")
+        );
+        assert_eq!(
+            err(&["version", "--monitor"]),
+            plain("Unsupported option 'monitor' for method 'version'\n")
+        );
+        assert_eq!(
+            err(&["agent", "--wait=soon"]),
+            plain("Failed to parse --wait: Invalid argument\n")
+        );
+        assert_eq!(
+            err(&["agent", "--switch-timeout=1s"]),
+            plain("Failed to parse --switch-timeout: Invalid argument\n")
         );
     }
 
     #[test]
-    fn usage_errors_name_the_problem() {
-        let err = |args: &[&str]| parse(args.iter().copied()).unwrap_err();
-        assert_eq!(err(&[]), "no command given");
-        assert_eq!(err(&["nodes"]), "unknown command 'nodes'");
-        assert_eq!(err(&["node"]), "command 'node' needs a node name");
-        assert_eq!(err(&["agent", "extra"]), "unexpected argument 'extra'");
-        assert_eq!(err(&["node", "a", "b"]), "unexpected argument 'b'");
-        assert!(err(&["agent", "--wait=soon"]).contains("invalid value 'soon' for --wait"));
-        assert!(err(&["agent", "--wait=-1"]).contains("invalid value '-1'"));
-        assert_eq!(err(&["agent", "--wait"]), "option --wait needs a value");
-        assert_eq!(
-            err(&["agent", "--monitor=yes"]),
-            "option --monitor takes no value"
-        );
-        assert_eq!(err(&["agent", "--verbose"]), "unknown option '--verbose'");
-        assert_eq!(
-            err(&["system", "--switch-timeout=10"]),
-            "option --switch-timeout is only valid with the 'agent' command"
-        );
+    fn usage_text_layout() {
+        assert!(USAGE.starts_with(
+            "bluechi-is-online checks and monitors the connection state of BlueChi components\n\nUsage: \n  bluechi-is-online [agent|node|system] [OPTIONS]\n\nAvailable commands:\n"
+        ));
+        assert!(USAGE.contains("\n  --switch-timeout: \t Only for [agent]."));
     }
 
     #[test]

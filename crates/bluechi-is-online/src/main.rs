@@ -3,12 +3,15 @@
 
 mod bus;
 mod cli;
+mod getopt;
 mod state;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let (target, opts) = match cli::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().collect();
+    let posixly_correct = std::env::var_os("POSIXLY_CORRECT").is_some();
+    let (target, opts) = match cli::parse(&argv, posixly_correct) {
         Ok(cli::Action::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -18,9 +21,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Action::Check(t, o)) => (t, o),
-        Err(e) => {
-            eprintln!("bluechi-is-online: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+        Err(f) => {
+            eprint!("{}", f.stderr);
+            if f.usage {
+                print!("{}", cli::USAGE);
+            }
+            return ExitCode::FAILURE;
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -40,10 +46,15 @@ fn main() -> ExitCode {
             eprintln!("{bus_name} is offline");
             ExitCode::from(1)
         }
-        Err(e) => {
+        Err(bus::RunError::Connect(reason)) => {
+            eprintln!("Failed to connect to api bus: {reason}");
+            eprintln!("Failed to open bus: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(bus::RunError::Other(e)) => {
             eprintln!("{e}");
             eprintln!("{bus_name} is offline");
-            ExitCode::from(1)
+            ExitCode::FAILURE
         }
     }
 }

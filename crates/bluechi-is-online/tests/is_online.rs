@@ -348,31 +348,128 @@ async fn a_controller_switch_excuses_one_offline_state() {
     assert_eq!(finish(child).await.0, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn help_version_and_usage_errors() {
-    let bus = Bus::start();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
-        .arg("version")
+/// Runs the binary as `bluechi-is-online` (glibc messages quote argv[0]) with `address` as
+/// the system bus; returns exit code, stdout and stderr.
+fn run_plain(address: &str, args: &[&str]) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
+        .arg0("bluechi-is-online")
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", address)
+        .env_remove("POSIXLY_CORRECT")
         .output()
-        .expect("run version");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!(
-            "bluechi-is-online version {}-1\n",
-            env!("CARGO_PKG_VERSION")
-        )
+        .expect("run bluechi-is-online");
+    (
+        out.status.code().expect("exit code, not a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const USAGE: &str = "bluechi-is-online checks and monitors the connection state of BlueChi components\n\n\
+Usage: \n  bluechi-is-online [agent|node|system] [OPTIONS]\n\n\
+Available commands:\n\
+\x20 help: \t shows this help message\n\
+\x20 version: \t shows the version of bluechi-is-online\n\
+\x20 agent: \t on the agent machine check and/or monitor the connection of the agent to the controller\n\
+\x20 node [name]: \t on the controller machine check and/or monitor the connection of the given node to the controller\n\
+\x20 system: \t on the controller machine check and/or monitor the connection of all nodes to the controller\n\
+Available options:\n\
+\x20 --monitor: \t\t keeps monitoring as long as [agent|node|system] is online and exits if it detects an offline state.\n\
+\x20 --wait: \t\t Wait n milliseconds for [agent|node|system] to get online.\n\
+\x20 --switch-timeout: \t Only for [agent]. Wait n milliseconds for after switching controller to get online again.\n";
+
+/// Every path that ends before the bus is used: exact stdout, stderr and exit code. Usage
+/// errors exit 1, like every other failure (upstream's `EXIT_FAILURE`).
+#[test]
+fn help_version_and_usage_errors_are_byte_exact() {
+    let nowhere = "unix:path=/nonexistent/bluechi-is-online-test.sock";
+    let version = format!(
+        "bluechi-is-online version {}-1\n",
+        env!("CARGO_PKG_VERSION")
     );
-    let (code, err) = run(&bus, &["frobnicate"]).await;
-    assert_eq!(code, 2);
-    assert!(
-        err.starts_with("bluechi-is-online: unknown command 'frobnicate'\n"),
-        "{err}"
-    );
-    assert!(err.contains("Usage: bluechi-is-online"), "{err}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluechi-is-online"))
-        .arg("--help")
-        .output()
-        .expect("run --help");
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--switch-timeout=MS"));
+    let no_bus = "Failed to connect to api bus: No such file or directory\n\
+                  Failed to open bus: No such file or directory\n";
+    let cases: &[(&[&str], i32, &str, &str)] = &[
+        (&["version"], 0, &version, ""),
+        (&["help"], 0, USAGE, ""),
+        (&["-h"], 0, USAGE, ""),
+        (&["--help"], 0, USAGE, ""),
+        (&["node", "--help"], 0, USAGE, ""),
+        (&["agent", "extra", "-h"], 0, USAGE, ""),
+        (&[], 1, USAGE, "No command given\n"),
+        (&["--monitor"], 1, USAGE, "No command given\n"),
+        (&["frobnicate"], 1, USAGE, "Method frobnicate not found\n"),
+        (
+            &["-m", "agent"],
+            1,
+            USAGE,
+            "bluechi-is-online: invalid option -- 'm'\n",
+        ),
+        (
+            &["agent", "--verbose"],
+            1,
+            USAGE,
+            "bluechi-is-online: unrecognized option '--verbose'\n",
+        ),
+        (
+            &["agent", "--wait"],
+            1,
+            USAGE,
+            "bluechi-is-online: option '--wait' requires an argument\n",
+        ),
+        (&["node"], 1, "", "Too few arguments for method node\n"),
+        (
+            &["node", "a", "b"],
+            1,
+            "",
+            "Too many arguments for method node\n",
+        ),
+        (
+            &["system", "x"],
+            1,
+            "",
+            "Too many arguments for method system\n",
+        ),
+        (
+            &["help", "x"],
+            1,
+            "",
+            "Too many arguments for method help\n",
+        ),
+        (
+            &["node", "a", "--switch-timeout=5"],
+            1,
+            "",
+            "Unsupported option 'switch-timeout' for method 'node'\n",
+        ),
+        (
+            &["version", "--wait=5"],
+            1,
+            "",
+            "Unsupported option 'wait' for method 'version'\n",
+        ),
+        (
+            &["agent", "--wait=5s"],
+            1,
+            "",
+            "Failed to parse --wait: Invalid argument\n",
+        ),
+        (
+            &["agent", "--switch-timeout", ""],
+            1,
+            "",
+            "Failed to parse --switch-timeout: Invalid argument\n",
+        ),
+        (&["agent"], 1, "", no_bus),
+        (&["system", "--wait=-1"], 1, "", no_bus),
+    ];
+    for (args, code, stdout, stderr) in cases {
+        let got = run_plain(nowhere, args);
+        assert_eq!(
+            (got.0, got.1.as_str(), got.2.as_str()),
+            (*code, *stdout, *stderr),
+            "bluechi-is-online {args:?}"
+        );
+    }
 }

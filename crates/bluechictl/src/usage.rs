@@ -182,12 +182,14 @@ pub fn for_command(cmd: &str) -> String {
             s += &usage_line("bluechictl daemon-reload [nodename]");
         }
         "status" => {
-            // Upstream's exact wording for this page was not available; the usage line is §5.5's.
-            s += &description("Get the status of nodes or of units on a node");
+            s += &description("View status for units and nodes of BlueChi");
             s += &usage_line("bluechictl status [nodename] [unitname] [options]");
-            s += "Available options:\n";
+            s += "  If [nodename] and [unitname] are not given, the status of all nodes will be displayed.\n";
+            s += "  If [unitname] is not given, the status of the specific node will be displayed.\n";
+            s += "\nAvailable options:\n";
             s += help_option();
-            s += "  --watch \t continuously watch the status and refresh the output on changes\n";
+            // The trailing space before the newline is upstream's.
+            s += "  --watch, -w \t continuously watch the status of the node(s) and unit \n";
         }
         "set-loglevel" => {
             s += &description("Set the LogLevel of BlueChi");

@@ -4,6 +4,24 @@ use super::{ConfigError, LogConfig, Store, TcpOptions};
 
 pub const SECTION: &str = "bluechi-agent";
 
+/// The keys the agent reads from its own section (spec §6.4).
+pub const KEYS: &[&str] = &[
+    "NodeName",
+    "ControllerHost",
+    "ControllerPort",
+    "ControllerAddress",
+    "HeartbeatInterval",
+    "ControllerHeartbeatThreshold",
+    "ConnectionRetryCountUntilQuiet",
+    "LogLevel",
+    "LogTarget",
+    "LogIsQuiet",
+    "IPReceiveErrors",
+    "TCPKeepAliveTime",
+    "TCPKeepAliveInterval",
+    "TCPKeepAliveCount",
+];
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub node_name: String,
@@ -15,6 +33,8 @@ pub struct AgentConfig {
     pub retry_count_until_quiet: i64,
     pub log: LogConfig,
     pub tcp: TcpOptions,
+    /// Keys that were ignored, as `file:line: ...` texts for the daemon to log as warnings.
+    pub warnings: Vec<String>,
 }
 
 impl AgentConfig {
@@ -57,6 +77,7 @@ impl AgentConfig {
             )?,
             log: LogConfig::from_store(store, SECTION),
             tcp: TcpOptions::from_store(store, SECTION)?,
+            warnings: store.unknown_keys(SECTION, KEYS),
         })
     }
 
@@ -88,6 +109,16 @@ mod tests {
         assert_eq!(a.node_name, "w1");
         assert_eq!(a.controller_address(), "tcp:host=::1,port=9");
         assert_eq!(a.heartbeat_interval_ms, 2000);
+        assert!(a.warnings.is_empty());
+        s.merge_text(
+            "/etc/bluechi/agent.conf.d/x.conf",
+            "[bluechi-agent]\n\nNodename=x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            AgentConfig::from_store(&s).unwrap().warnings,
+            vec!["/etc/bluechi/agent.conf.d/x.conf:3: unknown key 'Nodename' in section [bluechi-agent] ignored"]
+        );
         s.set(SECTION, "ControllerAddress", "unix:path=/x", "cli");
         assert_eq!(
             AgentConfig::from_store(&s).unwrap().controller_address(),

@@ -4,6 +4,26 @@ use super::{split_list, ConfigError, LogConfig, Store, TcpOptions};
 
 pub const SECTION: &str = "bluechi-controller";
 
+/// The keys the controller reads from its own section (spec §6.3).
+pub const KEYS: &[&str] = &[
+    "ControllerPort",
+    "UseTCP",
+    "UseUDS",
+    "AllowedNodeNames",
+    "HeartbeatInterval",
+    "NodeHeartbeatThreshold",
+    "LogLevel",
+    "LogTarget",
+    "LogIsQuiet",
+    "IPReceiveErrors",
+    "TCPKeepAliveTime",
+    "TCPKeepAliveInterval",
+    "TCPKeepAliveCount",
+];
+
+/// The keys of a `[node NAME]` section.
+pub const NODE_KEYS: &[&str] = &["Allowed", "RequiredSelinuxContext", "AllowDependenciesOn"];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSection {
     pub required_selinux_context: Option<String>,
@@ -23,6 +43,8 @@ pub struct ControllerConfig {
     pub node_heartbeat_threshold_ms: i64,
     pub log: LogConfig,
     pub tcp: TcpOptions,
+    /// Keys that were ignored, as `file:line: ...` texts for the daemon to log as warnings.
+    pub warnings: Vec<String>,
 }
 
 impl ControllerConfig {
@@ -38,6 +60,10 @@ impl ControllerConfig {
             .collect();
         // Upstream walks the sections in strcmp order when adding `Allowed=true` nodes.
         node_sections.sort();
+        let mut warnings = store.unknown_keys(SECTION, KEYS);
+        for sec in &node_sections {
+            warnings.extend(store.unknown_keys(sec, NODE_KEYS));
+        }
         let mut nodes = Vec::new();
         for sec in node_sections {
             let name = &sec["node ".len()..];
@@ -81,6 +107,7 @@ impl ControllerConfig {
             )?,
             log: LogConfig::from_store(store, SECTION),
             tcp: TcpOptions::from_store(store, SECTION)?,
+            warnings,
         })
     }
 
@@ -112,6 +139,26 @@ mod tests {
         );
         assert!(c.node_section("ghost").is_none());
         assert!(c.node_section("main").is_none());
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_naming_file_line_and_key() {
+        let mut s = Store::default();
+        s.merge_text(
+            "/etc/bluechi/controller.conf",
+            "[bluechi-controller]\nControllerPort=1\nControlerPort=2\n[node a]\nAllowed=yes\nAlowed=no\n[other]\nWhatever=1\n",
+        )
+        .unwrap();
+        let c = ControllerConfig::from_store(&s).unwrap();
+        assert_eq!(c.port, 1);
+        assert_eq!(
+            c.warnings,
+            vec![
+                "/etc/bluechi/controller.conf:3: unknown key 'ControlerPort' in section [bluechi-controller] ignored",
+                "/etc/bluechi/controller.conf:6: unknown key 'Alowed' in section [node a] ignored",
+            ]
+        );
     }
 
     #[test]

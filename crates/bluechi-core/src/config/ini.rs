@@ -28,12 +28,45 @@ pub struct Entry {
     pub origin: Origin,
 }
 
+/// A syntax error. The message is upstream's, byte for byte; `reason` says what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Error parsing configuration file '{file}' on line {line}: {reason}")]
+#[error("Error parsing configuration file '{file}' on line {line}")]
 pub struct ParseError {
     pub file: String,
     pub line: usize,
     pub reason: String,
+}
+
+/// C `isspace` in the "C" locale, which is what inih strips and skips.
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+fn c_trim_start(s: &str) -> &str {
+    s.trim_start_matches(is_c_space)
+}
+
+fn c_trim_end(s: &str) -> &str {
+    s.trim_end_matches(is_c_space)
+}
+
+/// Byte offset of the first char of `s` that is in `stops`, or of an inline comment (`;`
+/// directly after whitespace *within `s`*), or `s.len()`. inih scans this way, so a `;` at the
+/// very start of a value is part of the value.
+fn find_stop_or_comment(s: &str, stops: &str) -> usize {
+    let mut was_space = false;
+    for (i, c) in s.char_indices() {
+        if stops.contains(c) || (was_space && c == ';') {
+            return i;
+        }
+        was_space = is_c_space(c);
+    }
+    s.len()
+}
+
+/// Cuts an inline comment off a value and strips trailing whitespace.
+fn value_part(s: &str) -> &str {
+    c_trim_end(&s[..find_stop_or_comment(s, "")])
 }
 
 /// Parses one file's text into entries in file order. Repeated keys in the same section are
@@ -41,7 +74,8 @@ pub struct ParseError {
 pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, ParseError> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut section = String::new();
-    // Index into `entries` of the key that a continuation line would extend.
+    // Index into `entries` of the key that a continuation line extends; cleared only by a
+    // section header (blank and comment lines keep it, as in inih).
     let mut prev: Option<usize> = None;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (idx, raw) in text.lines().enumerate() {
@@ -54,30 +88,34 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, ParseError> {
         if raw.len() > MAX_LINE {
             return Err(err("line too long"));
         }
-        let starts_with_ws = raw.starts_with([' ', '\t']);
-        let line = strip_inline_comment(raw.trim());
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+        let line = c_trim_start(c_trim_end(raw));
+        let indented = line.len() < c_trim_end(raw).len();
+        if line.is_empty() || line.starts_with([';', '#']) {
             continue;
         }
-        if starts_with_ws {
-            if let Some(i) = prev {
-                entries[i].value.push_str(line);
-                continue;
-            }
+        if let (true, Some(i)) = (indented, prev) {
+            let more = value_part(line);
+            entries[i].value.push_str(more);
+            continue;
         }
         if let Some(rest) = line.strip_prefix('[') {
-            let Some(end) = rest.find(']') else {
+            let end = find_stop_or_comment(rest, "]");
+            if !rest[end..].starts_with(']') {
                 return Err(err("expected ']' to close the section name"));
-            };
-            section = rest[..end].trim().to_string();
+            }
+            // inih keeps the name exactly as written between the brackets.
+            section = rest[..end].to_string();
             prev = None;
             continue;
         }
-        let Some(sep) = line.find(['=', ':']) else {
+        let sep = find_stop_or_comment(line, "=:");
+        if !line[sep..].starts_with(['=', ':']) {
             return Err(err("expected 'name=value' or '[section]'"));
-        };
-        let key = line[..sep].trim();
-        let value = line[sep + 1..].trim();
+        }
+        let key = c_trim_end(&line[..sep]);
+        // The comment scan starts right after the separator, before leading blanks are
+        // skipped, so `Key= ;x` is empty while `Key=;x` is ";x".
+        let value = c_trim_start(value_part(&line[sep + 1..]));
         if key.is_empty() {
             return Err(err("missing key name before '='"));
         }
@@ -101,17 +139,6 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Entry>, ParseError> {
         }
     }
     Ok(entries)
-}
-
-/// inih treats `;` preceded by whitespace as the start of an inline comment.
-fn strip_inline_comment(line: &str) -> &str {
-    let bytes = line.as_bytes();
-    for i in 1..bytes.len() {
-        if bytes[i] == b';' && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
-            return line[..i].trim_end();
-        }
-    }
-    line
 }
 
 #[cfg(test)]
@@ -166,6 +193,17 @@ mod tests {
             .starts_with("Error parsing configuration file '/etc/x.conf' on line 2"));
         assert_eq!(parse("f", "[s\n").unwrap_err().line, 1);
         assert_eq!(parse("f", "=v\n").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn inline_comments_follow_inih_exactly() {
+        let e = parse("f", "[ s ]\nA= ;c\nB=;c\nC=x;y ;z\n").unwrap();
+        assert_eq!(e[0].section, " s ");
+        let values: Vec<&str> = e.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(values, vec!["", ";c", "x;y"]);
+        // A blank or comment line does not end a multi-line value.
+        let e = parse("f", "[s]\nA=a,\n\n# c\n  b ; c\n").unwrap();
+        assert_eq!(e[0].value, "a,b");
     }
 
     proptest! {

@@ -7,6 +7,10 @@
 mod agent;
 mod controller;
 pub mod ini;
+#[cfg(test)]
+mod load_tests;
+#[cfg(test)]
+mod merge_props;
 
 pub use agent::AgentConfig;
 pub use controller::{ControllerConfig, NodeSection};
@@ -82,7 +86,11 @@ impl Store {
         };
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".conf"))
+            })
             .collect();
         files.sort();
         for f in files {
@@ -127,17 +135,34 @@ impl Store {
 
     /// Applies `BC_LOG_LEVEL`, `BC_LOG_TARGET` and `BC_LOG_IS_QUIET` (non-empty values only).
     pub fn apply_log_env(&mut self, section: &str) {
+        self.apply_log_env_from(section, |var| std::env::var(var).ok());
+    }
+
+    /// [`Store::apply_log_env`] with the environment supplied by the caller (tests).
+    pub fn apply_log_env_from(&mut self, section: &str, env: impl Fn(&str) -> Option<String>) {
         for (var, key) in [
             ("BC_LOG_LEVEL", "LogLevel"),
             ("BC_LOG_TARGET", "LogTarget"),
             ("BC_LOG_IS_QUIET", "LogIsQuiet"),
         ] {
-            if let Ok(v) = std::env::var(var) {
-                if !v.is_empty() {
-                    self.set(section, key, &v, var);
-                }
+            if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                self.set(section, key, &v, var);
             }
         }
+    }
+
+    /// One warning per key of `section` that is not in `known`, naming file:line and key.
+    /// Upstream silently ignores such keys; we ignore them too but say so.
+    pub fn unknown_keys(&self, section: &str, known: &[&str]) -> Vec<String> {
+        self.keys_of(section)
+            .filter(|e| !known.contains(&e.key.as_str()))
+            .map(|e| {
+                format!(
+                    "{}: unknown key '{}' in section [{}] ignored",
+                    e.origin, e.key, section
+                )
+            })
+            .collect()
     }
 
     pub fn string(&self, section: &str, key: &str) -> Option<String> {
@@ -171,13 +196,7 @@ impl Store {
                 reason: reason.to_string(),
             }))
         };
-        let n: i64 = e
-            .value
-            .trim_start()
-            .strip_prefix('+')
-            .unwrap_or(e.value.trim_start())
-            .parse()
-            .map_err(|_| bad("not an integer"))?;
+        let n = parse_c_long(&e.value).ok_or_else(|| bad("not an integer"))?;
         if n < min || n > max {
             return Err(bad(&format!("out of range {min}..{max}")));
         }
@@ -191,6 +210,16 @@ pub fn parse_bool(s: &str) -> bool {
         s.to_ascii_lowercase().as_str(),
         "true" | "t" | "yes" | "y" | "on"
     )
+}
+
+/// A base-10 integer the way upstream reads one with `strtol`: leading C whitespace and one
+/// sign are allowed, and the digits must run to the end of the string.
+pub fn parse_c_long(s: &str) -> Option<i64> {
+    let s = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    if s.starts_with("+-") || s.starts_with("-+") {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Splits a comma list with `strtok` semantics: empty items skipped, no trimming.
@@ -248,6 +277,27 @@ impl TcpOptions {
     }
 }
 
+/// Where a daemon's configuration lives (spec §6.2); tests point these at a temporary tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandardPaths {
+    /// Shipped defaults, e.g. `/usr/share/bluechi/config/controller.conf`.
+    pub default_file: PathBuf,
+    /// The administrator's file, e.g. `/etc/bluechi/controller.conf`.
+    pub etc_file: PathBuf,
+    /// Drop-ins, e.g. `/etc/bluechi/controller.conf.d`.
+    pub dropin_dir: PathBuf,
+}
+
+impl StandardPaths {
+    pub fn new(default_file: &str, etc_file: &str, dropin_dir: &str) -> Self {
+        StandardPaths {
+            default_file: default_file.into(),
+            etc_file: etc_file.into(),
+            dropin_dir: dropin_dir.into(),
+        }
+    }
+}
+
 /// Loads the standard files of a daemon in upstream's order (spec §6.2) plus `-c FILE`.
 ///
 /// Deliberate difference: a missing `/usr/share/...` default file is not fatal, so the daemons
@@ -259,11 +309,27 @@ pub fn load_standard(
     section: &str,
     cli_file: Option<&Path>,
 ) -> Result<Store, ConfigError> {
+    load(
+        &StandardPaths::new(default_file, etc_file, dropin_dir),
+        section,
+        cli_file,
+        |var| std::env::var(var).ok(),
+    )
+}
+
+/// [`load_standard`] with explicit paths and environment: defaults file, `/etc` file, drop-ins
+/// in alphabetical order, `BC_LOG_*` variables, then the `-c` file (which must exist).
+pub fn load(
+    paths: &StandardPaths,
+    section: &str,
+    cli_file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Store, ConfigError> {
     let mut store = Store::default();
-    store.merge_file(Path::new(default_file), true)?;
-    store.merge_file(Path::new(etc_file), true)?;
-    store.merge_dir(Path::new(dropin_dir))?;
-    store.apply_log_env(section);
+    store.merge_file(&paths.default_file, true)?;
+    store.merge_file(&paths.etc_file, true)?;
+    store.merge_dir(&paths.dropin_dir)?;
+    store.apply_log_env_from(section, env);
     if let Some(f) = cli_file {
         store.merge_file(f, false)?;
     }
@@ -295,6 +361,25 @@ mod tests {
         assert!(s.int("x", "Port", 842, 0, 65535).is_err());
         s.merge_text("b", "[x]\nPort= 77\n").unwrap();
         assert_eq!(s.int("x", "Port", 842, 0, 65535).unwrap(), 77);
+    }
+
+    #[test]
+    fn integers_parse_like_strtol_consuming_everything() {
+        assert_eq!(parse_c_long(" \t-7"), Some(-7));
+        assert_eq!(parse_c_long("+7"), Some(7));
+        for bad in [
+            "",
+            " ",
+            "7 ",
+            "+-7",
+            "-+7",
+            "0x10",
+            "1e3",
+            "842O",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_c_long(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

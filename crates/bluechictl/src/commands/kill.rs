@@ -7,9 +7,13 @@ use crate::output::err;
 const DEFAULT_WHOM: &str = "all";
 const DEFAULT_SIGNAL: &str = "15";
 
-/// A Linux signal number 1..=31 written as a plain decimal integer.
+/// A Linux signal number 1..=31, accepted like `strtol`: leading whitespace and a sign are
+/// fine, anything after the digits is not.
 fn parse_signal(s: &str) -> Option<i32> {
-    let n: i32 = s.trim().parse().ok()?;
+    let n: i32 = s
+        .trim_start_matches(|c: char| c.is_ascii_whitespace())
+        .parse()
+        .ok()?;
     (1..=31).contains(&n).then_some(n)
 }
 
@@ -54,5 +58,8 @@ mod tests {
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("32"), None);
         assert_eq!(parse_signal("KILL"), None);
+        assert_eq!(parse_signal(" +9"), Some(9));
+        assert_eq!(parse_signal("9 "), None);
+        assert_eq!(parse_signal(""), None);
     }
 }

@@ -75,7 +75,17 @@ async fn on_node_change(client: &Client, rows: &mut [(String, NodeRow)], m: &Mes
     let Some((_, row)) = rows.iter_mut().find(|(p, _)| *p == path) else {
         return false;
     };
-    let usec = last_seen_usec(client, &path).await.unwrap_or(0);
+    // Like upstream: without the timestamp the change is reported and not drawn.
+    let usec = match last_seen_usec(client, &path).await {
+        Ok(u) => u,
+        Err(reason) => {
+            err(&format!(
+                "Failed to get last seen property of node {}: {reason}\n",
+                row.name
+            ));
+            return false;
+        }
+    };
     let ip = client
         .property(&path, NODE_IFACE, "PeerIp")
         .await
