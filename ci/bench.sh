@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks of the local backend, printed, never asserted: wall time of each seed scenario
-# and the peak RSS of the controller and of an agent during it (release build).
+# Benchmarks of the local backend, printed, never asserted (release build): wall time of each
+# seed scenario with the peak RSS of the controller and of an agent during it, then
+# `bluechi-bench` (job latency against the emulator alone, idle RSS, the controller with 100
+# nodes, fleet ListUnits). Arguments go to bluechi-bench (e.g. `--jobs 500`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins --quiet
-bin="$PWD/target/release"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export BLUECHI_BIN_DIR="$bin"
 
 # Peak VmRSS (kB) of processes whose executable is $1, sampled until the flag file goes away.
@@ -35,3 +37,5 @@ for s in scenarios/*.scenario; do
     rm -f "$flag.c" "$flag.a" "$flag.log"
 done
 echo "(upholds-restarts-target waits ~5 s for /bin/sleep 5 to exit: that is the unit's own time)"
+echo
+"$bin/bluechi-bench" --bin-dir "$bin" "$@"

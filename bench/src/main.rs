@@ -1,0 +1,216 @@
+//! `bluechi-bench`: figures for the production core on the local backend, printed and never
+//! asserted: job latency through BlueChi against the emulator alone, the daemons' idle RSS,
+//! and the controller under 100 nodes (RSS, `ListUnits` latency).
+
+mod cluster;
+mod fake_agent;
+mod fleet;
+mod latency;
+mod rss;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use scenario_runner::syntax::UnitFile;
+
+use cluster::{Cluster, Spec, NODE};
+use latency::JobPath;
+use stats::{ms, summarize};
+
+/// Upstream's idle RSS per daemon, the target of the issue.
+const UPSTREAM_RSS_KB: u64 = 3500;
+const SETTLE: Duration = Duration::from_secs(5);
+const UNIT: &str = "bench-oneshot.service";
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks of the BlueChi daemons on the local backend (release build)")]
+struct Args {
+    /// Directory of the daemons and the emulator (default: next to this program).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Start/stop pairs per path (each pair is two jobs).
+    #[arg(long, default_value_t = 200)]
+    jobs: usize,
+    /// Unmeasured start/stop pairs first, so both paths run warm.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Fake nodes connected for the fleet figures.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Units each fake node reports.
+    #[arg(long, default_value_t = 200)]
+    units: usize,
+    /// `Controller.ListUnits` calls measured.
+    #[arg(long, default_value_t = 20)]
+    calls: usize,
+    /// Keep each cluster's run directory (configs, daemon logs).
+    #[arg(long)]
+    keep: bool,
+}
+
+fn oneshot_unit() -> UnitFile {
+    UnitFile {
+        node: NODE.into(),
+        name: UNIT.into(),
+        text: "[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n".into(),
+    }
+}
+
+fn print_rss(what: &str, r: rss::Rss) {
+    let verdict = if r.total <= UPSTREAM_RSS_KB {
+        "at/below"
+    } else {
+        "above"
+    };
+    println!(
+        "  {what:<44} {:>6} kB  (anon {:>5} kB, file {:>5} kB)  {verdict} upstream's {UPSTREAM_RSS_KB} kB",
+        r.total, r.anon, r.file
+    );
+}
+
+/// One method's figures through BlueChi and direct, and the difference (BlueChi's overhead).
+fn print_latency(method: &str, bluechi: &[Duration], direct: &[Duration]) -> Result<(), String> {
+    let (Some(b), Some(d)) = (summarize(bluechi), summarize(direct)) else {
+        return Err("no jobs measured (--jobs 0?)".into());
+    };
+    let overhead = ms(b.p50) - ms(d.p50);
+    println!(
+        "  {:<44} {b}",
+        format!("Node.{method}: controller->agent->emulator")
+    );
+    println!(
+        "  {:<44} {d}",
+        format!("Manager.{method}: emulator directly")
+    );
+    println!(
+        "  {:<44} p50 {overhead:+.3} ms, p99 {:+.3} ms  (target p50 < 1 ms: {})",
+        "  BlueChi overhead",
+        ms(b.p99) - ms(d.p99),
+        if overhead < 1.0 { "met" } else { "missed" }
+    );
+    Ok(())
+}
+
+/// Idle RSS, then job latency through BlueChi and straight to the emulator, interleaved pair by
+/// pair so load from other work on the machine hits both paths alike.
+async fn jobs_and_idle_rss(bin_dir: &Path, args: &Args) -> Result<(), String> {
+    let cluster = Cluster::start(
+        bin_dir,
+        Spec {
+            extra_nodes: Vec::new(),
+            units: vec![oneshot_unit()],
+            keep: args.keep,
+        },
+    )
+    .await?;
+    let controller = cluster.pid_of("bluechi-controller")?;
+    let agent = cluster.pid_of("bluechi-agent")?;
+    println!("== idle RSS (VmRSS once start-up settled; one node online)");
+    print_rss(
+        "bluechi-controller",
+        rss::settled(controller, 5, SETTLE).await?,
+    );
+    print_rss("bluechi-agent", rss::settled(agent, 5, SETTLE).await?);
+
+    let mut via_bluechi = JobPath::controller(&cluster.bus, NODE).await?;
+    let mut direct = JobPath::systemd(&cluster.bus).await?;
+    // [start, stop] samples of each path.
+    let (mut b, mut d) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for i in 0..args.warmup + args.jobs {
+        let bt = latency::start_stop(&mut via_bluechi, UNIT).await?;
+        latency::reset_start_limit(&cluster.bus, UNIT).await?;
+        let dt = latency::start_stop(&mut direct, UNIT).await?;
+        latency::reset_start_limit(&cluster.bus, UNIT).await?;
+        if i >= args.warmup {
+            for k in 0..2 {
+                b[k].push(bt[k]);
+                d[k].push(dt[k]);
+            }
+        }
+    }
+    println!(
+        "\n== job latency: call -> JobRemoved, {UNIT} (oneshot /bin/true, RemainAfterExit), {} start/stop pairs per path, interleaved",
+        args.jobs
+    );
+    for (k, method) in ["StartUnit", "StopUnit"].into_iter().enumerate() {
+        print_latency(method, &b[k], &d[k])?;
+    }
+    println!("\n== RSS after the jobs");
+    print_rss("bluechi-controller", rss::of_pid(controller)?);
+    print_rss("bluechi-agent", rss::of_pid(agent)?);
+    cluster.teardown();
+    Ok(())
+}
+
+/// The controller with `args.nodes` fake nodes of `args.units` units each.
+async fn fleet(bin_dir: &Path, args: &Args) -> Result<(), String> {
+    let names = fleet::node_names(args.nodes);
+    let cluster = Cluster::start(
+        bin_dir,
+        Spec {
+            extra_nodes: names.clone(),
+            units: Vec::new(),
+            keep: args.keep,
+        },
+    )
+    .await?;
+    let controller = cluster.pid_of("bluechi-controller")?;
+    let units = Arc::new(fake_agent::synthetic_units(args.units)?);
+    let start = Instant::now();
+    let agents = fleet::connect_all(&cluster, &names, units).await?;
+    println!(
+        "\n== controller with {} nodes ({} fake agents of {} units + the real `main`; all online after {:.0} ms)",
+        args.nodes + 1,
+        agents.len(),
+        args.units,
+        ms(start.elapsed())
+    );
+    print_rss(
+        "bluechi-controller, nodes registered",
+        rss::settled(controller, 5, SETTLE).await?,
+    );
+    let mut times = Vec::with_capacity(args.calls);
+    let mut seen = (0, 0);
+    for _ in 0..args.calls {
+        let (t, reply) = fleet::list_units(&cluster.bus).await?;
+        times.push(t);
+        seen = fleet::count_units(&reply)?;
+    }
+    if let Some(s) = summarize(&times) {
+        println!(
+            "  Controller.ListUnits ({} nodes, {} units/reply) {s}",
+            seen.0, seen.1
+        );
+    }
+    print_rss(
+        "bluechi-controller, after ListUnits",
+        rss::of_pid(controller)?,
+    );
+    drop(agents);
+    cluster.teardown();
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => scenario_runner::paths::bin_dir()?,
+    };
+    println!("binaries: {}", bin_dir.display());
+    jobs_and_idle_rss(&bin_dir, &args).await?;
+    fleet(&bin_dir, &args).await
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bluechi-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
