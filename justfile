@@ -39,3 +39,8 @@ ci: lint test
 # bluechi-bench (`--help`).
 bench *ARGS:
     ci/bench.sh {{ARGS}}
+
+# Re-record the emulator's conformance fixtures against real systemd 252 in Podman (root,
+# podman, runc, debootstrap; builds the base image offline on first use), then replay them.
+conformance *CASES:
+    ci/conformance.sh {{CASES}}

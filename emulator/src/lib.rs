@@ -3,6 +3,7 @@
 //! `engine` is a pure state machine (no IO, no clock); `io` drives it from D-Bus, child
 //! processes and timers.
 
+pub mod conformance;
 pub mod engine;
 pub mod io;
 pub mod loader;

@@ -23,7 +23,8 @@ fn run(name: &str) {
     }
 }
 
-const SCENARIOS: [&str; 3] = [
+const SCENARIOS: [&str; 4] = [
+    "agent-transports",
     "requires-stops-source",
     "stop-when-unneeded",
     "upholds-restarts-target",
@@ -32,6 +33,11 @@ const SCENARIOS: [&str; 3] = [
 #[test]
 fn requires_stops_source() {
     run("requires-stops-source");
+}
+
+#[test]
+fn agent_transports() {
+    run("agent-transports");
 }
 
 #[test]
@@ -65,8 +71,14 @@ fn every_scenario_file_parses() {
         let path = paths::scenarios_dir().join(format!("{name}.scenario"));
         let s = scenario_runner::syntax::parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.nodes, ["main", "worker1", "worker2"]);
-        assert!(s
-            .controller_conf
-            .contains("AllowDependenciesOn=main,worker1,worker2"));
+        // Upstream denies every proxy by default: a scenario using one must allow it.
+        let uses_proxy = s.units.iter().any(|u| u.text.contains("bluechi-proxy@"));
+        if uses_proxy {
+            assert!(
+                s.controller_conf
+                    .contains("AllowDependenciesOn=main,worker1,worker2"),
+                "{name} uses a proxy but allows no dependencies"
+            );
+        }
     }
 }

@@ -240,12 +240,16 @@ impl Controller {
             "Heartbeat" => self.nodes[node].touch(),
             "JobDone" => {
                 if let Ok((id, result)) = body.deserialize::<(u32, String)>() {
-                    self.on_job_done(id, &result).await;
+                    if self.job_belongs_to(id, node) {
+                        self.on_job_done(id, &result).await;
+                    }
                 }
             }
             "JobStateChanged" => {
                 if let Ok((id, state)) = body.deserialize::<(u32, String)>() {
-                    self.on_job_state(id, &state).await;
+                    if self.job_belongs_to(id, node) {
+                        self.on_job_state(id, &state).await;
+                    }
                 }
             }
             "UnitNew" => {
@@ -299,6 +303,14 @@ impl Controller {
             }
             _ => {}
         }
+    }
+
+    /// A node may only report on its own jobs: ids are global, and a confused or hostile agent
+    /// must not end another node's job.
+    fn job_belongs_to(&self, id: u32, node: usize) -> bool {
+        self.jobs
+            .get(id)
+            .is_some_and(|j| j.node == self.nodes[node].name)
     }
 
     /// Updates the unit cache and fans the event out to subscriptions on that unit or `*`.

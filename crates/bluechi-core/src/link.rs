@@ -184,6 +184,101 @@ mod tests {
         assert!(PeerAddress::parse("nonsense").is_err());
     }
 
+    mod props {
+        use super::*;
+        use futures_util::StreamExt;
+        use proptest::prelude::*;
+        use tokio::io::AsyncWriteExt;
+
+        /// Only catches hangs: every case below finishes in milliseconds.
+        const BOUND: Duration = Duration::from_secs(10);
+
+        const NO_OPTS: TcpOptions = TcpOptions {
+            ip_receive_errors: false,
+            keepalive_time: 0,
+            keepalive_interval: 0,
+            keepalive_count: 0,
+        };
+
+        fn rt() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+        }
+
+        /// Plays a peer that sends `bytes` raw over TCP and then closes; the accepting side
+        /// must finish (handshake error, or a stream that ends) without hanging. Returns
+        /// whether the handshake succeeded and how many messages were parsed after it.
+        fn accept_raw(bytes: Vec<u8>) -> Option<(bool, usize)> {
+            rt().block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+                let port = listener.local_addr().ok()?.port();
+                let writer = tokio::spawn(async move {
+                    if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
+                        let _ = s.write_all(&bytes).await;
+                        let _ = s.shutdown().await;
+                        // Keep reading so the server's replies never block it.
+                        let mut sink = Vec::new();
+                        let _ = tokio::io::AsyncReadExt::read_to_end(&mut s, &mut sink).await;
+                    }
+                });
+                let (sock, _) = listener.accept().await.ok()?;
+                let outcome = tokio::time::timeout(BOUND, async {
+                    match accept_tcp(sock, &NO_OPTS, &new_guid()).await {
+                        Err(_) => (false, 0),
+                        Ok(mut stream) => {
+                            let mut parsed = 0;
+                            while let Some(item) = stream.next().await {
+                                if item.is_ok() {
+                                    parsed += 1;
+                                }
+                            }
+                            (true, parsed)
+                        }
+                    }
+                })
+                .await
+                .ok();
+                writer.abort();
+                outcome
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn address_parser_never_panics(s in ".{0,64}") {
+                let _ = PeerAddress::parse(&s);
+            }
+
+            #[test]
+            fn tcp_addresses_round_trip(host in "[a-z0-9.:]{1,20}", port in any::<u16>()) {
+                let parsed = PeerAddress::parse(&format!("tcp:host={host},port={port}"));
+                prop_assert_eq!(parsed.ok(), Some(PeerAddress::Tcp { host, port }));
+            }
+
+            #[test]
+            fn garbage_before_authentication_ends_cleanly(
+                bytes in proptest::collection::vec(any::<u8>(), 0..1024),
+            ) {
+                let (ok, _) = accept_raw(bytes.clone()).expect("accepting side hung");
+                prop_assert!(!ok || bytes.windows(5).any(|w| w == b"BEGIN"));
+            }
+
+            #[test]
+            fn garbage_after_authentication_ends_the_stream(
+                bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            ) {
+                let mut all = b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n".to_vec();
+                all.extend_from_slice(&bytes);
+                let (ok, _) = accept_raw(all).expect("peer link hung on garbage");
+                prop_assert!(ok, "a valid handshake was refused");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn client_and_server_talk_over_tcp() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,6 +3,7 @@
 //! [`Action`]s.
 
 mod checks;
+mod envexpand;
 pub mod props;
 mod service;
 mod transaction;
@@ -87,6 +88,11 @@ impl Engine {
 
     pub fn job(&self, id: u32) -> Option<&Job> {
         self.jobs.get(&id)
+    }
+
+    /// Whether any job is waiting or running (`ListJobs` is non-empty).
+    pub fn has_jobs(&self) -> bool {
+        !self.jobs.is_empty()
     }
 
     pub fn source(&self) -> &dyn UnitSource {

@@ -111,7 +111,7 @@ impl Engine {
         self.actions.push(Action::Spawn {
             token,
             unit: name.to_string(),
-            argv: cmd.argv.clone(),
+            argv: super::envexpand::expand_argv(&cmd.argv, &env),
             env,
         });
         Proc {

@@ -95,7 +95,14 @@ impl Engine {
                         tx.entries.truncate(before);
                     }
                 }
-                for c in &d.conflicts {
+                // Conflicts= is symmetric: units naming this one in theirs are stopped too.
+                let conflicted_by: Vec<String> = self
+                    .units
+                    .values()
+                    .filter(|o| o.deps().conflicts.iter().any(|c| c == name))
+                    .map(|o| o.name.clone())
+                    .collect();
+                for c in d.conflicts.iter().chain(conflicted_by.iter()) {
                     self.plan(tx, c, JobType::Stop, false)?;
                 }
                 if job_type == JobType::Restart {

@@ -1,0 +1,86 @@
+//! The host side: one container with real systemd as PID 1, this binary bind-mounted into it.
+
+use std::path::Path;
+use std::process::Command;
+
+const CONTAINER: &str = "bluechi-conformance-recorder";
+
+fn podman(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "podman {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn abs(p: &Path) -> Result<String, String> {
+    std::fs::canonicalize(p)
+        .map(|p| p.display().to_string())
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+pub fn run(image: &str, cases: &Path, fixtures: &Path, only: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    std::fs::create_dir_all(fixtures).map_err(|e| format!("{}: {e}", fixtures.display()))?;
+    let exe = abs(&exe)?;
+    let cases = abs(cases)?;
+    let fixtures = abs(fixtures)?;
+    let _ = podman(&["rm", "-f", CONTAINER]);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        CONTAINER,
+        "--systemd=always",
+        "--network=none",
+        "-v",
+        &format!("{exe}:/usr/local/bin/conformance-record:ro"),
+        "-v",
+        &format!("{cases}:/conf/cases:ro"),
+        "-v",
+        &format!("{fixtures}:/conf/fixtures"),
+        image,
+        "/lib/systemd/systemd",
+    ])?;
+    let result = record(only);
+    let _ = podman(&["rm", "-f", "-t", "2", CONTAINER]);
+    result
+}
+
+fn record(only: &[String]) -> Result<(), String> {
+    // `is-system-running --wait` returns non-zero when degraded, which is fine for us.
+    let _ = podman(&[
+        "exec",
+        CONTAINER,
+        "systemctl",
+        "is-system-running",
+        "--wait",
+    ]);
+    let mut args = vec![
+        "exec",
+        CONTAINER,
+        "/usr/local/bin/conformance-record",
+        "--inside",
+        "--cases",
+        "/conf/cases",
+        "--fixtures",
+        "/conf/fixtures",
+    ];
+    args.extend(only.iter().map(String::as_str));
+    let status = Command::new("podman")
+        .args(&args)
+        .status()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if !status.success() {
+        return Err(format!("recording inside the container failed ({status})"));
+    }
+    Ok(())
+}

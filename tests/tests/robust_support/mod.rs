@@ -1,0 +1,181 @@
+//! Shared by the `robust_*` tests: a local cluster from scenario text, the daemons' pids
+//! (found through the run marker, so a test can SIGKILL one), liveness checks and polling.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+pub mod fuzz;
+pub mod lone;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use scenario_runner::backend::local::{sweep, LocalBackend, LocalConfig};
+use scenario_runner::backend::Backend;
+use scenario_runner::{dbus, paths, syntax};
+use zbus::Connection;
+
+/// Generous: two cores are shared with other builds and test runs.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(25);
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Brings up the scenario's cluster (binaries from `BLUECHI_BIN_DIR` or next to the test).
+pub async fn cluster(name: &str, scenario_text: &str) -> LocalBackend {
+    let scenario = syntax::parser::parse_str(name, Path::new(name), scenario_text)
+        .unwrap_or_else(|e| panic!("scenario {name}: {e:?}"));
+    let bin_dir = paths::bin_dir().expect("binary directory");
+    let mut backend = LocalBackend::new(LocalConfig {
+        bin_dir,
+        units_dir: paths::shipped_units_dir(),
+        keep: false,
+        ready_timeout: DEADLINE,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = backend.start(&scenario).await {
+        dump_logs(&backend);
+        panic!("cluster did not come up: {e}");
+    }
+    backend
+}
+
+pub fn dump_logs(backend: &LocalBackend) {
+    for (name, tail) in backend.log_tails(40) {
+        eprintln!("--- {name}\n{tail}");
+    }
+}
+
+/// The TCP port the runner configured for the controller.
+pub fn controller_port(backend: &LocalBackend) -> u16 {
+    let conf = std::fs::read_to_string(backend.work_dir().join("controller.conf"))
+        .expect("controller.conf");
+    conf.lines()
+        .find_map(|l| l.strip_prefix("ControllerPort="))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("ControllerPort in controller.conf")
+}
+
+pub fn controller_address(backend: &LocalBackend) -> String {
+    format!("tcp:host=127.0.0.1,port={}", controller_port(backend))
+}
+
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The live process of this run running `program`; for agents, `node`'s (its config path
+/// lies in the node's directory).
+pub fn daemon_pid(backend: &LocalBackend, program: &str, node: Option<&str>) -> Option<i32> {
+    let node_dir = node.map(|n| backend.work_dir().join(n).display().to_string());
+    sweep::marked_processes(backend.run_id())
+        .into_iter()
+        .filter(|&pid| is_alive(pid))
+        .find(|&pid| {
+            let args = cmdline(pid);
+            let runs = args
+                .first()
+                .is_some_and(|a| Path::new(a).file_name().is_some_and(|f| f == program));
+            let of_node = match &node_dir {
+                Some(dir) => args.iter().any(|a| a.starts_with(dir.as_str())),
+                None => true,
+            };
+            runs && of_node
+        })
+}
+
+/// Running and not a zombie: a crashed daemon stays a zombie until the backend reaps it.
+pub fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after_comm = s.rsplit_once(')')?.1.trim_start().to_string();
+            after_comm.chars().next()
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+pub fn kill(pid: i32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// A private connection to `node`'s bus.
+pub async fn node_bus(backend: &LocalBackend, node: &str) -> Connection {
+    let socket = backend.work_dir().join(node).join("bus.sock");
+    dbus::connect(&format!("unix:path={}", socket.display()))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {node}'s bus: {e}"))
+}
+
+/// `ListNodes` must answer within `limit`: the controller's loop is not stalled.
+pub async fn list_nodes_within(
+    conn: &Connection,
+    limit: Duration,
+) -> Result<Vec<(String, String)>, String> {
+    match tokio::time::timeout(limit, dbus::list_nodes(conn)).await {
+        Ok(Ok(nodes)) => Ok(nodes),
+        Ok(Err(e)) => Err(format!("ListNodes failed: {e}")),
+        Err(_) => Err(format!("ListNodes did not answer within {limit:?}")),
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or panics naming `what` after `DEADLINE`.
+pub async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub async fn node_status(conn: &Connection, node: &str) -> Option<String> {
+    let nodes = dbus::list_nodes(conn).await.ok()?;
+    nodes.into_iter().find(|(n, _)| n == node).map(|(_, s)| s)
+}
+
+pub async fn wait_node_status(conn: &Connection, node: &str, status: &str) {
+    poll(&format!("node {node} to be {status}"), || async {
+        (node_status(conn, node).await.as_deref() == Some(status)).then_some(())
+    })
+    .await
+}
+
+pub async fn wait_unit_state(backend: &LocalBackend, node: &str, unit: &str, active: &str) {
+    poll(&format!("{unit} on {node} to be {active}"), || async {
+        let state = backend
+            .unit_property(node, unit, "ActiveState")
+            .await
+            .ok()?;
+        (state == active).then_some(())
+    })
+    .await
+}
+
+pub fn argv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
