@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the workbench needs on a fresh Debian machine, only where missing:
-# dbus-daemon (private buses of the local backend) and just (the task runner).
+# dbus-daemon (private buses of the local backend), just (the task runner), and Python
+# with dasbus, PyGObject and the `bluechi` bindings (the Python client test).
 set -euo pipefail
 
 need_apt=()
