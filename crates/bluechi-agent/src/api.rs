@@ -68,7 +68,8 @@ impl Agent {
                     )
                     .await;
                 };
-                self.cancel_job(0, id, &m).await
+                let api = self.api.clone();
+                self.cancel_job(&api, id, &m).await
             }
             (PROPERTIES_IFACE, "GetAll") => {
                 msg::reply(&self.api, &hdr, &(self.properties(),)).await

@@ -265,7 +265,7 @@ impl Agent {
                     return msg::reply_error(&conn, &hdr, ERR_INVALID_ARGS, "Invalid arguments")
                         .await;
                 };
-                self.cancel_job(gen, id, &m).await
+                self.cancel_job(&conn, id, &m).await
             }
             _ => {
                 let text = format!("Unknown method {member} or interface {}.", r.iface);
@@ -274,18 +274,18 @@ impl Agent {
         }
     }
 
-    /// `JobCancel` (from the controller's `Job.Cancel`, or the public Agent API).
-    pub async fn cancel_job(&mut self, gen: u64, id: u32, m: &Message) {
+    /// `JobCancel` (from the controller's `Job.Cancel`, or the public Agent API); the answer goes
+    /// back on `conn`, the connection the call came in on.
+    pub async fn cancel_job(&mut self, conn: &zbus::Connection, id: u32, m: &Message) {
         let path = self
             .jobs
             .iter()
             .find(|(_, j)| j.id == id)
             .and_then(|(k, _)| k.split('#').next().map(str::to_string));
-        let conn = self.link.conn_of(gen).unwrap_or_else(|| self.api.clone());
         match path {
             None => {
                 let text = format!("No job with ID '{id}' found");
-                msg::reply_error(&conn, &m.header(), ERR_FAILED, &text).await
+                msg::reply_error(conn, &m.header(), ERR_FAILED, &text).await
             }
             Some(path) => {
                 let call = msg::call(SYSTEMD_BUS_NAME, &path, SYSTEMD_JOB_IFACE, "Cancel", &());
@@ -293,7 +293,7 @@ impl Agent {
                     what: format!("Cancel of job {id}"),
                 };
                 self.call_systemd(call, what).await;
-                msg::reply(&conn, &m.header(), &()).await
+                msg::reply(conn, &m.header(), &()).await
             }
         }
     }
