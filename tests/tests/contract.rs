@@ -4,6 +4,7 @@
 //! access. Run `cargo build --workspace --bins` first (or set BLUECHI_BIN_DIR).
 
 mod support_contract;
+mod support_daemons;
 
 use std::collections::BTreeMap;
 use std::path::Path;

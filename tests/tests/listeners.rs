@@ -4,6 +4,7 @@
 
 mod listeners_support;
 mod robust_support;
+mod support_daemons;
 
 use listeners_support::{Activated, Rig};
 use robust_support::{poll, runtime};

@@ -4,6 +4,7 @@
 //! reconnect. Run `cargo build --workspace --bins` first.
 
 mod robust_support;
+mod support_daemons;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! answer `ListNodes` on its bus promptly. Run `cargo build --workspace --bins` first.
 
 mod robust_support;
+mod support_daemons;
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@
 //! Run `cargo build --workspace --bins` first.
 
 mod robust_support;
+mod support_daemons;
 
 use robust_support::*;
 use scenario_runner::backend::Backend;

@@ -4,38 +4,20 @@
 //! activated fd. Controller, agent and systemd-emulator share one private bus (their names do
 //! not clash), which keeps the rig small.
 
-use std::io::BufRead;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use zbus::Connection;
 use zvariant::OwnedValue;
 
-use crate::robust_support::{is_alive, poll, DEADLINE};
+use crate::robust_support::{poll, DEADLINE};
+use crate::support_daemons::Daemons;
 
 pub const NODE: &str = "lis";
 const NODE_PATH: &str = "/org/eclipse/bluechi/node/lis";
-
-/// A named child, killed (SIGKILL also ends a SIGSTOPped one) and reaped on drop.
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-/// Children killed newest first, so the bus outlives the daemons using it.
-struct Procs(Vec<Proc>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        while let Some(mut p) = self.0.pop() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-    }
-}
 
 /// The socket handed to the controller as fd 3.
 pub enum Activated {
@@ -45,21 +27,11 @@ pub enum Activated {
 
 pub struct Rig {
     pub bus: Connection,
-    bus_address: String,
-    procs: Procs,
+    daemons: Daemons,
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// The agent's `ControllerAddress=`.
     pub controller_address: String,
-}
-
-fn bus_config(socket: &Path) -> String {
-    format!(
-        "<busconfig><type>custom</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
-         <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
-         <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>",
-        socket.display()
-    )
 }
 
 /// Runs in the forked child before exec: only async-signal-safe calls.
@@ -86,42 +58,22 @@ impl Rig {
         let bin = scenario_runner::paths::bin_dir().expect("binary directory");
         scenario_runner::paths::check_binaries(&bin).unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::tempdir().expect("temporary directory");
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(&conf, bus_config(&dir.path().join("bus.sock"))).expect("bus config");
-        let mut daemon = Command::new("dbus-daemon")
-            .arg("--nofork")
-            .arg("--print-address=1")
-            .arg(format!("--config-file={}", conf.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let stdout = daemon.stdout.take().expect("dbus-daemon stdout");
-        let procs = Procs(vec![Proc {
-            name: "dbus-daemon",
-            child: daemon,
-        }]);
-        let mut bus_address = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut bus_address)
-            .expect("bus address");
-        let bus_address = bus_address.trim().to_string();
-        let bus = scenario_runner::dbus::connect(&bus_address)
+        let daemons = Daemons::start_bus(dir.path());
+        let bus = scenario_runner::dbus::connect(daemons.bus_address())
             .await
             .expect("private bus");
         let units = dir.path().join("units");
         std::fs::create_dir_all(&units).expect("unit dir");
         let mut rig = Rig {
             bus,
-            bus_address,
-            procs,
+            daemons,
             dir,
             bin,
             controller_address: String::new(),
         };
-        let unit_dir = units.display().to_string();
-        let cmd = rig.command("systemd-emulator", &["--unit-dir", &unit_dir]);
-        rig.spawn("systemd-emulator", cmd);
+        let mut cmd = rig.daemons.command(rig.bin.join("systemd-emulator"));
+        cmd.arg("--unit-dir").arg(&units);
+        rig.daemons.spawn("systemd-emulator", cmd);
 
         let (socket, address): (OwnedFd, String) = match kind {
             Activated::Unix => {
@@ -145,7 +97,7 @@ impl Rig {
         );
         let controller = rig.bin.join("bluechi-controller");
         // `sh` execs the controller in place, so `$$` is the controller's own pid.
-        let mut cmd = rig.command("sh", &[]);
+        let mut cmd = rig.daemons.command("sh");
         cmd.arg("-c")
             .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
             .arg(&controller)
@@ -154,7 +106,7 @@ impl Rig {
         let fd = socket.as_raw_fd();
         // SAFETY: the hook only makes fd syscalls, which are async-signal-safe.
         unsafe { cmd.pre_exec(move || pass_as_fd3(fd)) };
-        rig.spawn("bluechi-controller", cmd);
+        rig.daemons.spawn("bluechi-controller", cmd);
         // The child holds its own copy now.
         drop(socket);
         rig.wait_name("org.eclipse.bluechi", "bluechi-controller")
@@ -168,70 +120,19 @@ impl Rig {
         path.display().to_string()
     }
 
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = if program == "sh" {
-            Command::new("sh")
-        } else {
-            Command::new(self.bin.join(program))
-        };
-        cmd.args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDS")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn spawn(&mut self, name: &'static str, mut cmd: Command) {
-        let log = std::fs::File::create(self.log_path(name)).expect("log file");
-        let err = log.try_clone().expect("log file");
-        let child = cmd
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        self.procs.0.push(Proc { name, child });
-    }
-
-    fn log_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.log"))
-    }
-
     pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+        self.daemons.log(name)
     }
 
     /// Every daemon's log, for a failure message.
     pub fn logs(&self) -> String {
-        self.procs
-            .0
-            .iter()
-            .map(|p| format!("--- {}\n{}", p.name, self.log(p.name)))
-            .collect()
+        self.daemons.logs()
     }
 
-    async fn wait_name(&self, name: &str, daemon: &'static str) {
-        let start = std::time::Instant::now();
-        loop {
-            let owned = scenario_runner::dbus::name_has_owner(&self.bus, name)
-                .await
-                .unwrap_or(false);
-            if owned {
-                return;
-            }
-            assert!(
-                self.pid(daemon).is_some_and(is_alive),
-                "{daemon} died before owning {name}:\n{}",
-                self.logs()
-            );
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{daemon} never owned {name}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    async fn wait_name(&self, name: &str, daemon: &str) {
+        self.daemons
+            .wait_for_name(&self.bus, name, daemon, DEADLINE)
+            .await
     }
 
     /// The agent for `NODE`, connecting to the activated socket, with `agent_keys` added.
@@ -244,18 +145,15 @@ impl Rig {
                 self.controller_address
             ),
         );
-        let cmd = self.command("bluechi-agent", &["-c", &conf]);
-        self.spawn("bluechi-agent", cmd);
+        let mut cmd = self.daemons.command(self.bin.join("bluechi-agent"));
+        cmd.arg("-c").arg(&conf);
+        self.daemons.spawn("bluechi-agent", cmd);
         self.wait_name("org.eclipse.bluechi.Agent", "bluechi-agent")
             .await;
     }
 
     pub fn pid(&self, name: &str) -> Option<i32> {
-        self.procs
-            .0
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.child.id() as i32)
+        self.daemons.pid(name)
     }
 
     pub fn signal(&self, name: &str, signal: &str) {

@@ -1,49 +1,19 @@
 //! One agent on a private bus with its own systemd-emulator, pointed at a listener we own:
 //! the test plays the controller and may drop the link and accept the agent's reconnect.
 
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bluechi_core::config::TcpOptions;
-use futures_util::StreamExt;
 use tokio::net::TcpListener;
-use zbus::message::Type;
 use zbus::{Connection, MessageStream};
 
-use super::{poll, DEADLINE};
-
-/// Children killed by their own pids, newest first.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        while let Some(mut c) = self.0.pop() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+use super::DEADLINE;
+use crate::support_daemons::{fake_controller, Daemons};
 
 pub struct LoneAgent {
     pub bus: Connection,
     listener: TcpListener,
-    children: Children,
+    daemons: Daemons,
     _dir: tempfile::TempDir,
-}
-
-fn spawn(bin: &Path, name: &str, bus: &str, args: &[&str], log: &Path) -> Child {
-    let log = std::fs::File::create(log).expect("log file");
-    let err = log.try_clone().expect("log file");
-    Command::new(bin.join(name))
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 impl LoneAgent {
@@ -52,51 +22,23 @@ impl LoneAgent {
         let dir = tempfile::tempdir().expect("temporary directory");
         let units = dir.path().join("units");
         std::fs::create_dir_all(&units).expect("unit dir");
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "<busconfig><type>custom</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
-                 <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
-                 <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>",
-                dir.path().join("bus.sock").display()
-            ),
-        )
-        .expect("bus config");
-        let mut bus = Command::new("dbus-daemon")
-            .arg("--nofork")
-            .arg("--print-address=1")
-            .arg(format!("--config-file={}", conf.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut address = String::new();
-        std::io::BufReader::new(bus.stdout.take().expect("stdout"))
-            .read_line(&mut address)
-            .expect("bus address");
-        let address = address.trim().to_string();
-        let mut children = Children(vec![bus]);
+        let mut daemons = Daemons::start_bus(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listener");
         let port = listener.local_addr().expect("address").port();
-        let unit_dir = units.display().to_string();
-        children.0.push(spawn(
-            &bin,
-            "systemd-emulator",
-            &address,
-            &["--unit-dir", &unit_dir],
-            &dir.path().join("systemd-emulator.log"),
-        ));
-        let conn = scenario_runner::dbus::connect(&address)
+        let mut cmd = daemons.command(bin.join("systemd-emulator"));
+        cmd.arg("--unit-dir").arg(&units);
+        daemons.spawn("systemd-emulator", cmd);
+        let conn = scenario_runner::dbus::connect(daemons.bus_address())
             .await
             .expect("private bus");
-        poll("systemd on the private bus", || async {
-            scenario_runner::dbus::name_has_owner(&conn, "org.freedesktop.systemd1")
-                .await
-                .ok()?
-                .then_some(())
-        })
-        .await;
+        daemons
+            .wait_for_name(
+                &conn,
+                "org.freedesktop.systemd1",
+                "systemd-emulator",
+                DEADLINE,
+            )
+            .await;
         let agent_conf = dir.path().join("agent.conf");
         // A short heartbeat makes reconnects after a dropped link quick.
         std::fs::write(
@@ -107,32 +49,24 @@ impl LoneAgent {
             ),
         )
         .expect("agent config");
-        let agent_conf = agent_conf.display().to_string();
-        children.0.push(spawn(
-            &bin,
-            "bluechi-agent",
-            &address,
-            &["-c", &agent_conf],
-            &dir.path().join("bluechi-agent.log"),
-        ));
+        let mut cmd = daemons.command(bin.join("bluechi-agent"));
+        cmd.arg("-c").arg(&agent_conf);
+        daemons.spawn("bluechi-agent", cmd);
         LoneAgent {
             bus: conn,
             listener,
-            children,
+            daemons,
             _dir: dir,
         }
     }
 
-    /// The agent is the newest child; a crashed one lingers as a zombie until dropped.
+    /// A crashed agent lingers as a zombie until dropped.
     pub fn alive(&self) -> bool {
-        self.children
-            .0
-            .last()
-            .is_some_and(|c| super::is_alive(c.id() as i32))
+        self.daemons.alive("bluechi-agent")
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("bluechi-agent.log")).unwrap_or_default()
+        self.daemons.log("bluechi-agent")
     }
 
     /// Accepts the agent's next connection and answers its `Register`. An attempt the agent
@@ -153,28 +87,7 @@ impl LoneAgent {
             .await
             .expect("the agent never connected")
             .expect("accept");
-        let tcp = TcpOptions {
-            ip_receive_errors: false,
-            keepalive_time: 0,
-            keepalive_interval: 0,
-            keepalive_count: 0,
-        };
-        let guid = bluechi_core::link::new_guid();
-        let mut stream = bluechi_core::link::accept_tcp(socket, &tcp, &guid)
-            .await
-            .ok()?;
-        let conn = Connection::from(&stream);
-        loop {
-            let m = tokio::time::timeout(DEADLINE, stream.next())
-                .await
-                .ok()??
-                .ok()?;
-            let h = m.header();
-            if m.message_type() == Type::MethodCall && h.member().is_some_and(|x| x == "Register") {
-                conn.reply(&h, &()).await.ok()?;
-                return Some(stream);
-            }
-        }
+        fake_controller::register(socket, DEADLINE).await.ok()
     }
 
     /// The agent's public `Status`, within `limit`: its loop is not stalled.

@@ -15,6 +15,9 @@ use scenario_runner::backend::Backend;
 use scenario_runner::{dbus, paths, syntax};
 use zbus::Connection;
 
+/// A crashed daemon stays a zombie until the backend reaps it.
+pub use crate::support_daemons::is_alive;
+
 /// Generous: two cores are shared with other builds and test runs.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(25);
@@ -95,17 +98,6 @@ pub fn daemon_pid(backend: &LocalBackend, program: &str, node: Option<&str>) -> 
             };
             runs && of_node
         })
-}
-
-/// Running and not a zombie: a crashed daemon stays a zombie until the backend reaps it.
-pub fn is_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after_comm = s.rsplit_once(')')?.1.trim_start().to_string();
-            after_comm.chars().next()
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 pub fn kill(pid: i32, signal: &str) {
