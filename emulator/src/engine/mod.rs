@@ -147,6 +147,9 @@ impl Engine {
                 &d.conflicts,
                 &d.after,
                 &d.before,
+                &d.part_of,
+                &d.on_failure,
+                &d.on_success,
             ] {
                 queue.extend(list.iter().cloned());
             }
@@ -251,7 +254,49 @@ impl Engine {
         if unexpected && old.is_inactive_or_failed() && active.is_active_or_activating() {
             self.retroactively_start_required(name, now);
         }
+        // Same conditions as systemd 252's unit_notify: failing from anything but failed
+        // triggers OnFailure=, reaching inactive from a running-ish state triggers OnSuccess=.
+        if old != ActiveState::Failed && active == ActiveState::Failed {
+            self.start_handlers(name, "OnFailure=", |d| &d.on_failure, now);
+        }
+        if active == ActiveState::Inactive && !old.is_inactive_or_failed() {
+            self.start_handlers(name, "OnSuccess=", |d| &d.on_success, now);
+        }
         self.schedule_gc();
+    }
+
+    /// systemd's `unit_start_on_failure`: start jobs in mode `replace` (the default
+    /// OnFailureJobMode=/OnSuccessJobMode=); a handler that cannot be queued is only logged.
+    fn start_handlers(
+        &mut self,
+        name: &str,
+        key: &str,
+        pick: fn(&crate::unitfile::Deps) -> &Vec<String>,
+        now: Now,
+    ) {
+        let handlers: Vec<String> = self
+            .units
+            .get(name)
+            .map(|u| pick(u.deps()).clone())
+            .unwrap_or_default();
+        if handlers.is_empty() {
+            return;
+        }
+        self.log(
+            LogLevel::Info,
+            format!("{name}: Triggering {key} dependencies."),
+        );
+        for h in handlers {
+            if let Err(e) = self.add_transaction(&h, JobType::Start, JobMode::Replace, now) {
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{name}: Failed to enqueue {key} job, ignoring: {}",
+                        e.message
+                    ),
+                );
+            }
+        }
     }
 
     /// systemd's `unit_process_job`; returns whether the change was unexpected.
@@ -441,7 +486,19 @@ impl Engine {
             ));
         }
         self.ensure_loaded(name);
-        let r = self.add_transaction(name, job_type, mode, now);
+        // Only requests from outside are refused; dependencies go through add_transaction.
+        let r = if self
+            .units
+            .get(name)
+            .is_some_and(|u| u.refuses_manual(job_type))
+        {
+            Err(EngineError::new(
+                ERR_ONLY_BY_DEPENDENCY,
+                format!("Operation refused, unit {name} may be requested by dependency only (it is configured to refuse manual start/stop)."),
+            ))
+        } else {
+            self.add_transaction(name, job_type, mode, now)
+        };
         self.settle(now);
         r
     }
@@ -800,6 +857,9 @@ pub(crate) fn all_dep_names(u: &Unit) -> Vec<String> {
         &d.binds_to,
         &d.upholds,
         &d.conflicts,
+        &d.part_of,
+        &d.on_failure,
+        &d.on_success,
     ]
     .into_iter()
     .flat_map(|l| l.iter().cloned())

@@ -591,3 +591,5 @@ fn properties_all_interfaces_merged() {
         .unit_properties("target.service", "org.example.Nope")
         .is_none());
 }
+
+mod directives;

@@ -106,8 +106,10 @@ impl Engine {
                     self.plan(tx, c, JobType::Stop, false)?;
                 }
                 if job_type == JobType::Restart {
-                    // Units that require this one are restarted along with it if running.
-                    let dependents = self.requiring_units(name);
+                    // Units that require this one (or are PartOf= it) are restarted along with
+                    // it if running, like systemd's try-restart propagation.
+                    let mut dependents = self.requiring_units(name);
+                    dependents.extend(self.part_of_units(name));
                     for dep in dependents {
                         let active = self
                             .units
@@ -121,7 +123,9 @@ impl Engine {
             }
             JobType::Stop => {
                 tx.entries.push((name.to_string(), JobType::Stop));
-                for dep in self.requiring_units(name) {
+                let mut dependents = self.requiring_units(name);
+                dependents.extend(self.part_of_units(name));
+                for dep in dependents {
                     self.plan(tx, &dep, JobType::Stop, false)?;
                 }
             }
@@ -141,6 +145,16 @@ impl Engine {
                     .chain(d.requisite.iter())
                     .any(|x| x == name)
             })
+            .map(|o| o.name.clone())
+            .collect()
+    }
+
+    /// Units with `PartOf=` on `name`: stops and restarts of `name` propagate to them, starts
+    /// do not.
+    fn part_of_units(&self, name: &str) -> Vec<String> {
+        self.units
+            .values()
+            .filter(|o| o.deps().part_of.iter().any(|x| x == name))
             .map(|o| o.name.clone())
             .collect()
     }

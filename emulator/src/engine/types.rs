@@ -239,6 +239,7 @@ pub const ERR_DESTRUCTIVE: &str = "org.freedesktop.systemd1.TransactionIsDestruc
 pub const ERR_BAD_SETTING: &str = "org.freedesktop.systemd1.BadUnitSetting";
 pub const ERR_LOAD_FAILED: &str = "org.freedesktop.systemd1.LoadFailed";
 pub const ERR_NO_SUCH_PROCESS: &str = "org.freedesktop.systemd1.NoSuchProcess";
+pub const ERR_ONLY_BY_DEPENDENCY: &str = "org.freedesktop.systemd1.OnlyByDependency";
 
 /// What a unit source found for a name.
 #[derive(Debug, Clone)]

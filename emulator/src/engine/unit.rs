@@ -171,6 +171,19 @@ impl Unit {
         self.def.as_ref().is_some_and(|d| d.stop_when_unneeded)
     }
 
+    /// systemd's `bus_unit_queue_job` check: a restart counts as both a start and a stop.
+    pub fn refuses_manual(&self, job_type: super::types::JobType) -> bool {
+        use super::types::JobType;
+        let Some(d) = &self.def else {
+            return false;
+        };
+        match job_type {
+            JobType::Start => d.refuse_manual_start,
+            JobType::Stop => d.refuse_manual_stop,
+            JobType::Restart => d.refuse_manual_start || d.refuse_manual_stop,
+        }
+    }
+
     pub fn description(&self) -> String {
         match &self.def {
             Some(d) if !d.description.is_empty() => d.description.clone(),

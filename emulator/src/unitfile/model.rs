@@ -90,6 +90,9 @@ pub struct Deps {
     pub conflicts: Vec<String>,
     pub after: Vec<String>,
     pub before: Vec<String>,
+    pub part_of: Vec<String>,
+    pub on_failure: Vec<String>,
+    pub on_success: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub struct UnitDef {
     pub fragment_path: String,
     pub deps: Deps,
     pub stop_when_unneeded: bool,
+    pub refuse_manual_start: bool,
+    pub refuse_manual_stop: bool,
     pub has_install: bool,
     pub kind: UnitKind,
 }
@@ -292,6 +297,8 @@ fn build_inner(
         fragment_path: path.to_string(),
         deps: Deps::default(),
         stop_when_unneeded: false,
+        refuse_manual_start: false,
+        refuse_manual_stop: false,
         has_install: false,
         kind: UnitKind::Other,
     };
@@ -311,8 +318,13 @@ fn build_inner(
             ("Unit", "Conflicts") => b.dep_list(&mut def.deps.conflicts, v, line, key),
             ("Unit", "After") => b.dep_list(&mut def.deps.after, v, line, key),
             ("Unit", "Before") => b.dep_list(&mut def.deps.before, v, line, key),
+            ("Unit", "PartOf") => b.dep_list(&mut def.deps.part_of, v, line, key),
+            ("Unit", "OnFailure") => b.dep_list(&mut def.deps.on_failure, v, line, key),
+            ("Unit", "OnSuccess") => b.dep_list(&mut def.deps.on_success, v, line, key),
             ("Unit", "StopWhenUnneeded") => b.boolean(&mut def.stop_when_unneeded, v, line, key),
-            ("Unit", "DefaultDependencies" | "Documentation" | "PartOf") => {}
+            ("Unit", "RefuseManualStart") => b.boolean(&mut def.refuse_manual_start, v, line, key),
+            ("Unit", "RefuseManualStop") => b.boolean(&mut def.refuse_manual_stop, v, line, key),
+            ("Unit", "DefaultDependencies" | "Documentation") => {}
             ("Install", _) => def.has_install = true,
             ("Service", _) if !is_service => {
                 b.warn(line, "Unknown section 'Service'. Ignoring.".to_string());
@@ -499,6 +511,25 @@ mod tests {
         let (d, _) = ok("a.service", "[Unit]\nWants=a.service b.service\nWants=c.service\nAfter=x.service\nAfter=\nAfter=y.service\n[Service]\nExecStart=/bin/true\n");
         assert_eq!(d.deps.wants, vec!["a.service", "b.service", "c.service"]);
         assert_eq!(d.deps.after, vec!["y.service"]);
+    }
+
+    #[test]
+    fn part_of_handlers_and_refuse_flags() {
+        let (d, w) = ok("a.service", "[Unit]\nPartOf=b.service\nOnFailure=f.service\nOnSuccess=s.service\nRefuseManualStart=yes\nRefuseManualStop=true\n[Service]\nExecStart=/bin/true\n");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(d.deps.part_of, vec!["b.service"]);
+        assert_eq!(d.deps.on_failure, vec!["f.service"]);
+        assert_eq!(d.deps.on_success, vec!["s.service"]);
+        assert!(d.refuse_manual_start && d.refuse_manual_stop);
+        let (_, w) = ok(
+            "a.service",
+            "[Unit]\nRefuseManualStart=maybe\n[Service]\nExecStart=/bin/true\n",
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.contains(":2:") && l.contains("RefuseManualStart")),
+            "{w:?}"
+        );
     }
 
     #[test]
