@@ -2,6 +2,7 @@
 //! `Register`, `Heartbeat`) and answers `ListUnits` with synthetic units, but has no bus and
 //! no systemd behind it, so a hundred of them fit in this one process.
 
+use bluechi_core::msg::ListedUnit;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,26 +15,11 @@ use zbus::message::Type;
 use zbus::{Connection, Message};
 use zvariant::OwnedObjectPath;
 
-/// systemd's `ListUnits` element: name, description, load, active, sub, following, unit path,
-/// job id, job type, job path.
-pub type UnitTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
-
 /// Upstream's default agent `HeartbeatInterval`.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// `count` running services named like a real node's, with their escaped object paths.
-pub fn synthetic_units(count: usize) -> Result<Vec<UnitTuple>, String> {
+pub fn synthetic_units(count: usize) -> Result<Vec<ListedUnit>, String> {
     let root = OwnedObjectPath::try_from("/").map_err(|e| e.to_string())?;
     (0..count)
         .map(|i| {
@@ -84,7 +70,7 @@ impl FakeAgent {
     pub async fn connect(
         address: &str,
         name: &str,
-        units: Arc<Vec<UnitTuple>>,
+        units: Arc<Vec<ListedUnit>>,
     ) -> Result<FakeAgent, String> {
         let stream = link::connect(address, &tcp_options())
             .await
@@ -106,7 +92,7 @@ impl FakeAgent {
     }
 }
 
-async fn serve(mut stream: zbus::MessageStream, conn: Connection, units: Arc<Vec<UnitTuple>>) {
+async fn serve(mut stream: zbus::MessageStream, conn: Connection, units: Arc<Vec<ListedUnit>>) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {
@@ -129,7 +115,7 @@ async fn serve(mut stream: zbus::MessageStream, conn: Connection, units: Arc<Vec
 /// `ListUnits` gets the synthetic units, `ListUnitFiles` none; every other call (Subscribe,
 /// Ping, proxy notifications) is acknowledged, which is all the controller needs from an idle
 /// node.
-async fn answer(conn: &Connection, m: &Message, units: &Arc<Vec<UnitTuple>>) {
+async fn answer(conn: &Connection, m: &Message, units: &Arc<Vec<ListedUnit>>) {
     let hdr = m.header();
     let r = msg::route(m);
     match (r.iface.as_str(), r.member.as_str()) {
@@ -198,7 +184,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            let units: Vec<UnitTuple> = reply.body().deserialize().unwrap();
+            let units: Vec<ListedUnit> = reply.body().deserialize().unwrap();
             (registered, units)
         });
         let address = format!("tcp:host=127.0.0.1,port={port}");

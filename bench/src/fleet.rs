@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use zbus::Connection;
 
 use crate::cluster::Cluster;
-use crate::fake_agent::{FakeAgent, UnitTuple};
+use bluechi_core::msg::ListedUnit;
+
+use crate::fake_agent::FakeAgent;
 
 pub fn node_names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("fake{i:03}")).collect()
@@ -19,7 +21,7 @@ pub fn node_names(count: usize) -> Vec<String> {
 pub async fn connect_all(
     cluster: &Cluster,
     names: &[String],
-    units: Arc<Vec<UnitTuple>>,
+    units: Arc<Vec<ListedUnit>>,
 ) -> Result<Vec<FakeAgent>, String> {
     let address = cluster.controller_address().await?;
     let mut agents = Vec::with_capacity(names.len());
@@ -59,7 +61,7 @@ pub async fn list_units(bus: &Connection) -> Result<(Duration, zbus::Message), S
 
 /// Nodes in a `ListUnits` reply and units over all of them, to prove the fan-out was complete.
 pub fn count_units(reply: &zbus::Message) -> Result<(usize, usize), String> {
-    let by_node: HashMap<String, Vec<UnitTuple>> = reply
+    let by_node: HashMap<String, Vec<ListedUnit>> = reply
         .body()
         .deserialize()
         .map_err(|e| format!("ListUnits reply: {e}"))?;

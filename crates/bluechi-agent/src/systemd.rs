@@ -1,6 +1,7 @@
 //! The agent's side of systemd: connection, subscriptions, the unit table that feeds unit
 //! events to the controller (spec §3.4.1), and job completion (§3.1).
 
+use bluechi_core::msg::ListedUnit;
 use std::collections::HashMap;
 
 use bluechi_core::msg::{self, PropMap};
@@ -92,19 +93,6 @@ pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
     .map_err(|e| format!("Failed to subscribe to systemd: {e}"))?;
     Ok(conn)
 }
-
-type ListedUnit = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    zvariant::OwnedObjectPath,
-    u32,
-    String,
-    zvariant::OwnedObjectPath,
-);
 
 /// The start-up snapshot: every listed unit is loaded with its current state. Called before
 /// the loop runs; signals meanwhile wait in the event channel.

@@ -2,25 +2,12 @@
 //! node through `pending`, and the caller is answered once every part is in.
 
 use bluechi_core::msg;
+use bluechi_core::msg::ListedUnit;
 use bluechi_core::names::*;
 use bluechi_core::ordered::OrderedDict;
 use zbus::Message;
-use zvariant::OwnedObjectPath;
 
 use crate::controller::{Controller, Pending};
-
-pub type UnitTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FleetKind {
@@ -141,7 +128,7 @@ impl Controller {
             return msg::reply_error(&self.bus, &hdr, ERR_FAILED, &text).await;
         }
         let reply = match f.kind {
-            FleetKind::Units => match collect::<UnitTuple>(&f.parts) {
+            FleetKind::Units => match collect::<ListedUnit>(&f.parts) {
                 Ok(d) => return msg::reply(&self.bus, &hdr, &(d,)).await,
                 Err(e) => e,
             },

@@ -17,6 +17,22 @@ use zvariant::OwnedValue;
 /// `a{sv}` as used for properties.
 pub type PropMap = HashMap<String, OwnedValue>;
 
+/// One element of systemd's `ListUnits` (`(ssssssouso)`): name, description, load state,
+/// active state, sub state, following, unit path, job id, job type, job path. The agent,
+/// the controller's fleet reply and bluechictl all carry it unchanged.
+pub type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    zvariant::OwnedObjectPath,
+    u32,
+    String,
+    zvariant::OwnedObjectPath,
+);
+
 /// Spawns a task that forwards every message of `conn` as `wrap(Some(msg))`, then
 /// `wrap(None)` once the connection is closed. It stops when the receiver is gone.
 pub fn spawn_forwarder<E, F>(conn: &Connection, tx: UnboundedSender<E>, wrap: F)
@@ -131,6 +147,17 @@ pub async fn forward_reply(conn: &Connection, call: &Message, reply: &Message) {
     }
 }
 
+fn call_builder<'a>(
+    destination: &'a str,
+    path: &'a str,
+    iface: &'a str,
+    member: &'a str,
+) -> zbus::Result<zbus::message::Builder<'a>> {
+    Message::method_call(path, member)?
+        .interface(iface)?
+        .destination(destination)
+}
+
 /// A method call that expects no reply (upstream's fire-and-forget calls on the peer link).
 pub fn oneway_call<B>(
     destination: &str,
@@ -142,9 +169,7 @@ pub fn oneway_call<B>(
 where
     B: serde::Serialize + zvariant::DynamicType,
 {
-    Message::method_call(path, member)?
-        .interface(iface)?
-        .destination(destination)?
+    call_builder(destination, path, iface, member)?
         .with_flags(zbus::message::Flags::NoReplyExpected)?
         .build(body)
 }
@@ -160,10 +185,7 @@ pub fn call<B>(
 where
     B: serde::Serialize + zvariant::DynamicType,
 {
-    Message::method_call(path, member)?
-        .interface(iface)?
-        .destination(destination)?
-        .build(body)
+    call_builder(destination, path, iface, member)?.build(body)
 }
 
 /// The serial a reply to `msg` will carry in its `REPLY_SERIAL` field.

@@ -1,8 +1,7 @@
 //! `list-units [NODE] [--filter=GLOB]`.
 
+use bluechi_core::msg::ListedUnit;
 use bluechi_core::ordered::OrderedDict;
-
-use zbus::zvariant::OwnedObjectPath;
 
 use super::{CmdResult, Fail};
 use crate::client::{body, Client};
@@ -10,24 +9,11 @@ use crate::glob;
 use crate::output::{err, out};
 use crate::table;
 
-type UnitTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
-
 pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -> CmdResult {
-    let per_node: Vec<(String, Vec<UnitTuple>)> = match node {
+    let per_node: Vec<(String, Vec<ListedUnit>)> = match node {
         Some(n) => {
             let units = match client.node_call(n, "ListUnits", &()).await {
-                Ok(r) => body::<Vec<UnitTuple>>(&r),
+                Ok(r) => body::<Vec<ListedUnit>>(&r),
                 Err(e) => Err(e),
             };
             match units {
@@ -37,7 +23,7 @@ pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -
         }
         None => {
             let all = match client.controller_call("ListUnits", &()).await {
-                Ok(r) => body::<OrderedDict<Vec<UnitTuple>>>(&r),
+                Ok(r) => body::<OrderedDict<Vec<ListedUnit>>>(&r),
                 Err(e) => Err(e),
             };
             match all {
