@@ -842,6 +842,22 @@ impl Engine {
         Ok(())
     }
 
+    /// `FreezeUnit`: stops the unit's processes in place (FreezerState `frozen`).
+    pub fn freeze_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
+        Err(EngineError::new(
+            "org.freedesktop.DBus.Error.NotSupported",
+            format!("Unit {name} does not support freezing."),
+        ))
+    }
+
+    /// `ThawUnit`: resumes a frozen unit (FreezerState `running`).
+    pub fn thaw_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
+        Err(EngineError::new(
+            "org.freedesktop.DBus.Error.NotSupported",
+            format!("Unit {name} does not support thawing."),
+        ))
+    }
+
     /// Tokens of every live process, for shutdown.
     pub fn all_live_tokens(&self) -> Vec<u64> {
         self.procs.keys().copied().collect()

@@ -262,4 +262,36 @@ pub trait UnitSource {
     fn list_files(&self) -> Vec<(String, String)>;
     /// The UnitFileState of a file, `None` if no such file.
     fn file_state(&self, name: &str) -> Option<String>;
+    /// `EnableUnitFiles`: follows `[Install]` (WantedBy=, RequiredBy=, Alias=, Also=). Returns
+    /// systemd's change list: (type "symlink"/"unlink", file, destination).
+    fn enable(
+        &self,
+        _names: &[String],
+        _runtime: bool,
+        _force: bool,
+    ) -> Result<Changes, EngineError> {
+        Err(not_supported("EnableUnitFiles"))
+    }
+    /// `DisableUnitFiles`: removes the symlinks `enable` made.
+    fn disable(&self, _names: &[String], _runtime: bool) -> Result<Changes, EngineError> {
+        Err(not_supported("DisableUnitFiles"))
+    }
+    /// `GetDefaultTarget`: the unit `default.target` points to.
+    fn default_target(&self) -> Result<String, EngineError> {
+        Err(not_supported("GetDefaultTarget"))
+    }
+    /// `SetDefaultTarget`.
+    fn set_default_target(&self, _name: &str, _force: bool) -> Result<Changes, EngineError> {
+        Err(not_supported("SetDefaultTarget"))
+    }
+}
+
+/// Unit file changes as systemd reports them: (type, file, destination).
+pub type Changes = Vec<(String, String, String)>;
+
+fn not_supported(what: &str) -> EngineError {
+    EngineError::new(
+        "org.freedesktop.DBus.Error.NotSupported",
+        format!("{what} is not supported by this unit source"),
+    )
 }
