@@ -3,7 +3,11 @@
 use std::path::Path;
 use std::process::Command;
 
-const CONTAINER: &str = "bluechi-conformance-recorder";
+/// Container name; `CONFORMANCE_container` overrides it so that recordings can run side by side.
+fn container() -> String {
+    std::env::var("CONFORMANCE_container")
+        .unwrap_or_else(|_| "bluechi-conformance-recorder".to_string())
+}
 
 fn podman(args: &[&str]) -> Result<String, String> {
     let out = Command::new("podman")
@@ -28,17 +32,19 @@ fn abs(p: &Path) -> Result<String, String> {
 }
 
 pub fn run(image: &str, cases: &Path, fixtures: &Path, only: &[String]) -> Result<(), String> {
+    let container = container();
+    let container = container.as_str();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     std::fs::create_dir_all(fixtures).map_err(|e| format!("{}: {e}", fixtures.display()))?;
     let exe = abs(&exe)?;
     let cases = abs(cases)?;
     let fixtures = abs(fixtures)?;
-    let _ = podman(&["rm", "-f", CONTAINER]);
+    let _ = podman(&["rm", "-f", container]);
     podman(&[
         "run",
         "-d",
         "--name",
-        CONTAINER,
+        container,
         "--systemd=always",
         "--network=none",
         "-v",
@@ -50,23 +56,23 @@ pub fn run(image: &str, cases: &Path, fixtures: &Path, only: &[String]) -> Resul
         image,
         "/lib/systemd/systemd",
     ])?;
-    let result = record(only);
-    let _ = podman(&["rm", "-f", "-t", "2", CONTAINER]);
+    let result = record(container, only);
+    let _ = podman(&["rm", "-f", "-t", "2", container]);
     result
 }
 
-fn record(only: &[String]) -> Result<(), String> {
+fn record(container: &str, only: &[String]) -> Result<(), String> {
     // `is-system-running --wait` returns non-zero when degraded, which is fine for us.
     let _ = podman(&[
         "exec",
-        CONTAINER,
+        container,
         "systemctl",
         "is-system-running",
         "--wait",
     ]);
     let mut args = vec![
         "exec",
-        CONTAINER,
+        container,
         "/usr/local/bin/conformance-record",
         "--inside",
         "--cases",
