@@ -29,14 +29,22 @@ impl JobPath {
         iface: &'static str,
         signal_iface: &'static str,
         bluechi: bool,
+        unit: Option<&str>,
     ) -> Result<JobPath, String> {
-        let rule = MatchRule::builder()
+        let mut rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .sender(destination)
             .and_then(|b| b.interface(signal_iface))
             .and_then(|b| b.member("JobRemoved"))
-            .map_err(|e| format!("match rule: {e}"))?
-            .build();
+            .map_err(|e| format!("match rule: {e}"))?;
+        // systemd's JobRemoved carries the unit as arg 2: the bus then delivers only our jobs,
+        // so concurrent clients do not each receive (and skip) every other client's signals.
+        if let Some(unit) = unit {
+            rule = rule
+                .arg(2, unit)
+                .map_err(|e| format!("match rule arg2={unit}: {e}"))?;
+        }
+        let rule = rule.build();
         let removed = MessageStream::for_match_rule(rule, conn, Some(1024))
             .await
             .map_err(|e| format!("cannot subscribe to JobRemoved of {destination}: {e}"))?;
@@ -73,12 +81,21 @@ impl JobPath {
             "org.eclipse.bluechi.Node",
             "org.eclipse.bluechi.Controller",
             true,
+            None,
         )
         .await
     }
 
     /// Straight to the node's systemd (the emulator).
     pub async fn systemd(conn: &Connection) -> Result<JobPath, String> {
+        JobPath::systemd_filtered(conn, None).await
+    }
+
+    /// Straight to systemd, hearing only the `JobRemoved` signals of `unit` (if given).
+    pub async fn systemd_filtered(
+        conn: &Connection,
+        unit: Option<&str>,
+    ) -> Result<JobPath, String> {
         const MANAGER: &str = "org.freedesktop.systemd1.Manager";
         conn.call_method(
             Some("org.freedesktop.systemd1"),
@@ -96,6 +113,7 @@ impl JobPath {
             MANAGER,
             MANAGER,
             false,
+            unit,
         )
         .await
     }

@@ -2,18 +2,24 @@
 //! asserted: job latency through BlueChi against the emulator alone, the daemons' idle RSS,
 //! and the controller under 100 nodes (RSS, `ListUnits` latency).
 
+mod client;
 mod cluster;
 mod fake_agent;
 mod fleet;
 mod latency;
+mod load;
+mod lone;
+mod podman;
+mod rate;
 mod rss;
 mod stats;
+mod vs_systemd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use scenario_runner::syntax::UnitFile;
 
 use cluster::{Cluster, Spec, NODE};
@@ -25,9 +31,42 @@ const UPSTREAM_RSS_KB: u64 = 3500;
 const SETTLE: Duration = Duration::from_secs(5);
 const UNIT: &str = "bench-oneshot.service";
 
+/// The parts of the benchmark, in the order they run.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    /// Job latency through BlueChi and straight to the emulator, daemons' RSS.
+    Latency,
+    /// The controller with many fake nodes.
+    Fleet,
+    /// Oneshot start+stop jobs/s, emulator vs systemd 252.
+    Rate,
+    /// Unit-file load time and memory, emulator vs systemd 252.
+    Load,
+}
+
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks of the BlueChi daemons on the local backend (release build)")]
 struct Args {
+    #[command(subcommand)]
+    client: Option<client::Client>,
+    /// Run only these sections (repeatable or comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+    /// Start+stop cycles of the throughput runs.
+    #[arg(long, default_value_t = 2000)]
+    rate_cycles: usize,
+    /// Units in flight in the concurrent throughput run.
+    #[arg(long, default_value_t = 8)]
+    rate_concurrency: usize,
+    /// Numbers of generated unit files of the load runs.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 10000])]
+    load_counts: Vec<usize>,
+    /// Skip the systemd 252 side (Podman).
+    #[arg(long)]
+    no_podman: bool,
+    /// Name of the systemd container (replaced if it exists, removed at the end).
+    #[arg(long, default_value = "bluechi-bench-sd")]
+    container: String,
     /// Directory of the daemons and the emulator (default: next to this program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -200,13 +239,58 @@ async fn run(args: Args) -> Result<(), String> {
         None => scenario_runner::paths::bin_dir()?,
     };
     println!("binaries: {}", bin_dir.display());
-    jobs_and_idle_rss(&bin_dir, &args).await?;
-    fleet(&bin_dir, &args).await
+    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    if wanted(Section::Latency) {
+        jobs_and_idle_rss(&bin_dir, &args).await?;
+    }
+    if wanted(Section::Fleet) {
+        fleet(&bin_dir, &args).await?;
+    }
+    if !wanted(Section::Rate) && !wanted(Section::Load) {
+        return Ok(());
+    }
+    let container = systemd_container(&args)?;
+    if wanted(Section::Rate) {
+        let c = container.as_ref();
+        vs_systemd::rate(&bin_dir, args.rate_cycles, args.rate_concurrency, c).await?;
+    }
+    if wanted(Section::Load) {
+        vs_systemd::load(&bin_dir, &args.load_counts, container.as_ref()).await?;
+    }
+    Ok(())
+}
+
+/// systemd 252 in Podman with this program inside, or `None` with the reason printed.
+fn systemd_container(args: &Args) -> Result<Option<podman::Container>, String> {
+    let why = if args.no_podman {
+        Some("--no-podman".to_string())
+    } else {
+        podman::unavailable()
+    };
+    if let Some(why) = why {
+        println!("\n(systemd 252 side skipped: {why})");
+        return Ok(None);
+    }
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let start = Instant::now();
+    let c = podman::Container::start(&args.container, &me)?;
+    println!(
+        "\nsystemd 252: container {} of {} booted in {:.1} s",
+        args.container,
+        podman::IMAGE,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(Some(c))
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
+    let mut args = Args::parse();
+    let outcome = match args.client.take() {
+        Some(c) => client::run(c).await,
+        None => run(args).await,
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bluechi-bench: {e}");

@@ -39,6 +39,17 @@ pub fn parse_rss(status: &str) -> Option<Rss> {
     })
 }
 
+/// `VmHWM` (peak resident set) of a `/proc/<pid>/status` text, in kB.
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 pub fn of_pid(pid: i32) -> Result<Rss, String> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -89,6 +100,15 @@ mod tests {
                 anon: 400,
                 file: 3112
             })
+        );
+    }
+
+    #[test]
+    fn peak_is_read() {
+        assert_eq!(parse_vm_hwm(STATUS), None);
+        assert_eq!(
+            parse_vm_hwm("VmHWM:\t  4100 kB\nVmRSS:\t 3900 kB\n"),
+            Some(4100)
         );
     }
 
