@@ -2,9 +2,13 @@
 # Benchmarks of the local backend, printed, never asserted (release build): wall time of each
 # seed scenario with the peak RSS of the controller and of an agent during it, then
 # `bluechi-bench` (job latency against the emulator alone, idle RSS, the controller with 100
-# nodes, fleet ListUnits). Arguments go to bluechi-bench (e.g. `--jobs 500`).
+# nodes, fleet ListUnits, oneshot jobs/s and unit-file load time/memory of the emulator against
+# systemd 252 in Podman when podman and its image are there). Arguments go to bluechi-bench
+# (e.g. `--jobs 500`, `--only rate,load`, `--no-podman`, `--container NAME`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# runc and lower ulimits for the systemd container, as the conformance recorder uses.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/containers/containers.conf}"
 cargo build --release --workspace --bins --quiet
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 export BLUECHI_BIN_DIR="$bin"

@@ -36,6 +36,9 @@ pub enum Client {
         /// Whose memory to report after loading (the manager's pid).
         #[arg(long)]
         pid: i32,
+        /// Skip ListUnitFiles (slow in systemd 252 for thousands of files).
+        #[arg(long)]
+        no_list_files: bool,
     },
 }
 
@@ -72,6 +75,7 @@ pub async fn run(client: Client) -> Result<(), String> {
             dir,
             count,
             pid,
+            no_list_files,
         } => {
             let names = load::generate(&dir, count)?;
             let conn = rate::connect(bus_address.as_deref()).await?;
@@ -79,7 +83,7 @@ pub async fn run(client: Client) -> Result<(), String> {
             let t = Instant::now();
             reload(&conn).await?;
             println!("load pickup {:.6}", t.elapsed().as_secs_f64());
-            let f = load::measure(&conn, &names).await?;
+            let f = load::measure(&conn, &names, !no_list_files).await?;
             print!("{}", load::to_lines(&f));
             let path = format!("/proc/{pid}/status");
             let status =
