@@ -26,12 +26,12 @@ pub fn unit(i: usize) -> (String, String) {
         return (format!("bench-load-{group:05}.target"), text);
     }
     let mut text = format!("[Unit]\nDescription=bench service {i}\n");
-    if i % GROUP != 0 {
+    if !i.is_multiple_of(GROUP) {
         let prev = service_name(i - 1);
         text.push_str(&format!("Requires={prev}\nAfter={prev}\n"));
     }
     text.push_str("\n[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n");
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         // Half with [Install], so ListUnitFiles reports both `disabled` and `static`.
         text.push_str("\n[Install]\nWantedBy=multi-user.target\n");
     }
