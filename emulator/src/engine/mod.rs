@@ -195,6 +195,7 @@ impl Engine {
 
     /// Re-reads all unit definitions, keeping runtime state (like `daemon-reload`).
     pub fn reload(&mut self, now: Now) {
+        self.source.reload();
         let names: Vec<String> = self.units.keys().cloned().collect();
         for name in names {
             let fresh = self.build_unit(&name);

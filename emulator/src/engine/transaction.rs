@@ -19,6 +19,7 @@ fn load_error(u: &super::Unit) -> EngineError {
     match u.load_state {
         "not-found" => EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {} not found.", u.name)),
         "bad-setting" => EngineError::new(ERR_BAD_SETTING, format!("Unit {} has a bad unit file setting.", u.name)),
+        "masked" => EngineError::new("org.freedesktop.systemd1.UnitMasked", format!("Unit {} is masked.", u.name)),
         _ => EngineError::new(
             ERR_LOAD_FAILED,
             format!(
