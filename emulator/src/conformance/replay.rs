@@ -232,6 +232,20 @@ impl Harness {
                 Ok(())
             }
             Op::WaitIdle => Ok(()),
+            Op::Enable(u) => self
+                .engine
+                .source()
+                .enable(std::slice::from_ref(u), false, false)
+                .map(|_| ()),
+            Op::Disable(u) => self
+                .engine
+                .source()
+                .disable(std::slice::from_ref(u), false)
+                .map(|_| ()),
+            Op::DaemonReload => {
+                self.engine.reload(now);
+                Ok(())
+            }
         };
         match r {
             Ok(()) => "ok".to_string(),
@@ -243,7 +257,11 @@ impl Harness {
         let names = self.units.clone();
         names
             .iter()
-            .map(|n| match self.engine.load_unit(n, self.now) {
+            .map(|n| (n, self.engine.source().file_state(n)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(n, fs)| (n, fs.unwrap_or_else(|| "-".into())))
+            .map(|(n, fs)| match self.engine.load_unit(n, self.now) {
                 Ok(u) => UnitObs {
                     name: n.clone(),
                     load: u.load_state.to_string(),
@@ -254,6 +272,7 @@ impl Harness {
                     } else {
                         "-".to_string()
                     },
+                    file_state: Some(fs),
                 },
                 Err(e) => UnitObs {
                     name: n.clone(),
@@ -261,6 +280,7 @@ impl Harness {
                     active: "-".into(),
                     sub: "-".into(),
                     result: "-".into(),
+                    file_state: Some(fs),
                 },
             })
             .collect()
@@ -270,8 +290,11 @@ impl Harness {
 /// Replays `case` on a fresh engine; one observation per step.
 pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
     let mut src = MapSource::default();
-    for (n, t) in &case.units {
+    for (n, t) in case.units.iter().chain(&case.files) {
         src = src.with(n, t);
+    }
+    for (l, t) in &case.links {
+        src = src.with_link(l, t);
     }
     let mut h = Harness {
         engine: Engine::new(Box::new(src)),

@@ -175,6 +175,7 @@ impl<V: Vfs> UnitFiles<V> {
                 }
             }
         }
+        add_default_target_order(&mut def);
         def.names = names;
         Loaded::Ok(Box::new(def))
     }
@@ -195,6 +196,28 @@ impl<V: Vfs> UnitFiles<V> {
                 Some((Self::shown(&e.path), st))
             })
             .collect()
+    }
+}
+
+/// systemd's default dependencies of a target: it is ordered after every unit it pulls in
+/// (unless ordered before it), so a failing Requires= fails the target's start.
+fn add_default_target_order(def: &mut crate::unitfile::UnitDef) {
+    if !def.default_dependencies || def.kind != crate::unitfile::UnitKind::Target {
+        return;
+    }
+    let d = &mut def.deps;
+    let pulled: Vec<String> = d
+        .requires
+        .iter()
+        .chain(&d.requisite)
+        .chain(&d.wants)
+        .chain(&d.binds_to)
+        .cloned()
+        .collect();
+    for u in pulled {
+        if !d.after.contains(&u) && !d.before.contains(&u) {
+            d.after.push(u);
+        }
     }
 }
 

@@ -86,30 +86,30 @@ pub fn file_state<V: Vfs>(files: &UnitFiles<V>, idx: &Index, name: &str) -> Opti
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // The strongest enablement among the links to this file that concern `name`.
+    // The strongest enablement among the links to this file that concern `name`: a link under
+    // the unit's own name (or an Alias= it declares) enables it, any other name only indirectly.
     let mut best: Option<&'static str> = None;
     for l in idx.links.get(&file_name).into_iter().flatten() {
         let Some(scope) = files.dirs.get(l.dir).map(|d| d.scope) else {
             continue;
         };
-        let st = match (scope, parsed.instance.as_deref()) {
-            (Scope::Vendor | Scope::Transient, _) => continue,
-            // A template is enabled through its default instance, indirectly through others.
-            (_, Some("")) => {
+        let enabled = if scope == Scope::Runtime {
+            "enabled-runtime"
+        } else {
+            "enabled"
+        };
+        let known = match parsed.instance.as_deref() {
+            Some("") => {
                 let inst = UnitName::parse(&l.name).and_then(|n| n.instance);
-                if inst.is_some() && inst == info.default_instance {
-                    if scope == Scope::Runtime {
-                        "enabled-runtime"
-                    } else {
-                        "enabled"
-                    }
-                } else {
-                    "indirect"
-                }
+                inst.is_some() && inst == info.default_instance
             }
-            (_, Some(_)) if l.name != name => continue,
-            (Scope::Runtime, _) => "enabled-runtime",
-            _ => "enabled",
+            Some(_) if l.name != name && !info.alias.contains(&l.name) => continue,
+            _ => l.name == name || info.alias.contains(&l.name),
+        };
+        let st = match scope {
+            Scope::Vendor | Scope::Transient => continue,
+            _ if known => enabled,
+            _ => "indirect",
         };
         best = Some(match (best, st) {
             (Some("enabled"), _) | (_, "enabled") => "enabled",
@@ -118,8 +118,10 @@ pub fn file_state<V: Vfs>(files: &UnitFiles<V>, idx: &Index, name: &str) -> Opti
         });
     }
     Some(
-        if info.installs() {
-            best.unwrap_or("disabled")
+        if let Some(found) = best {
+            found
+        } else if info.installs() {
+            "disabled"
         } else if !info.also.is_empty() {
             "indirect"
         } else {

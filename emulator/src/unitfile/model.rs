@@ -104,6 +104,8 @@ pub struct UnitDef {
     pub stop_when_unneeded: bool,
     pub refuse_manual_start: bool,
     pub refuse_manual_stop: bool,
+    /// `DefaultDependencies=` (targets then order themselves after what they pull in).
+    pub default_dependencies: bool,
     pub has_install: bool,
     /// Every name of the unit (`Names`): its id first, then aliases.
     pub names: Vec<String>,
@@ -326,6 +328,7 @@ fn build_inner<'a>(
         stop_when_unneeded: false,
         refuse_manual_start: false,
         refuse_manual_stop: false,
+        default_dependencies: true,
         has_install: false,
         names: vec![name.to_string()],
         drop_in_paths: files.iter().skip(1).map(|(p, _)| p.clone()).collect(),
@@ -356,7 +359,10 @@ fn build_inner<'a>(
             ("Unit", "StopWhenUnneeded") => b.boolean(&mut def.stop_when_unneeded, v, line, key),
             ("Unit", "RefuseManualStart") => b.boolean(&mut def.refuse_manual_start, v, line, key),
             ("Unit", "RefuseManualStop") => b.boolean(&mut def.refuse_manual_stop, v, line, key),
-            ("Unit", "DefaultDependencies" | "Documentation") => {}
+            ("Unit", "DefaultDependencies") => {
+                b.boolean(&mut def.default_dependencies, v, line, key)
+            }
+            ("Unit", "Documentation") => {}
             ("Install", k) if INSTALL_KEYS.contains(&k) => def.has_install = true,
             (sec, _) if sec.starts_with("X-") => {}
             (sec @ "Service", _) if !is_service => {
@@ -589,6 +595,49 @@ mod tests {
         assert_eq!(
             w,
             vec!["/u/x:2: Unknown key 'Frobnicate' in section [Unit], ignoring."]
+        );
+    }
+
+    #[test]
+    fn unknown_sections_warn_once_at_header_x_sections_silently() {
+        let (_, w) = ok(
+            "a.service",
+            "[Unit]\n[Frob]\nA=1\nB=2\n[X-Mine]\nC=3\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=a.target\nNope=1\n",
+        );
+        assert_eq!(
+            w,
+            vec![
+                "/u/x:2: Unknown section 'Frob'. Ignoring.",
+                "/u/x:11: Unknown key 'Nope' in section [Install], ignoring.",
+            ]
+        );
+    }
+
+    #[test]
+    fn dropins_override_and_reset_with_their_own_locations() {
+        let files = vec![
+            (
+                "/f/a.service".to_string(),
+                "[Unit]\nWants=x.service\n[Service]\nType=oneshot\nExecStart=/bin/false\n".to_string(),
+            ),
+            (
+                "/f/a.service.d/1.conf".to_string(),
+                "[Unit]\nWants=\nWants=y.service\n[Service]\nExecStart=\nExecStart=/bin/true\nBogus=1\n".to_string(),
+            ),
+        ];
+        let o = build_files("a.service", &files);
+        let d = o.result.unwrap();
+        assert_eq!(d.deps.wants, vec!["y.service"]);
+        assert_eq!(d.drop_in_paths, vec!["/f/a.service.d/1.conf"]);
+        assert_eq!(d.fragment_path, "/f/a.service");
+        let UnitKind::Service(s) = d.kind else {
+            panic!()
+        };
+        assert_eq!(s.exec_start.len(), 1);
+        assert_eq!(s.exec_start[0].argv, vec!["/bin/true"]);
+        assert_eq!(
+            o.warnings,
+            vec!["/f/a.service.d/1.conf:7: Unknown key 'Bogus' in section [Service], ignoring."]
         );
     }
 
