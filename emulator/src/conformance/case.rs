@@ -149,8 +149,7 @@ enum Section {
 fn valid_rel(p: &str) -> bool {
     !p.is_empty()
         && !p.starts_with('/')
-        && p.split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
@@ -205,7 +204,9 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
             } else {
                 return Err(err(
                     line,
-                    format!("`---` needs a unit name, a path, `link`, `mask` or `steps`, got {what:?}"),
+                    format!(
+                        "`---` needs a unit name, a path, `link`, `mask` or `steps`, got {what:?}"
+                    ),
                 ));
             }
             continue;
@@ -333,7 +334,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.files,
-            vec![("a.service.d/10-x.conf".into(), "[Unit]\nDescription=x\n".into())]
+            vec![(
+                "a.service.d/10-x.conf".into(),
+                "[Unit]\nDescription=x\n".into()
+            )]
         );
         assert_eq!(
             c.links,

@@ -29,12 +29,20 @@ pub struct UnitObs {
 impl UnitObs {
     /// Equal states; the file state only counts when both sides have one.
     fn agrees(&self, o: &UnitObs) -> bool {
-        (self.load.as_str(), self.active.as_str(), self.sub.as_str(), self.result.as_str())
-            == (o.load.as_str(), o.active.as_str(), o.sub.as_str(), o.result.as_str())
-            && match (&self.file_state, &o.file_state) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
+        (
+            self.load.as_str(),
+            self.active.as_str(),
+            self.sub.as_str(),
+            self.result.as_str(),
+        ) == (
+            o.load.as_str(),
+            o.active.as_str(),
+            o.sub.as_str(),
+            o.result.as_str(),
+        ) && match (&self.file_state, &o.file_state) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
     }
 
     fn show(&self) -> String {

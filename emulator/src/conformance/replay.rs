@@ -255,13 +255,12 @@ impl Harness {
 
     fn observe(&mut self) -> Vec<UnitObs> {
         let names = self.units.clone();
-        names
-            .iter()
-            .map(|n| (n, self.engine.source().file_state(n)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|(n, fs)| (n, fs.unwrap_or_else(|| "-".into())))
-            .map(|(n, fs)| match self.engine.load_unit(n, self.now) {
+        let mut out = Vec::new();
+        for n in &names {
+            // Like GetUnitFileState: from the files, `-` when there is none.
+            let fs = self.engine.source().file_state(n);
+            let file_state = Some(fs.unwrap_or_else(|| "-".into()));
+            out.push(match self.engine.load_unit(n, self.now) {
                 Ok(u) => UnitObs {
                     name: n.clone(),
                     load: u.load_state.to_string(),
@@ -272,7 +271,7 @@ impl Harness {
                     } else {
                         "-".to_string()
                     },
-                    file_state: Some(fs),
+                    file_state,
                 },
                 Err(e) => UnitObs {
                     name: n.clone(),
@@ -280,10 +279,11 @@ impl Harness {
                     active: "-".into(),
                     sub: "-".into(),
                     result: "-".into(),
-                    file_state: Some(fs),
+                    file_state,
                 },
-            })
-            .collect()
+            });
+        }
+        out
     }
 }
 

@@ -154,7 +154,12 @@ impl Engine {
                 continue;
             }
             let unit = self.build_unit(&n);
-            if let Some(id) = unit.def.as_ref().map(|d| d.name.clone()).filter(|id| *id != n) {
+            if let Some(id) = unit
+                .def
+                .as_ref()
+                .map(|d| d.name.clone())
+                .filter(|id| *id != n)
+            {
                 self.aliases.insert(n, id.clone());
                 queue.push(id);
                 continue;
@@ -191,6 +196,7 @@ impl Engine {
                 unit.load_state = "loaded";
                 unit.fragment_path = def.fragment_path.clone();
                 unit.unit_file_state = self.source.file_state(name).unwrap_or_default();
+                unit.unit_file_preset = self.source.file_preset(name).unwrap_or_default();
                 unit.def = Some(*def);
             }
             Loaded::NotFound => {
@@ -209,6 +215,7 @@ impl Engine {
                 unit.load_state = load_state;
                 unit.fragment_path = path;
                 unit.unit_file_state = self.source.file_state(name).unwrap_or_default();
+                unit.unit_file_preset = self.source.file_preset(name).unwrap_or_default();
                 unit.load_error = Some((error_name.to_string(), message));
             }
         }
@@ -227,6 +234,7 @@ impl Engine {
                 u.def = fresh.def;
                 u.fragment_path = fresh.fragment_path;
                 u.unit_file_state = fresh.unit_file_state;
+                u.unit_file_preset = fresh.unit_file_preset;
             }
             let deps: Vec<String> = self.units.get(&name).map(all_dep_names).unwrap_or_default();
             for d in deps {

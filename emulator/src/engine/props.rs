@@ -65,7 +65,7 @@ pub fn unit_props(u: &Unit, jobs: &BTreeMap<u32, Job>) -> Vec<(String, Value)> {
         ("Following".to_string(), s("")),
         ("Description".to_string(), s(&u.description())),
         ("UnitFileState".to_string(), s(&u.unit_file_state)),
-        ("UnitFilePreset".to_string(), s("")),
+        ("UnitFilePreset".to_string(), s(&u.unit_file_preset)),
         ("FragmentPath".to_string(), s(&u.fragment_path)),
         ("SourcePath".to_string(), s("")),
         (

@@ -3,6 +3,7 @@
 
 mod index;
 mod install;
+mod preset;
 mod state;
 pub mod vfs;
 
@@ -22,6 +23,7 @@ pub struct UnitFiles<V: Vfs> {
     root: PathBuf,
     dirs: Vec<SearchDir>,
     index: RwLock<Option<Arc<Index>>>,
+    presets: RwLock<Option<Arc<preset::Presets>>>,
 }
 
 /// What a name resolved to: the unit's id (after following aliases) and its file entry.
@@ -37,7 +39,28 @@ impl<V: Vfs> UnitFiles<V> {
             root,
             dirs,
             index: RwLock::new(None),
+            presets: RwLock::new(None),
         }
+    }
+
+    fn presets(&self) -> Arc<preset::Presets> {
+        if let Some(p) = self
+            .presets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return p.clone();
+        }
+        let loaded = Arc::new(preset::Presets::load(&self.vfs, &self.root));
+        *self.presets.write().unwrap_or_else(|e| e.into_inner()) = Some(loaded.clone());
+        loaded
+    }
+
+    /// UnitFilePreset: only units with a file have one.
+    fn preset_of(&self, name: &str) -> Option<String> {
+        self.file_state_of(name)?;
+        Some(self.presets().state(name).to_string())
     }
 
     fn index(&self) -> Arc<Index> {
@@ -57,6 +80,7 @@ impl<V: Vfs> UnitFiles<V> {
     /// Forgets the index; the next lookup scans the directories again.
     fn invalidate(&self) {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.presets.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn shown(p: &Path) -> String {
@@ -269,6 +293,9 @@ macro_rules! unit_source_via_files {
             }
             fn reload(&self) {
                 self.files.invalidate();
+            }
+            fn file_preset(&self, name: &str) -> Option<String> {
+                self.files.preset_of(name)
             }
             fn enable(
                 &self,

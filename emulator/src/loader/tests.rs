@@ -87,6 +87,11 @@ fn search_path_priority_and_dropins() {
         ]
     );
     assert_eq!(src.file_state("a.service").as_deref(), Some("static"));
+    assert_eq!(src.file_preset("a.service").as_deref(), Some("enabled"));
+    assert_eq!(src.file_preset("nope.service"), None);
+    write(rp, "usr/lib/systemd/system-preset/90-x.preset", "disable a.*\n");
+    src.reload();
+    assert_eq!(src.file_preset("a.service").as_deref(), Some("disabled"));
 }
 
 #[test]
