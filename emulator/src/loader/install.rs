@@ -11,7 +11,7 @@ use crate::unitfile::specifier::SpecifierContext;
 use std::path::{Path, PathBuf};
 
 const ERR_MASKED: &str = "org.freedesktop.systemd1.UnitMasked";
-const ERR_EXISTS: &str = "org.freedesktop.DBus.Error.FileExists";
+const ERR_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
 const ERR_IO: &str = "org.freedesktop.DBus.Error.IOError";
 
 /// The directory enablement symlinks go to.

@@ -113,16 +113,15 @@ impl<V: Vfs> UnitFiles<V> {
         None
     }
 
+    /// `Names`: the id first, then the aliases in name order (as systemd lists its set).
     fn names_of(idx: &Index, id: &str, asked: &str) -> Vec<String> {
+        let mut aliases: Vec<String> = idx.aliases.get(id).cloned().unwrap_or_default();
+        aliases.push(asked.to_string());
+        aliases.sort();
+        aliases.dedup();
+        aliases.retain(|a| a != id);
         let mut names = vec![id.to_string()];
-        for a in idx.aliases.get(id).into_iter().flatten() {
-            if !names.contains(a) {
-                names.push(a.clone());
-            }
-        }
-        if !names.iter().any(|n| n == asked) {
-            names.push(asked.to_string());
-        }
+        names.extend(aliases);
         names
     }
 
@@ -166,7 +165,8 @@ impl<V: Vfs> UnitFiles<V> {
         }
         let names = Self::names_of(&idx, &r.id, name);
         let mut files = vec![(Self::shown(&r.entry.path), text)];
-        for p in idx.dropins_for(&names) {
+        // Only the unit's own name (and template) select drop-ins, not its aliases.
+        for p in idx.dropins_for(std::slice::from_ref(&r.id)) {
             match self.vfs.read(&p) {
                 Ok(t) => files.push((Self::shown(&p), t)),
                 Err(e) => warn(&format!("{}: failed to read drop-in: {e}", p.display())),

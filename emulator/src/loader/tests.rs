@@ -89,7 +89,11 @@ fn search_path_priority_and_dropins() {
     assert_eq!(src.file_state("a.service").as_deref(), Some("static"));
     assert_eq!(src.file_preset("a.service").as_deref(), Some("enabled"));
     assert_eq!(src.file_preset("nope.service"), None);
-    write(rp, "usr/lib/systemd/system-preset/90-x.preset", "disable a.*\n");
+    write(
+        rp,
+        "usr/lib/systemd/system-preset/90-x.preset",
+        "disable a.*\n",
+    );
     src.reload();
     assert_eq!(src.file_preset("a.service").as_deref(), Some("disabled"));
 }
@@ -147,16 +151,19 @@ fn aliases_and_wants_dirs() {
     let src = MapSource::default()
         .with("a.service", SVC)
         .with_link("al.service", "a.service")
+        .with_link("zz.service", "a.service")
+        .with("al.service.d/x.conf", "[Unit]\nDescription=via-alias\n")
         .with("t.target", "[Unit]\n")
         .with_link("t.target.wants/a.service", "a.service")
         .with_link("t.target.requires/r.service", "r.service")
         .with("r.service", SVC);
     let d = def(&src, "al.service");
     assert_eq!(d.name, "a.service");
-    assert_eq!(d.names, vec!["a.service", "al.service"]);
+    assert_eq!(d.names, vec!["a.service", "al.service", "zz.service"]);
+    assert!(d.drop_in_paths.is_empty(), "{:?}", d.drop_in_paths);
     assert_eq!(
         def(&src, "a.service").names,
-        vec!["a.service", "al.service"]
+        vec!["a.service", "al.service", "zz.service"]
     );
     let t = def(&src, "t.target");
     assert_eq!(t.deps.wants, vec!["a.service"]);

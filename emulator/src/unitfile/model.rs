@@ -306,12 +306,16 @@ fn build_inner<'a>(
     let path = b.path;
     let mut assignments = Vec::new();
     for (fpath, text) in files {
-        let (list, warnings) = parse(text).map_err(|e| LoadFailure {
-            load_state: "error",
-            error_name: "org.freedesktop.DBus.Error.InvalidArgs",
-            message: format!("{fpath}:{}: {}", e.line, e.message),
-        })?;
         b.path = fpath;
+        // systemd logs where the file broke and reports EBADMSG as the load error.
+        let (list, warnings) = parse(text).map_err(|e| {
+            b.warn(e.line, e.message.clone());
+            LoadFailure {
+                load_state: "error",
+                error_name: "org.freedesktop.DBus.Error.InconsistentMessage",
+                message: format!("Unit {name} failed to load properly, please adjust/correct and reload service manager: Bad message"),
+            }
+        })?;
         for w in warnings {
             b.warn(w.line, w.message);
         }
@@ -661,7 +665,17 @@ mod tests {
         assert_eq!(e.load_state, "bad-setting");
         assert!(e.message.contains("no ExecStart"));
         let o = build("a.service", "/u/a.service", "[Service\n");
-        assert_eq!(o.result.unwrap_err().load_state, "error");
+        assert_eq!(
+            o.warnings,
+            vec!["/u/a.service:1: Invalid section header '[Service'"]
+        );
+        let e = o.result.unwrap_err();
+        assert_eq!(e.load_state, "error");
+        assert_eq!(
+            e.error_name,
+            "org.freedesktop.DBus.Error.InconsistentMessage"
+        );
+        assert_eq!(e.message, "Unit a.service failed to load properly, please adjust/correct and reload service manager: Bad message");
     }
 
     #[test]
