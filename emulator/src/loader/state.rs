@@ -80,6 +80,8 @@ pub fn file_state<V: Vfs>(files: &UnitFiles<V>, idx: &Index, name: &str) -> Opti
     if text.is_empty() {
         return Some(masked.into());
     }
+    // systemd's install logic cannot read an unparsable file either (GetUnitFileState fails).
+    parse(&text).ok()?;
     let info = InstallInfo::parse(&text);
     let file_name = entry
         .path
