@@ -25,7 +25,9 @@ pub struct SearchDir {
 }
 
 /// systemd 252's system search path (as built for Debian: `/lib` before `/usr/lib`) under `root`.
-pub fn search_dirs(root: &Path, vfs: &dyn Vfs) -> Vec<SearchDir> {
+/// Like systemd, `/lib` stays in the list even when it links to `/usr/lib`, so vendor units
+/// report `/lib/systemd/system/...` as their FragmentPath there.
+pub fn search_dirs(root: &Path) -> Vec<SearchDir> {
     let mk = |p: &str, scope| SearchDir {
         path: root.join(p),
         scope,
@@ -38,12 +40,8 @@ pub fn search_dirs(root: &Path, vfs: &dyn Vfs) -> Vec<SearchDir> {
         mk("run/systemd/system", Scope::Runtime),
         mk("usr/local/lib/systemd/system", Scope::Vendor),
     ];
-    let lib = mk("lib/systemd/system", Scope::Vendor);
-    let usr = mk("usr/lib/systemd/system", Scope::Vendor);
-    if !vfs.same_dir(&lib.path, &usr.path) {
-        dirs.push(lib);
-    }
-    dirs.push(usr);
+    dirs.push(mk("lib/systemd/system", Scope::Vendor));
+    dirs.push(mk("usr/lib/systemd/system", Scope::Vendor));
     dirs
 }
 
@@ -265,6 +263,27 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_path_order_matches_debian_systemd_252() {
+        let dirs: Vec<String> = search_dirs(Path::new("/r"))
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        assert_eq!(
+            dirs,
+            vec![
+                "/r/etc/systemd/system.control",
+                "/r/run/systemd/system.control",
+                "/r/run/systemd/transient",
+                "/r/etc/systemd/system",
+                "/r/run/systemd/system",
+                "/r/usr/local/lib/systemd/system",
+                "/r/lib/systemd/system",
+                "/r/usr/lib/systemd/system",
+            ]
+        );
+    }
 
     #[test]
     fn dropin_dir_names_follow_systemd() {

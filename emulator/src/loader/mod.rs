@@ -253,7 +253,7 @@ pub struct FsSource {
 impl FsSource {
     /// systemd's search path below `root` (`/` for the real system).
     pub fn with_root(root: &Path) -> Self {
-        let dirs = search_dirs(root, &RealFs);
+        let dirs = search_dirs(root);
         FsSource {
             files: UnitFiles::new(RealFs, root.to_path_buf(), dirs),
         }
@@ -330,7 +330,7 @@ pub struct MapSource {
 impl Default for MapSource {
     fn default() -> Self {
         let root = PathBuf::from("/");
-        let dirs = search_dirs(&root, &MemFs::default());
+        let dirs = search_dirs(&root);
         MapSource {
             files: UnitFiles::new(MemFs::default(), root, dirs),
         }

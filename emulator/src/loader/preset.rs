@@ -25,20 +25,16 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 
 impl Presets {
     pub fn load(vfs: &dyn Vfs, root: &Path) -> Presets {
-        let mut dirs: Vec<std::path::PathBuf> = [
+        let dirs: Vec<std::path::PathBuf> = [
             "etc/systemd/system-preset",
             "run/systemd/system-preset",
             "usr/local/lib/systemd/system-preset",
+            "lib/systemd/system-preset",
+            "usr/lib/systemd/system-preset",
         ]
         .iter()
         .map(|d| root.join(d))
         .collect();
-        let lib = root.join("lib/systemd/system-preset");
-        let usr = root.join("usr/lib/systemd/system-preset");
-        if !vfs.same_dir(&lib, &usr) {
-            dirs.push(lib);
-        }
-        dirs.push(usr);
         // A file in an earlier directory shadows same-named files in later ones.
         let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
         for d in &dirs {

@@ -24,8 +24,6 @@ pub trait Vfs {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// The raw target of a symlink, `None` for anything else.
     fn read_link(&self, path: &Path) -> Option<PathBuf>;
-    /// Whether two directories are the same (e.g. `/lib` → `/usr/lib` on merged-/usr systems).
-    fn same_dir(&self, a: &Path, b: &Path) -> bool;
 }
 
 /// The real file system.
@@ -78,13 +76,6 @@ impl Vfs for RealFs {
 
     fn read_link(&self, path: &Path) -> Option<PathBuf> {
         std::fs::read_link(path).ok()
-    }
-
-    fn same_dir(&self, a: &Path, b: &Path) -> bool {
-        match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => a == b,
-        }
     }
 }
 
@@ -206,9 +197,5 @@ impl Vfs for MemFs {
             Some(Node::Link(t)) => Some(t),
             _ => None,
         }
-    }
-
-    fn same_dir(&self, a: &Path, b: &Path) -> bool {
-        a == b
     }
 }
