@@ -1,4 +1,4 @@
-//! `systemd-emulator --unit-dir DIR [--unit-dir DIR ...] [--bus-address ADDR]`
+//! `systemd-emulator [--root DIR | --unit-dir DIR ...] [--bus-address ADDR]`
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -13,9 +13,12 @@ use systemd_emulator::loader::FsSource;
     about = "A fake systemd serving org.freedesktop.systemd1"
 )]
 struct Cli {
-    /// Directory with unit files; may be repeated, searched in order.
-    #[arg(long = "unit-dir", required = true)]
+    /// Directory with unit files; may be repeated, searched in order (instead of the search path).
+    #[arg(long = "unit-dir")]
     unit_dirs: Vec<PathBuf>,
+    /// Root for systemd's unit search path (/etc/systemd/system, /run/systemd/system, ...).
+    #[arg(long = "root", default_value = "/", conflicts_with = "unit_dirs")]
+    root: PathBuf,
     /// D-Bus address to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS / the system bus).
     #[arg(long = "bus-address")]
     bus_address: Option<String>,
@@ -68,10 +71,13 @@ async fn main() -> ExitCode {
         eprintln!("systemd-emulator: cannot acquire the name {BUS_NAME}: {e}");
         return ExitCode::from(1);
     }
-    tracing::info!("serving {BUS_NAME} with units from {:?}", cli.unit_dirs);
-    let engine = Engine::new(Box::new(FsSource {
-        dirs: cli.unit_dirs,
-    }));
+    let source = if cli.unit_dirs.is_empty() {
+        FsSource::with_root(&cli.root)
+    } else {
+        FsSource::with_dirs(cli.unit_dirs)
+    };
+    tracing::info!("serving {BUS_NAME} with units from {:?}", source.dirs());
+    let engine = Engine::new(Box::new(source));
     match Runtime::run(conn, engine, stream).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

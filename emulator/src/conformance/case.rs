@@ -6,6 +6,11 @@
 //! --- a.service                (a unit file follows, verbatim, until the next `---`)
 //! [Service]
 //! ExecStart=/bin/sleep 1000
+//! --- a.service.d/10-x.conf    (any other file below /etc/systemd/system, e.g. a drop-in)
+//! [Service]
+//! Environment=X=1
+//! --- link t.target.wants/a.service -> a.service   (symlink; a bare name means that unit file)
+//! --- mask b.service           (symlink to /dev/null; b.service is recorded)
 //! --- steps
 //! start a.service [mode]
 //! stop a.service [mode]
@@ -14,6 +19,9 @@
 //! reset-failed [a.service]
 //! sleep-ms 1500                (only where the unit's own timing needs it)
 //! wait-idle
+//! enable a.service             (EnableUnitFiles, not runtime, no force)
+//! disable a.service            (DisableUnitFiles, not runtime)
+//! daemon-reload
 //! ```
 //!
 //! After every step the runner waits until no job is pending and states are stable, then
@@ -31,6 +39,9 @@ pub enum Op {
     ResetFailed(Option<String>),
     SleepMs(u64),
     WaitIdle,
+    Enable(String),
+    Disable(String),
+    DaemonReload,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +55,26 @@ pub struct Case {
     pub name: String,
     /// (unit name, file text), in file order.
     pub units: Vec<(String, String)>,
+    /// Other files below the unit directory: (relative path, text).
+    pub files: Vec<(String, String)>,
+    /// Symlinks below the unit directory: (relative path, target).
+    pub links: Vec<(String, String)>,
     pub watch: Vec<String>,
     pub steps: Vec<Step>,
 }
 
 impl Case {
-    /// Every unit whose state is recorded: defined units, then watched ones.
+    /// Every unit whose state is recorded: defined units (templates cannot be loaded), then
+    /// watched ones.
     pub fn recorded_units(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.units.iter().map(|(n, _)| n.clone()).collect();
+        let mut out: Vec<String> = self
+            .units
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| {
+                crate::names::UnitName::parse(n).is_some_and(|p| p.instance.as_deref() != Some(""))
+            })
+            .collect();
         for w in &self.watch {
             if !out.contains(w) {
                 out.push(w.clone());
@@ -80,6 +103,9 @@ impl fmt::Display for Op {
             Op::ResetFailed(None) => write!(f, "reset-failed"),
             Op::SleepMs(n) => write!(f, "sleep-ms {n}"),
             Op::WaitIdle => write!(f, "wait-idle"),
+            Op::Enable(u) => write!(f, "enable {u}"),
+            Op::Disable(u) => write!(f, "disable {u}"),
+            Op::DaemonReload => write!(f, "daemon-reload"),
         }
     }
 }
@@ -115,7 +141,15 @@ pub fn load(path: &Path) -> Result<Case, CaseError> {
 enum Section {
     Header,
     Unit(usize),
+    File(usize),
     Steps,
+}
+
+/// A relative path below the unit directory: no `..`, no leading `/`.
+fn valid_rel(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
@@ -127,6 +161,8 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
     let mut case = Case {
         name: name.to_string(),
         units: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
         watch: Vec::new(),
         steps: Vec::new(),
     };
@@ -135,8 +171,30 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
         let line = i + 1;
         if let Some(rest) = raw.strip_prefix("---") {
             let what = rest.trim();
+            let words: Vec<&str> = what.split_whitespace().collect();
             if what == "steps" {
                 section = Section::Steps;
+            } else if let ["link", rel, "->", target] = words.as_slice() {
+                if !valid_rel(rel) {
+                    return Err(err(line, format!("invalid link path {rel:?}")));
+                }
+                case.links.push((rel.to_string(), target.to_string()));
+                section = Section::Header;
+            } else if let ["mask", u] = words.as_slice() {
+                if crate::names::UnitName::parse(u).is_none() {
+                    return Err(err(line, format!("invalid unit name {u:?}")));
+                }
+                case.links.push((u.to_string(), "/dev/null".to_string()));
+                if !case.watch.iter().any(|w| w == u) {
+                    case.watch.push(u.to_string());
+                }
+                section = Section::Header;
+            } else if what.contains('/') {
+                if !valid_rel(what) || case.files.iter().any(|(n, _)| n == what) {
+                    return Err(err(line, format!("invalid or repeated file path {what:?}")));
+                }
+                case.files.push((what.to_string(), String::new()));
+                section = Section::File(case.files.len() - 1);
             } else if crate::names::UnitName::parse(what).is_some() {
                 if case.units.iter().any(|(n, _)| n == what) {
                     return Err(err(line, format!("unit {what} defined twice")));
@@ -146,7 +204,9 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
             } else {
                 return Err(err(
                     line,
-                    format!("`---` needs a unit name or `steps`, got {what:?}"),
+                    format!(
+                        "`---` needs a unit name, a path, `link`, `mask` or `steps`, got {what:?}"
+                    ),
                 ));
             }
             continue;
@@ -154,6 +214,12 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
         match section {
             Section::Unit(idx) => {
                 if let Some((_, body)) = case.units.get_mut(idx) {
+                    body.push_str(raw);
+                    body.push('\n');
+                }
+            }
+            Section::File(idx) => {
+                if let Some((_, body)) = case.files.get_mut(idx) {
                     body.push_str(raw);
                     body.push('\n');
                 }
@@ -185,7 +251,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Case, CaseError> {
             }
         }
     }
-    if case.units.is_empty() {
+    if case.units.is_empty() && case.links.is_empty() && case.watch.is_empty() {
         return Err(err(0, "no units defined (`--- NAME`)".to_string()));
     }
     if case.steps.is_empty() {
@@ -228,6 +294,9 @@ fn parse_op(t: &str) -> Result<Op, String> {
             .map(Op::SleepMs)
             .ok_or_else(|| format!("sleep-ms needs milliseconds up to 60000, got {n:?}")),
         ["wait-idle"] => Ok(Op::WaitIdle),
+        ["enable", u] => Ok(Op::Enable(unit(u)?)),
+        ["disable", u] => Ok(Op::Disable(unit(u)?)),
+        ["daemon-reload"] => Ok(Op::DaemonReload),
         _ => Err(format!("unknown step {t:?}")),
     }
 }
@@ -253,6 +322,36 @@ mod tests {
         );
         assert_eq!(c.steps[1].op, Op::Kill("a.service".into(), "TERM".into()));
         assert_eq!(c.steps[2].line, 9);
+    }
+
+    #[test]
+    fn parses_files_links_masks_and_install_ops() {
+        let c = parse(
+            "x",
+            "x.case",
+            "--- a.service\n[Service]\nExecStart=/bin/true\n--- a.service.d/10-x.conf\n[Unit]\nDescription=x\n--- link t.target.wants/a.service -> a.service\n--- mask b.service\n--- steps\nenable a.service\ndaemon-reload\ndisable a.service\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.files,
+            vec![(
+                "a.service.d/10-x.conf".into(),
+                "[Unit]\nDescription=x\n".into()
+            )]
+        );
+        assert_eq!(
+            c.links,
+            vec![
+                ("t.target.wants/a.service".into(), "a.service".into()),
+                ("b.service".into(), "/dev/null".into())
+            ]
+        );
+        assert_eq!(c.recorded_units(), vec!["a.service", "b.service"]);
+        assert_eq!(c.steps[0].op, Op::Enable("a.service".into()));
+        assert_eq!(c.steps[1].op, Op::DaemonReload);
+        assert_eq!(c.steps[2].op.to_string(), "disable a.service");
+        let e = parse("x", "x.case", "--- ../evil.conf\n--- steps\nwait-idle\n").unwrap_err();
+        assert_eq!(e.line, 1);
     }
 
     #[test]

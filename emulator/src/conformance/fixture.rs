@@ -4,8 +4,11 @@
 //! step 1 start a.service replace
 //! outcome ok
 //! job a.service done
-//! unit a.service loaded active running success
+//! unit a.service loaded active running success disabled
 //! ```
+//!
+//! The last field of a unit line, UnitFileState from `GetUnitFileState` (`-` when there is no
+//! file), is optional: fixtures recorded before it existed leave it out.
 //!
 //! Job lines are sorted: systemd's JobRemoved order among independent jobs is not stable.
 
@@ -19,6 +22,37 @@ pub struct UnitObs {
     pub sub: String,
     /// Service `Result`, `-` for other unit types.
     pub result: String,
+    /// UnitFileState, when recorded.
+    pub file_state: Option<String>,
+}
+
+impl UnitObs {
+    /// Equal states; the file state only counts when both sides have one.
+    fn agrees(&self, o: &UnitObs) -> bool {
+        (
+            self.load.as_str(),
+            self.active.as_str(),
+            self.sub.as_str(),
+            self.result.as_str(),
+        ) == (
+            o.load.as_str(),
+            o.active.as_str(),
+            o.sub.as_str(),
+            o.result.as_str(),
+        ) && match (&self.file_state, &o.file_state) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+
+    fn show(&self) -> String {
+        let mut s = format!("{} {} {} {}", self.load, self.active, self.sub, self.result);
+        if let Some(f) = &self.file_state {
+            s.push(' ');
+            s.push_str(f);
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +77,8 @@ impl StepObs {
         }
         for u in &self.units {
             match other.units.iter().find(|o| o.name == u.name) {
-                Some(o) if o == u => {}
-                Some(o) => out.push(format!(
-                    "{}: {} {} {} {} vs {} {} {} {}",
-                    u.name, u.load, u.active, u.sub, u.result, o.load, o.active, o.sub, o.result
-                )),
+                Some(o) if o.agrees(u) => {}
+                Some(o) => out.push(format!("{}: {} vs {}", u.name, u.show(), o.show())),
                 None => out.push(format!("{}: missing", u.name)),
             }
         }
@@ -64,11 +95,7 @@ pub fn render(case: &str, steps: &[StepObs]) -> String {
             let _ = writeln!(s, "job {j}");
         }
         for u in &st.units {
-            let _ = writeln!(
-                s,
-                "unit {} {} {} {} {}",
-                u.name, u.load, u.active, u.sub, u.result
-            );
+            let _ = writeln!(s, "unit {} {}", u.name, u.show());
         }
     }
     s
@@ -101,14 +128,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<StepObs>, String> {
             "outcome" => cur.outcome = rest.to_string(),
             "job" => cur.jobs.push(rest.to_string()),
             "unit" => match rest.split(' ').collect::<Vec<_>>().as_slice() {
-                [name, load, active, sub, result] => cur.units.push(UnitObs {
-                    name: name.to_string(),
-                    load: load.to_string(),
-                    active: active.to_string(),
-                    sub: sub.to_string(),
-                    result: result.to_string(),
-                }),
-                _ => return Err(at("unit needs: name load active sub result")),
+                [name, load, active, sub, result, file_state @ ..] if file_state.len() <= 1 => {
+                    cur.units.push(UnitObs {
+                        name: name.to_string(),
+                        load: load.to_string(),
+                        active: active.to_string(),
+                        sub: sub.to_string(),
+                        result: result.to_string(),
+                        file_state: file_state.first().map(|f| f.to_string()),
+                    })
+                }
+                _ => return Err(at("unit needs: name load active sub result [file-state]")),
             },
             _ => return Err(at(&format!("unknown key {key:?}"))),
         }
@@ -132,6 +162,7 @@ mod tests {
                 active: "active".into(),
                 sub: "running".into(),
                 result: "success".into(),
+                file_state: Some("static".into()),
             }],
         };
         let text = render("c", std::slice::from_ref(&st));
@@ -139,6 +170,11 @@ mod tests {
         let mut other = st.clone();
         other.units[0].sub = "exited".into();
         assert_eq!(st.diff(&other).len(), 1);
+        let mut old = st.clone();
+        old.units[0].file_state = None;
+        assert!(st.diff(&old).is_empty());
+        old.units[0].file_state = Some("enabled".into());
+        assert_eq!(st.diff(&old).len(), 1);
         assert!(parse("f", "job x done\n").unwrap_err().starts_with("f:1:"));
     }
 }

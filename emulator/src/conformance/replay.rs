@@ -232,6 +232,20 @@ impl Harness {
                 Ok(())
             }
             Op::WaitIdle => Ok(()),
+            Op::Enable(u) => self
+                .engine
+                .source()
+                .enable(std::slice::from_ref(u), false, false)
+                .map(|_| ()),
+            Op::Disable(u) => self
+                .engine
+                .source()
+                .disable(std::slice::from_ref(u), false)
+                .map(|_| ()),
+            Op::DaemonReload => {
+                self.engine.reload(now);
+                Ok(())
+            }
         };
         match r {
             Ok(()) => "ok".to_string(),
@@ -241,9 +255,12 @@ impl Harness {
 
     fn observe(&mut self) -> Vec<UnitObs> {
         let names = self.units.clone();
-        names
-            .iter()
-            .map(|n| match self.engine.load_unit(n, self.now) {
+        let mut out = Vec::new();
+        for n in &names {
+            // Like GetUnitFileState: from the files, `-` when there is none.
+            let fs = self.engine.source().file_state(n);
+            let file_state = Some(fs.unwrap_or_else(|| "-".into()));
+            out.push(match self.engine.load_unit(n, self.now) {
                 Ok(u) => UnitObs {
                     name: n.clone(),
                     load: u.load_state.to_string(),
@@ -254,6 +271,7 @@ impl Harness {
                     } else {
                         "-".to_string()
                     },
+                    file_state,
                 },
                 Err(e) => UnitObs {
                     name: n.clone(),
@@ -261,17 +279,22 @@ impl Harness {
                     active: "-".into(),
                     sub: "-".into(),
                     result: "-".into(),
+                    file_state,
                 },
-            })
-            .collect()
+            });
+        }
+        out
     }
 }
 
 /// Replays `case` on a fresh engine; one observation per step.
 pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
     let mut src = MapSource::default();
-    for (n, t) in &case.units {
+    for (n, t) in case.units.iter().chain(&case.files) {
         src = src.with(n, t);
+    }
+    for (l, t) in &case.links {
+        src = src.with_link(l, t);
     }
     let mut h = Harness {
         engine: Engine::new(Box::new(src)),

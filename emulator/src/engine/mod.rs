@@ -51,6 +51,8 @@ pub struct Engine {
     dirty_jobs: BTreeSet<u32>,
     gc_timer: Option<u64>,
     invocation_counter: u64,
+    /// Alias name → unit id, learned when an alias symlink is loaded (systemd merges them).
+    aliases: HashMap<String, String>,
 }
 
 impl Engine {
@@ -70,6 +72,7 @@ impl Engine {
             dirty_jobs: BTreeSet::new(),
             gc_timer: None,
             invocation_counter: 0,
+            aliases: HashMap::new(),
         }
     }
 
@@ -79,7 +82,19 @@ impl Engine {
     }
 
     pub fn unit(&self, name: &str) -> Option<&Unit> {
-        self.units.get(name)
+        self.units.get(name).or_else(|| {
+            self.aliases
+                .get(name)
+                .and_then(|id| self.units.get(id.as_str()))
+        })
+    }
+
+    /// The unit id behind `name` (itself unless it is a known alias).
+    fn canonical(&self, name: &str) -> String {
+        self.aliases
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
 
     pub fn units(&self) -> impl Iterator<Item = &Unit> {
@@ -124,8 +139,9 @@ impl Engine {
         }
         self.ensure_loaded(name);
         self.settle(now);
+        let name = self.canonical(name);
         self.units
-            .get(name)
+            .get(&name)
             .ok_or_else(|| EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {name} not loaded.")))
     }
 
@@ -133,10 +149,21 @@ impl Engine {
     fn ensure_loaded(&mut self, name: &str) {
         let mut queue = vec![name.to_string()];
         while let Some(n) = queue.pop() {
+            let n = self.canonical(&n);
             if self.units.contains_key(&n) || UnitName::parse(&n).is_none() {
                 continue;
             }
             let unit = self.build_unit(&n);
+            if let Some(id) = unit
+                .def
+                .as_ref()
+                .map(|d| d.name.clone())
+                .filter(|id| *id != n)
+            {
+                self.aliases.insert(n, id.clone());
+                queue.push(id);
+                continue;
+            }
             let d = unit.deps();
             for list in [
                 &d.requires,
@@ -169,6 +196,7 @@ impl Engine {
                 unit.load_state = "loaded";
                 unit.fragment_path = def.fragment_path.clone();
                 unit.unit_file_state = self.source.file_state(name).unwrap_or_default();
+                unit.unit_file_preset = self.source.file_preset(name).unwrap_or_default();
                 unit.def = Some(*def);
             }
             Loaded::NotFound => {
@@ -187,6 +215,7 @@ impl Engine {
                 unit.load_state = load_state;
                 unit.fragment_path = path;
                 unit.unit_file_state = self.source.file_state(name).unwrap_or_default();
+                unit.unit_file_preset = self.source.file_preset(name).unwrap_or_default();
                 unit.load_error = Some((error_name.to_string(), message));
             }
         }
@@ -195,6 +224,7 @@ impl Engine {
 
     /// Re-reads all unit definitions, keeping runtime state (like `daemon-reload`).
     pub fn reload(&mut self, now: Now) {
+        self.source.reload();
         let names: Vec<String> = self.units.keys().cloned().collect();
         for name in names {
             let fresh = self.build_unit(&name);
@@ -204,6 +234,7 @@ impl Engine {
                 u.def = fresh.def;
                 u.fragment_path = fresh.fragment_path;
                 u.unit_file_state = fresh.unit_file_state;
+                u.unit_file_preset = fresh.unit_file_preset;
             }
             let deps: Vec<String> = self.units.get(&name).map(all_dep_names).unwrap_or_default();
             for d in deps {
@@ -486,6 +517,8 @@ impl Engine {
             ));
         }
         self.ensure_loaded(name);
+        let id = self.canonical(name);
+        let name = id.as_str();
         // Only requests from outside are refused; dependencies go through add_transaction.
         let r = if self
             .units
@@ -776,7 +809,8 @@ impl Engine {
 
     /// Drops all failed state (`ResetFailed`/`ResetFailedUnit`).
     pub fn reset_failed(&mut self, name: Option<&str>, now: Now) -> Result<(), EngineError> {
-        let names: Vec<String> = match name {
+        let id = name.map(|n| self.canonical(n));
+        let names: Vec<String> = match id.as_deref() {
             Some(n) => {
                 if !self.units.contains_key(n) {
                     return Err(EngineError::new(
@@ -805,7 +839,7 @@ impl Engine {
 
     /// `KillUnit(name, whom, signal)`: signals the unit's processes without changing jobs.
     pub fn kill_unit(&mut self, name: &str, whom: &str, signal: i32) -> Result<(), EngineError> {
-        let u = self.units.get(name).ok_or_else(|| {
+        let u = self.unit(name).ok_or_else(|| {
             EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {name} not loaded."))
         })?;
         let tokens: Vec<u64> = match whom {
@@ -835,7 +869,7 @@ impl Engine {
             ));
         }
         self.actions.push(Action::Kill {
-            unit: name.to_string(),
+            unit: self.canonical(name),
             tokens,
             signal,
         });

@@ -53,14 +53,30 @@ pub fn unit_props(u: &Unit, jobs: &BTreeMap<u32, Job>) -> Vec<(String, Value)> {
     let d = u.deps();
     let mut out = vec![
         ("Id".to_string(), s(&u.name)),
-        ("Names".to_string(), Value::StrList(vec![u.name.clone()])),
+        (
+            "Names".to_string(),
+            Value::StrList(
+                u.def
+                    .as_ref()
+                    .map(|d| d.names.clone())
+                    .unwrap_or_else(|| vec![u.name.clone()]),
+            ),
+        ),
         ("Following".to_string(), s("")),
         ("Description".to_string(), s(&u.description())),
         ("UnitFileState".to_string(), s(&u.unit_file_state)),
-        ("UnitFilePreset".to_string(), s("")),
+        ("UnitFilePreset".to_string(), s(&u.unit_file_preset)),
         ("FragmentPath".to_string(), s(&u.fragment_path)),
         ("SourcePath".to_string(), s("")),
-        ("DropInPaths".to_string(), Value::StrList(Vec::new())),
+        (
+            "DropInPaths".to_string(),
+            Value::StrList(
+                u.def
+                    .as_ref()
+                    .map(|d| d.drop_in_paths.clone())
+                    .unwrap_or_default(),
+            ),
+        ),
         ("Requires".to_string(), Value::StrList(d.requires.clone())),
         ("Requisite".to_string(), Value::StrList(d.requisite.clone())),
         ("Wants".to_string(), Value::StrList(d.wants.clone())),

@@ -15,10 +15,18 @@ impl Tx {
     }
 }
 
+const ERR_BAD_MESSAGE: &str = "org.freedesktop.DBus.Error.InconsistentMessage";
+
 fn load_error(u: &super::Unit) -> EngineError {
     match u.load_state {
         "not-found" => EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {} not found.", u.name)),
         "bad-setting" => EngineError::new(ERR_BAD_SETTING, format!("Unit {} has a bad unit file setting.", u.name)),
+        "masked" => EngineError::new("org.freedesktop.systemd1.UnitMasked", format!("Unit {} is masked.", u.name)),
+        // The loader already words unparsable files like systemd (errno EBADMSG).
+        _ if u.load_error.as_ref().is_some_and(|e| e.0 == ERR_BAD_MESSAGE) => EngineError::new(
+            ERR_BAD_MESSAGE,
+            u.load_error.as_ref().map(|e| e.1.clone()).unwrap_or_default(),
+        ),
         _ => EngineError::new(
             ERR_LOAD_FAILED,
             format!(

@@ -262,6 +262,12 @@ pub trait UnitSource {
     fn list_files(&self) -> Vec<(String, String)>;
     /// The UnitFileState of a file, `None` if no such file.
     fn file_state(&self, name: &str) -> Option<String>;
+    /// `daemon-reload`: forget cached directory contents before units are re-read.
+    fn reload(&self) {}
+    /// UnitFilePreset (`enabled`/`disabled`), `None` if no such file.
+    fn file_preset(&self, _name: &str) -> Option<String> {
+        None
+    }
     /// `EnableUnitFiles`: follows `[Install]` (WantedBy=, RequiredBy=, Alias=, Also=). Returns
     /// systemd's change list: (type "symlink"/"unlink", file, destination).
     fn enable(

@@ -6,7 +6,7 @@ pub mod parser;
 pub mod specifier;
 
 pub use model::{
-    build, BuildOutcome, Deps, ExecCommand, KillMode, LoadFailure, RestartPolicy, ServiceDef,
-    ServiceType, UnitDef, UnitKind,
+    build, build_files, BuildOutcome, Deps, ExecCommand, KillMode, LoadFailure, RestartPolicy,
+    ServiceDef, ServiceType, UnitDef, UnitKind,
 };
 pub use parser::{parse, Assignment, ParseError, Warning};

@@ -104,7 +104,13 @@ pub struct UnitDef {
     pub stop_when_unneeded: bool,
     pub refuse_manual_start: bool,
     pub refuse_manual_stop: bool,
+    /// `DefaultDependencies=` (targets then order themselves after what they pull in).
+    pub default_dependencies: bool,
     pub has_install: bool,
+    /// Every name of the unit (`Names`): its id first, then aliases.
+    pub names: Vec<String>,
+    /// Drop-in files applied after the fragment, in the order they were applied.
+    pub drop_in_paths: Vec<String>,
     pub kind: UnitKind,
 }
 
@@ -263,32 +269,59 @@ fn bad_setting(path: &str, line: usize, key: &str, msg: &str) -> LoadFailure {
 
 /// Builds a unit definition named `name` from the file `path` with contents `text`.
 pub fn build(name: &str, path: &str, text: &str) -> BuildOutcome {
+    build_files(name, &[(path.to_string(), text.to_string())])
+}
+
+/// Builds a unit definition from its fragment (`files[0]`) followed by its drop-ins, applied in
+/// order so that later assignments override or (when empty) reset earlier ones.
+pub fn build_files(name: &str, files: &[(String, String)]) -> BuildOutcome {
+    let path = files.first().map(|(p, _)| p.as_str()).unwrap_or("");
     let mut b = Builder {
         path,
         spec: SpecifierContext::new(name),
         warnings: Vec::new(),
     };
-    let result = build_inner(name, path, text, &mut b);
+    let result = build_inner(name, files, &mut b);
     BuildOutcome {
         result,
         warnings: b.warnings,
     }
 }
 
-fn build_inner(
+/// Known `[Install]` keys; they only matter to enable/disable, not to loading.
+const INSTALL_KEYS: &[&str] = &[
+    "WantedBy",
+    "RequiredBy",
+    "UpheldBy",
+    "Alias",
+    "Also",
+    "DefaultInstance",
+];
+
+fn build_inner<'a>(
     name: &str,
-    path: &str,
-    text: &str,
-    b: &mut Builder<'_>,
+    files: &'a [(String, String)],
+    b: &mut Builder<'a>,
 ) -> Result<UnitDef, LoadFailure> {
-    let (assignments, warnings) = parse(text).map_err(|e| LoadFailure {
-        load_state: "error",
-        error_name: "org.freedesktop.DBus.Error.InvalidArgs",
-        message: format!("{path}:{}: {}", e.line, e.message),
-    })?;
-    for w in warnings {
-        b.warn(w.line, w.message);
+    let path = b.path;
+    let mut assignments = Vec::new();
+    for (fpath, text) in files {
+        b.path = fpath;
+        // systemd logs where the file broke and reports EBADMSG as the load error.
+        let (list, warnings) = parse(text).map_err(|e| {
+            b.warn(e.line, e.message.clone());
+            LoadFailure {
+                load_state: "error",
+                error_name: "org.freedesktop.DBus.Error.InconsistentMessage",
+                message: format!("Unit {name} failed to load properly, please adjust/correct and reload service manager: Bad message"),
+            }
+        })?;
+        for w in warnings {
+            b.warn(w.line, w.message);
+        }
+        assignments.extend(list.into_iter().map(|a| (fpath.as_str(), a)));
     }
+    b.path = path;
     let suffix = name.rsplit_once('.').map(|(_, s)| s).unwrap_or("");
     let is_service = suffix == "service";
     let mut def = UnitDef {
@@ -299,12 +332,18 @@ fn build_inner(
         stop_when_unneeded: false,
         refuse_manual_start: false,
         refuse_manual_stop: false,
+        default_dependencies: true,
         has_install: false,
+        names: vec![name.to_string()],
+        drop_in_paths: files.iter().skip(1).map(|(p, _)| p.clone()).collect(),
         kind: UnitKind::Other,
     };
     let mut svc = ServiceDef::default();
     let mut type_line = 0;
-    for a in &assignments {
+    // systemd reports an unknown section once, at its header.
+    let mut unknown_sections: Vec<(&str, usize)> = Vec::new();
+    for (fpath, a) in &assignments {
+        b.path = fpath;
         let (v, line, key) = (a.value.as_str(), a.line, a.key.as_str());
         match (a.section.as_str(), key) {
             ("Unit", "Description") => {
@@ -324,10 +363,20 @@ fn build_inner(
             ("Unit", "StopWhenUnneeded") => b.boolean(&mut def.stop_when_unneeded, v, line, key),
             ("Unit", "RefuseManualStart") => b.boolean(&mut def.refuse_manual_start, v, line, key),
             ("Unit", "RefuseManualStop") => b.boolean(&mut def.refuse_manual_stop, v, line, key),
-            ("Unit", "DefaultDependencies" | "Documentation") => {}
-            ("Install", _) => def.has_install = true,
-            ("Service", _) if !is_service => {
-                b.warn(line, "Unknown section 'Service'. Ignoring.".to_string());
+            ("Unit", "DefaultDependencies") => {
+                b.boolean(&mut def.default_dependencies, v, line, key)
+            }
+            ("Unit", "Documentation") => {}
+            ("Install", k) if INSTALL_KEYS.contains(&k) => def.has_install = true,
+            (sec, _) if sec.starts_with("X-") => {}
+            (sec @ "Service", _) if !is_service => {
+                if !unknown_sections.contains(&(*fpath, a.section_line)) {
+                    unknown_sections.push((fpath, a.section_line));
+                    b.warn(
+                        a.section_line,
+                        format!("Unknown section '{sec}'. Ignoring."),
+                    );
+                }
             }
             ("Service", "Type") => {
                 type_line = line;
@@ -421,15 +470,24 @@ fn build_inner(
                     ),
                 }
             }
-            (sec @ ("Unit" | "Service"), _) => {
+            (sec @ ("Unit" | "Service" | "Install"), _) => {
                 b.warn(
                     line,
-                    format!("Unknown key name '{key}' in section '{sec}', ignoring."),
+                    format!("Unknown key '{key}' in section [{sec}], ignoring."),
                 );
             }
-            (sec, _) => b.warn(line, format!("Unknown section '{sec}'. Ignoring.")),
+            (sec, _) => {
+                if !unknown_sections.contains(&(*fpath, a.section_line)) {
+                    unknown_sections.push((fpath, a.section_line));
+                    b.warn(
+                        a.section_line,
+                        format!("Unknown section '{sec}'. Ignoring."),
+                    );
+                }
+            }
         }
     }
+    b.path = path;
     if is_service {
         validate_service(path, &svc, type_line)?;
         def.kind = UnitKind::Service(svc);
@@ -540,7 +598,50 @@ mod tests {
         );
         assert_eq!(
             w,
-            vec!["/u/x:2: Unknown key name 'Frobnicate' in section 'Unit', ignoring."]
+            vec!["/u/x:2: Unknown key 'Frobnicate' in section [Unit], ignoring."]
+        );
+    }
+
+    #[test]
+    fn unknown_sections_warn_once_at_header_x_sections_silently() {
+        let (_, w) = ok(
+            "a.service",
+            "[Unit]\n[Frob]\nA=1\nB=2\n[X-Mine]\nC=3\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=a.target\nNope=1\n",
+        );
+        assert_eq!(
+            w,
+            vec![
+                "/u/x:2: Unknown section 'Frob'. Ignoring.",
+                "/u/x:11: Unknown key 'Nope' in section [Install], ignoring.",
+            ]
+        );
+    }
+
+    #[test]
+    fn dropins_override_and_reset_with_their_own_locations() {
+        let files = vec![
+            (
+                "/f/a.service".to_string(),
+                "[Unit]\nWants=x.service\n[Service]\nType=oneshot\nExecStart=/bin/false\n".to_string(),
+            ),
+            (
+                "/f/a.service.d/1.conf".to_string(),
+                "[Unit]\nWants=\nWants=y.service\n[Service]\nExecStart=\nExecStart=/bin/true\nBogus=1\n".to_string(),
+            ),
+        ];
+        let o = build_files("a.service", &files);
+        let d = o.result.unwrap();
+        assert_eq!(d.deps.wants, vec!["y.service"]);
+        assert_eq!(d.drop_in_paths, vec!["/f/a.service.d/1.conf"]);
+        assert_eq!(d.fragment_path, "/f/a.service");
+        let UnitKind::Service(s) = d.kind else {
+            panic!()
+        };
+        assert_eq!(s.exec_start.len(), 1);
+        assert_eq!(s.exec_start[0].argv, vec!["/bin/true"]);
+        assert_eq!(
+            o.warnings,
+            vec!["/f/a.service.d/1.conf:7: Unknown key 'Bogus' in section [Service], ignoring."]
         );
     }
 
@@ -564,7 +665,17 @@ mod tests {
         assert_eq!(e.load_state, "bad-setting");
         assert!(e.message.contains("no ExecStart"));
         let o = build("a.service", "/u/a.service", "[Service\n");
-        assert_eq!(o.result.unwrap_err().load_state, "error");
+        assert_eq!(
+            o.warnings,
+            vec!["/u/a.service:1: Invalid section header '[Service'"]
+        );
+        let e = o.result.unwrap_err();
+        assert_eq!(e.load_state, "error");
+        assert_eq!(
+            e.error_name,
+            "org.freedesktop.DBus.Error.InconsistentMessage"
+        );
+        assert_eq!(e.message, "Unit a.service failed to load properly, please adjust/correct and reload service manager: Bad message");
     }
 
     #[test]

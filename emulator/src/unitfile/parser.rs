@@ -10,6 +10,8 @@ pub struct Assignment {
     pub value: String,
     /// 1-based line number where the assignment starts.
     pub line: usize,
+    /// Line of the `[Section]` header, where systemd reports an unknown section.
+    pub section_line: usize,
 }
 
 /// A problem systemd would log and then ignore.
@@ -42,7 +44,7 @@ fn is_comment(line: &str) -> bool {
 pub fn parse(text: &str) -> Result<(Vec<Assignment>, Vec<Warning>), ParseError> {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
-    let mut section: Option<String> = None;
+    let mut section: Option<(String, usize)> = None;
     let mut pending: Option<(usize, String)> = None;
 
     for (idx, raw) in text.lines().enumerate() {
@@ -80,7 +82,7 @@ pub fn parse(text: &str) -> Result<(Vec<Assignment>, Vec<Warning>), ParseError> 
 fn handle_line(
     line: &str,
     lineno: usize,
-    section: &mut Option<String>,
+    section: &mut Option<(String, usize)>,
     out: &mut Vec<Assignment>,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ParseError> {
@@ -95,10 +97,10 @@ fn handle_line(
                 message: format!("Invalid section header '{line}'"),
             });
         }
-        *section = Some(name.to_string());
+        *section = Some((name.to_string(), lineno));
         return Ok(());
     }
-    let Some(sec) = section.as_ref() else {
+    let Some((sec, section_line)) = section.as_ref() else {
         warnings.push(Warning {
             line: lineno,
             message: "Assignment outside of section. Ignoring.".to_string(),
@@ -125,6 +127,7 @@ fn handle_line(
         key: key.to_string(),
         value: value.trim().to_string(),
         line: lineno,
+        section_line: *section_line,
     });
     Ok(())
 }

@@ -38,6 +38,25 @@ impl SpecifierContext {
                     format!("/{base}")
                 }
             }
+            // The last dash-separated part of the prefix (`%j`), and unescaped (`%J`).
+            'j' => p
+                .map(|p| p.prefix.rsplit('-').next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+            'J' => p
+                .map(|p| unit_name_unescape(p.prefix.rsplit('-').next().unwrap_or("")))
+                .unwrap_or_default(),
+            // Fixed directories of the system manager.
+            't' => "/run".into(),
+            'S' => "/var/lib".into(),
+            'C' => "/var/cache".into(),
+            'L' => "/var/log".into(),
+            'E' => "/etc".into(),
+            'T' => "/tmp".into(),
+            'V' => "/var/tmp".into(),
+            'h' => "/root".into(),
+            's' => "/bin/sh".into(),
+            'u' | 'g' => "root".into(),
+            'U' | 'G' => "0".into(),
             _ => return None,
         })
     }
@@ -82,5 +101,8 @@ mod tests {
         );
         assert_eq!(c.expand("%f").unwrap(), "/my-app");
         assert!(c.expand("%Z").is_err());
+        let c = SpecifierContext::new("a-b\\x2dc@-dev-sda.service");
+        assert_eq!(c.expand("%j|%J|%P").unwrap(), "b\\x2dc|b-c|a/b-c");
+        assert_eq!(c.expand("%I|%f|%t").unwrap(), "/dev/sda|/dev/sda|/run");
     }
 }

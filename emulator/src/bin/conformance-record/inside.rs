@@ -108,11 +108,35 @@ where
         .map_err(|e| error_name(&e))
 }
 
-async fn record_case(sd: &Sd, c: &Case) -> Result<Vec<StepObs>, String> {
-    for (name, text) in &c.units {
-        let p = Path::new(UNIT_DIR).join(name);
-        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+/// Installs the case's unit files, other files and symlinks below [`UNIT_DIR`].
+fn install_files(c: &Case) -> Result<(), String> {
+    let at = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    for (rel, text) in c.units.iter().chain(&c.files) {
+        let p = Path::new(UNIT_DIR).join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
+        }
+        let _ = std::fs::remove_file(&p);
+        std::fs::write(&p, text).map_err(|e| at(&p, e))?;
     }
+    for (rel, target) in &c.links {
+        let p = Path::new(UNIT_DIR).join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
+        }
+        let t = if target.contains('/') {
+            PathBuf::from(target)
+        } else {
+            Path::new(UNIT_DIR).join(target)
+        };
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(&t, &p).map_err(|e| at(&p, e))?;
+    }
+    Ok(())
+}
+
+async fn record_case(sd: &Sd, c: &Case) -> Result<Vec<StepObs>, String> {
+    install_files(c)?;
     call(sd, "Reload", &()).await?;
     let units = c.recorded_units();
     wait_idle(sd, &units).await?;
@@ -165,6 +189,9 @@ async fn run_op(sd: &Sd, op: &Op) -> Result<(), String> {
             Ok(())
         }
         Op::WaitIdle => Ok(()),
+        Op::Enable(u) => call(sd, "EnableUnitFiles", &(vec![u], false, false)).await,
+        Op::Disable(u) => call(sd, "DisableUnitFiles", &(vec![u], false)).await,
+        Op::DaemonReload => call(sd, "Reload", &()).await,
     }
 }
 
@@ -252,7 +279,15 @@ async fn observe_unit(sd: &Sd, name: &str) -> Result<UnitObs, String> {
     } else {
         "-".to_string()
     };
+    let file_state = match sd.mgr.call_method("GetUnitFileState", &(name,)).await {
+        Ok(reply) => reply
+            .body()
+            .deserialize::<String>()
+            .map_err(|e| format!("GetUnitFileState reply: {e}"))?,
+        Err(_) => "-".to_string(),
+    };
     Ok(UnitObs {
+        file_state: Some(file_state),
         name: name.to_string(),
         load: prop(sd, &path, unit, "LoadState").await?,
         active: prop(sd, &path, unit, "ActiveState").await?,
@@ -268,8 +303,21 @@ async fn cleanup(sd: &Sd, c: &Case) {
         let _ = call(sd, "KillUnit", &(u, "all", libc::SIGKILL)).await;
         let _ = call(sd, "StopUnit", &(u, "replace")).await;
     }
-    for (name, _) in &c.units {
-        let _ = std::fs::remove_file(Path::new(UNIT_DIR).join(name));
+    for step in &c.steps {
+        if let Op::Enable(u) = &step.op {
+            let _ = call(sd, "DisableUnitFiles", &(vec![u], false)).await;
+        }
+    }
+    let rels = c.units.iter().chain(&c.files).chain(&c.links);
+    let paths: Vec<PathBuf> = rels.map(|(r, _)| Path::new(UNIT_DIR).join(r)).collect();
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    // Directories the case created (drop-in and .wants dirs) go too, if nothing else is left.
+    for p in &paths {
+        if let Some(parent) = p.parent().filter(|d| *d != Path::new(UNIT_DIR)) {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     let _ = call(sd, "Reload", &()).await;
     let _ = wait_idle(sd, &units).await;
