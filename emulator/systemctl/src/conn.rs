@@ -1,0 +1,196 @@
+//! The connection to the service manager and typed calls on it.
+
+use std::collections::HashMap;
+use zbus::Connection;
+use zvariant::OwnedValue;
+
+pub const DEST: &str = "org.freedesktop.systemd1";
+pub const MANAGER: &str = "/org/freedesktop/systemd1";
+pub const IFACE_MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const DEFAULT_SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// A failed call: the D-Bus error name (empty for transport errors) and its message.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub name: String,
+    pub message: String,
+}
+
+impl CallError {
+    fn from_zbus(e: zbus::Error) -> Self {
+        match e {
+            zbus::Error::MethodError(name, msg, _) => CallError {
+                name: name.to_string(),
+                message: msg.unwrap_or_default(),
+            },
+            other => CallError {
+                name: String::new(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// What systemctl prints for this error: errno-like errors read as strerror does.
+    pub fn text(&self) -> String {
+        match self.name.as_str() {
+            "org.freedesktop.DBus.Error.FileNotFound" => "No such file or directory".to_string(),
+            _ if self.message.is_empty() => self.name.clone(),
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// `a{sv}` in the order the server sent it: `systemctl show` prints properties in that order.
+#[derive(Debug, Default)]
+pub struct Props(pub Vec<(String, OwnedValue)>);
+
+impl Props {
+    pub fn get(&self, name: &str) -> Option<&OwnedValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    pub fn str(&self, name: &str) -> String {
+        match self.get(name).map(|v| &**v) {
+            Some(zvariant::Value::Str(s)) => s.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    pub fn u64(&self, name: &str) -> u64 {
+        match self.get(name).map(|v| &**v) {
+            Some(zvariant::Value::U64(n)) => *n,
+            Some(zvariant::Value::U32(n)) => u64::from(*n),
+            _ => 0,
+        }
+    }
+
+    pub fn i32(&self, name: &str) -> i32 {
+        match self.get(name).map(|v| &**v) {
+            Some(zvariant::Value::I32(n)) => *n,
+            _ => 0,
+        }
+    }
+}
+
+impl zvariant::Type for Props {
+    const SIGNATURE: &'static zvariant::Signature =
+        <HashMap<String, OwnedValue> as zvariant::Type>::SIGNATURE;
+}
+
+impl<'de> serde::Deserialize<'de> for Props {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Props;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a{sv}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Props, A::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = a.next_entry::<String, OwnedValue>()? {
+                    out.push(kv);
+                }
+                Ok(Props(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+pub struct Manager {
+    pub conn: Connection,
+}
+
+/// Connects to the system bus. systemctl prefers systemd's private socket when root, but on
+/// that socket systemd stamps its well-known name as the sender of every message and zbus 5
+/// aborts on a sender that is not a unique name, so the bus is the only safe road here.
+pub async fn connect() -> Result<Manager, String> {
+    let addr = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| DEFAULT_SYSTEM_BUS.to_string());
+    let conn = async {
+        zbus::connection::Builder::address(addr.as_str())?
+            .build()
+            .await
+    }
+    .await
+    .map_err(|e| format!("Failed to connect to bus: {e}"))?;
+    Ok(Manager { conn })
+}
+
+impl Manager {
+    pub async fn call<B, R>(
+        &self,
+        path: &str,
+        iface: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<R, CallError>
+    where
+        B: serde::Serialize + zvariant::DynamicType,
+        R: for<'d> serde::Deserialize<'d> + zvariant::Type,
+    {
+        let reply = self
+            .conn
+            .call_method(Some(DEST), path, Some(iface), method, body)
+            .await
+            .map_err(CallError::from_zbus)?;
+        reply.body().deserialize::<R>().map_err(|e| CallError {
+            name: String::new(),
+            message: format!("Bad reply to {method}: {e}"),
+        })
+    }
+
+    pub async fn manager<B, R>(&self, method: &str, body: &B) -> Result<R, CallError>
+    where
+        B: serde::Serialize + zvariant::DynamicType,
+        R: for<'d> serde::Deserialize<'d> + zvariant::Type,
+    {
+        self.call(MANAGER, IFACE_MANAGER, method, body).await
+    }
+
+    /// All properties of a unit, from every interface it has.
+    pub async fn unit_props(&self, name: &str) -> Result<Props, CallError> {
+        let path = unit_path(name);
+        self.call(
+            path.as_str(),
+            "org.freedesktop.DBus.Properties",
+            "GetAll",
+            &("",),
+        )
+        .await
+    }
+}
+
+/// systemd's object path for a unit: bus-label escaping of the name.
+pub fn unit_path(name: &str) -> String {
+    let mut out = String::from("/org/freedesktop/systemd1/unit/");
+    if name.is_empty() {
+        out.push('_');
+        return out;
+    }
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unit_path_escapes_like_systemd() {
+        assert_eq!(
+            super::unit_path("t-tmpl@a.service"),
+            "/org/freedesktop/systemd1/unit/t_2dtmpl_40a_2eservice"
+        );
+        assert_eq!(
+            super::unit_path("1x.service"),
+            "/org/freedesktop/systemd1/unit/_31x_2eservice"
+        );
+    }
+}
