@@ -53,7 +53,7 @@ run_session() {
     podman rm -f "$name" >/dev/null
 }
 
-mask() { sed -E 's/since [A-Z][a-z]{2} [0-9-]{10} [0-9:]{8} [A-Z]+; .* ago/since TIME/; s/[0-9]+ (\(|ExecStart)/PID \1/g; s/PID: [0-9]+/PID: PID/' "$1"; }
+mask() { sed -E 's/since [A-Z][a-z]{2} [0-9-]{10} [0-9:]{8} [A-Z]+; .* ago/since TIME/; s/[0-9]+ (\(|ExecStart)/PID \1/g; s/PID: [0-9]+/PID: PID/; s/libpod-[0-9a-f]+/libpod-ID/; s/─[0-9]+ /─PID /' "$1"; }
 
 status=0
 for session in "$here"/tests/*.session; do

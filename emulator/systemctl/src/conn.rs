@@ -101,10 +101,18 @@ pub struct Manager {
     pub conn: Connection,
 }
 
-/// Connects to the system bus. systemctl prefers systemd's private socket when root, but on
-/// that socket systemd stamps its well-known name as the sender of every message and zbus 5
-/// aborts on a sender that is not a unique name, so the bus is the only safe road here.
+const PRIVATE_SOCKET: &str = "/run/systemd/private";
+
+/// Connects as systemctl does: root prefers systemd's private socket, everyone else (and root
+/// when it is missing or refuses us) uses the system bus.
 pub async fn connect() -> Result<Manager, String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && std::path::Path::new(PRIVATE_SOCKET).exists() {
+        if let Ok(conn) = crate::private::connect(PRIVATE_SOCKET).await {
+            return Ok(Manager { conn });
+        }
+    }
     let addr = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
         .ok()
         .filter(|a| !a.is_empty())

@@ -9,6 +9,7 @@ mod jobs;
 mod list;
 mod names;
 mod preset;
+mod private;
 mod show;
 mod simple;
 mod status;
