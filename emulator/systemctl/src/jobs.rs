@@ -135,9 +135,8 @@ pub async fn run(m: &Manager, o: &Opts, method: &str, verb: &str, units: &[Strin
     for (unit, result) in done {
         if let Some(text) = job_failure(m, &unit, &result).await {
             eprintln!("{text}");
-            if code == exit::SUCCESS {
-                code = exit::FAILURE;
-            }
+            // A failed job wins over an earlier enqueue error's status, as in systemctl.
+            code = exit::FAILURE;
         }
     }
     code

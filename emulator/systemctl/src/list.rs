@@ -20,6 +20,8 @@ type ListedUnit = (
     OwnedObjectPath,
 );
 
+const UNIT_FILES_HINT: &str = "To show all installed unit files use 'systemctl list-unit-files'.";
+
 fn matches_patterns(patterns: &[String], name: &str) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| fmt::glob(p, name))
 }
@@ -99,19 +101,20 @@ pub async fn units(m: &Manager, o: &Opts, patterns: &[String]) -> i32 {
             let _ = writeln!(out, "JOB    = Pending job for the unit.");
         }
     }
-    if o.all {
-        let _ = writeln!(out, "{} loaded units listed.", list.len());
-    } else {
+    let n = list.len();
+    // With only some states asked for, the hints about --all and unit files would mislead.
+    if o.all || o.states.iter().any(|s| s == "inactive") {
+        let _ = writeln!(out, "{n} loaded units listed.");
+        let _ = writeln!(out, "{UNIT_FILES_HINT}");
+    } else if o.states.is_empty() {
         let _ = writeln!(
             out,
-            "{} loaded units listed. Pass --all to see loaded but inactive units, too.",
-            list.len()
+            "{n} loaded units listed. Pass --all to see loaded but inactive units, too."
         );
+        let _ = writeln!(out, "{UNIT_FILES_HINT}");
+    } else {
+        let _ = writeln!(out, "{n} loaded units listed.");
     }
-    let _ = writeln!(
-        out,
-        "To show all installed unit files use 'systemctl list-unit-files'."
-    );
     exit::SUCCESS
 }
 
@@ -158,5 +161,10 @@ pub async fn unit_files(m: &Manager, o: &Opts, patterns: &[String]) -> i32 {
     if !o.no_legend {
         let _ = writeln!(out, "\n{} unit files listed.", files.len());
     }
-    exit::SUCCESS
+    // Like systemctl, an empty listing is a failure (nothing matched).
+    if files.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::SUCCESS
+    }
 }

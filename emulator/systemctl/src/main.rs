@@ -21,7 +21,7 @@ const HELP: &str = "systemctl [OPTIONS...] COMMAND ...
 
 Query or send control commands to the system manager.
 
-Commands: list-units list-unit-files start stop restart is-active is-enabled
+Commands: list-units list-unit-files start stop restart is-active is-failed is-enabled
           status show enable disable reset-failed daemon-reload
 
 Options: -a --all  -t --type=TYPE  --state=STATE  -p --property=NAME  -P NAME
@@ -36,6 +36,7 @@ const VERBS: &[(&str, usize)] = &[
     ("stop", 1),
     ("restart", 1),
     ("is-active", 1),
+    ("is-failed", 1),
     ("is-enabled", 1),
     ("status", 0),
     ("show", 0),
@@ -65,7 +66,8 @@ async fn dispatch(o: &Opts, verb: &str, rest: &[String]) -> i32 {
             let units: Vec<String> = rest.iter().map(|u| names::mangle(u)).collect();
             jobs::run(&m, o, method, verb, &units).await
         }
-        "is-active" => simple::is_active(&m, o, rest).await,
+        "is-active" => simple::check_state(&m, o, rest, false).await,
+        "is-failed" => simple::check_state(&m, o, rest, true).await,
         "is-enabled" => unitfiles::is_enabled(&m, o, rest).await,
         "status" if rest.is_empty() => {
             eprintln!("status without units is not supported; name the units to show.");

@@ -1,12 +1,13 @@
-//! The one-call verbs: is-active, reset-failed, daemon-reload.
+//! The one-call verbs: is-active, is-failed, reset-failed, daemon-reload.
 
 use crate::args::Opts;
 use crate::conn::{unit_path, Manager};
 use crate::{exit, names};
 use zvariant::OwnedValue;
 
-pub async fn is_active(m: &Manager, o: &Opts, units: &[String]) -> i32 {
-    let mut active = false;
+/// `is-active` (`failed == false`) or `is-failed`: print each state, succeed if any matches.
+pub async fn check_state(m: &Manager, o: &Opts, units: &[String], failed: bool) -> i32 {
+    let mut hit = false;
     for unit in units {
         let unit = names::mangle(unit);
         let state: String = m
@@ -24,12 +25,16 @@ pub async fn is_active(m: &Manager, o: &Opts, units: &[String]) -> i32 {
         if !o.quiet {
             println!("{state}");
         }
-        active |= matches!(state.as_str(), "active" | "reloading");
+        hit |= if failed {
+            state == "failed"
+        } else {
+            matches!(state.as_str(), "active" | "reloading")
+        };
     }
-    if active {
-        exit::SUCCESS
-    } else {
-        exit::NOT_RUNNING
+    match (hit, failed) {
+        (true, _) => exit::SUCCESS,
+        (false, true) => exit::FAILURE,
+        (false, false) => exit::NOT_RUNNING,
     }
 }
 
