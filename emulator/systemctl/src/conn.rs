@@ -34,6 +34,8 @@ impl CallError {
     pub fn text(&self) -> String {
         match self.name.as_str() {
             "org.freedesktop.DBus.Error.FileNotFound" => "No such file or directory".to_string(),
+            // sd-bus replaces the bus daemon's verbose denial with this.
+            "org.freedesktop.DBus.Error.AccessDenied" => "Access denied".to_string(),
             _ if self.message.is_empty() => self.name.clone(),
             _ => self.message.clone(),
         }
@@ -123,7 +125,7 @@ pub async fn connect() -> Result<Manager, String> {
             .await
     }
     .await
-    .map_err(|e| format!("Failed to connect to bus: {e}"))?;
+    .map_err(|e| format!("Failed to connect to bus: {}", errno_text(&e.to_string())))?;
     Ok(Manager { conn })
 }
 
@@ -171,6 +173,16 @@ impl Manager {
     }
 }
 
+/// The strerror part of an IO error's text ("...: No such file or directory (os error 2)"),
+/// which is all systemctl prints.
+fn errno_text(text: &str) -> &str {
+    let last = text.rsplit(": ").next().unwrap_or(text);
+    match last.rfind(" (os error ") {
+        Some(i) => &last[..i],
+        None => last,
+    }
+}
+
 /// systemd's object path for a unit: bus-label escaping of the name.
 pub fn unit_path(name: &str) -> String {
     let mut out = String::from("/org/freedesktop/systemd1/unit/");
@@ -190,6 +202,15 @@ pub fn unit_path(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errno_text_is_the_strerror_part() {
+        assert_eq!(
+            super::errno_text("Failed to connect to `x`: No such file or directory (os error 2)"),
+            "No such file or directory"
+        );
+        assert_eq!(super::errno_text("plain"), "plain");
+    }
+
     #[test]
     fn unit_path_escapes_like_systemd() {
         assert_eq!(

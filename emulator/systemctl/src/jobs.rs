@@ -105,6 +105,14 @@ pub async fn run(m: &Manager, o: &Opts, method: &str, verb: &str, units: &[Strin
             Ok(job) => pending.push((job, unit.clone())),
             Err(e) => {
                 eprintln!("Failed to {verb} {unit}: {}", e.text());
+                let self_explained = [
+                    "org.freedesktop.systemd1.NoSuchUnit",
+                    "org.freedesktop.systemd1.UnitMasked",
+                    "org.freedesktop.systemd1.JobTypeNotApplicable",
+                ];
+                if !self_explained.contains(&e.name.as_str()) {
+                    eprintln!("See system logs and 'systemctl status {unit}' for details.");
+                }
                 if code == exit::SUCCESS {
                     code = bus_error_exit(&e);
                 }

@@ -4,6 +4,7 @@
 mod args;
 mod conn;
 mod exit;
+mod expand;
 mod fmt;
 mod jobs;
 mod list;
@@ -27,6 +28,11 @@ Commands: list-units list-unit-files start stop restart is-active is-failed is-e
 Options: -a --all  -t --type=TYPE  --state=STATE  -p --property=NAME  -P NAME
          --value  --no-legend  --plain  --no-block  --no-pager  -q --quiet
          -n --lines=N  --now  -h --help  --version";
+
+const GLOB_START_WARNING: &str = "Warning: systemctl start called with a glob pattern.
+Hint: unit globs expand to loaded units, so start will usually have no effect.
+      Passing --all will also load units which are pulled in by other units.
+      See systemctl(1) for more details.";
 
 /// Verbs and how many arguments they need at least.
 const VERBS: &[(&str, usize)] = &[
@@ -54,6 +60,28 @@ async fn dispatch(o: &Opts, verb: &str, rest: &[String]) -> i32 {
             return exit::FAILURE;
         }
     };
+    // Verbs on units take glob patterns, which expand to loaded units.
+    let units = if matches!(
+        verb,
+        "list-units" | "list-unit-files" | "enable" | "disable"
+    ) || rest.iter().all(|a| !expand::is_glob(a))
+    {
+        rest.to_vec()
+    } else {
+        match expand::expand(&m, rest).await {
+            Ok((units, _)) => {
+                if verb == "start" && !o.all && !o.quiet {
+                    eprintln!("{GLOB_START_WARNING}");
+                }
+                units
+            }
+            Err(e) => {
+                eprintln!("Failed to expand names: {}", e.text());
+                return exit::FAILURE;
+            }
+        }
+    };
+    let rest = units.as_slice();
     match verb {
         "list-units" => list::units(&m, o, rest).await,
         "list-unit-files" => list::unit_files(&m, o, rest).await,

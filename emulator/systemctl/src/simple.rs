@@ -43,7 +43,7 @@ pub async fn reset_failed(m: &Manager, units: &[String]) -> i32 {
         return match m.manager::<_, ()>("ResetFailed", &()).await {
             Ok(()) => exit::SUCCESS,
             Err(e) => {
-                eprintln!("Failed to reset failed state: {}", e.text());
+                eprintln!("Failed to execute operation: {}", e.text());
                 exit::FAILURE
             }
         };
@@ -66,7 +66,7 @@ pub async fn daemon_reload(m: &Manager) -> i32 {
     match m.manager::<_, ()>("Reload", &()).await {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
-            eprintln!("Failed to reload daemon: {}", e.text());
+            eprintln!("Reload daemon failed: {}", e.text());
             exit::FAILURE
         }
     }

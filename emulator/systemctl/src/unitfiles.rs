@@ -94,7 +94,7 @@ pub async fn change(m: &Manager, o: &Opts, enable: bool, units: &[String]) -> i3
         eprintln!("{NO_INSTALL_INFO}");
     }
     if let Err(e) = m.manager::<_, ()>("Reload", &()).await {
-        eprintln!("Failed to reload daemon: {}", e.text());
+        eprintln!("Reload daemon failed: {}", e.text());
         return exit::FAILURE;
     }
     if o.now {
