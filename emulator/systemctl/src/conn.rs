@@ -2,12 +2,27 @@
 
 use std::collections::HashMap;
 use zbus::Connection;
-use zvariant::OwnedValue;
+use zvariant::{OwnedObjectPath, OwnedValue};
 
 pub const DEST: &str = "org.freedesktop.systemd1";
 pub const MANAGER: &str = "/org/freedesktop/systemd1";
 pub const IFACE_MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const DEFAULT_SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// One `ListUnits` entry: name, description, load, active and sub state, followed unit, object
+/// path, job id, job type, job path.
+pub type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
 
 /// A failed call: the D-Bus error name (empty for transport errors) and its message.
 #[derive(Debug, Clone)]

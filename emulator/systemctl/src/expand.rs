@@ -1,22 +1,8 @@
 //! Unit arguments to unit names: plain names are mangled, glob patterns expand to the loaded
 //! units they match (systemctl never expands them against unit files).
 
-use crate::conn::{CallError, Manager};
+use crate::conn::{CallError, ListedUnit, Manager};
 use crate::{fmt, names};
-use zvariant::OwnedObjectPath;
-
-type ListedUnit = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
 
 pub fn is_glob(arg: &str) -> bool {
     arg.contains(['*', '?', '['])

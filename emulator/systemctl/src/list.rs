@@ -1,24 +1,10 @@
 //! `list-units` and `list-unit-files`: tables with systemctl's legends.
 
 use crate::args::Opts;
-use crate::conn::Manager;
+use crate::conn::{ListedUnit, Manager};
 use crate::preset::Presets;
 use crate::{exit, fmt, names};
 use std::io::Write;
-use zvariant::OwnedObjectPath;
-
-type ListedUnit = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
 
 const UNIT_FILES_HINT: &str = "To show all installed unit files use 'systemctl list-unit-files'.";
 
