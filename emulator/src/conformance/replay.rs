@@ -2,8 +2,10 @@
 //! the same observations the recorder takes from real systemd.
 //!
 //! Fake programs (by argv): `true`, `false`, `sleep N|infinity`, and `sh -c SCRIPT` where the
-//! script is `;`-separated `sleep N`, `exit N`, `true`, `false` and `trap '' SIG...` (ignore).
-//! Anything else exits 203 like a failed exec.
+//! script is `;`-separated `sleep N`, `exit N`, `true`, `false`, `trap '' SIG...` (ignore),
+//! `systemd-notify --ready|KEY=VALUE...` (sent from a child, so not the main PID) and one
+//! trailing `CMD &` (a background child that outlives the shell, for Type=forking).
+//! Anything else fails to exec (exit 203).
 
 use super::case::{signal_number, Case, Op};
 use super::fixture::{StepObs, UnitObs};
@@ -20,8 +22,13 @@ const STEP_LIMIT_US: u64 = 600_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    Exit { token: u64, code: i32 },
+    Exit {
+        token: u64,
+        code: i32,
+    },
     Timer(u64),
+    /// The `index`th entry of [`Harness::notes`].
+    Notify(usize),
 }
 
 /// What a fake program does when started.
@@ -30,6 +37,20 @@ struct Behaviour {
     run_us: Option<u64>,
     code: i32,
     ignored: BTreeSet<i32>,
+    /// The program does not exist: the spawn itself fails.
+    exec_fails: bool,
+    /// (offset, message) of `systemd-notify` calls.
+    notify: Vec<(u64, String)>,
+    /// A background child: when it ends (offset from the spawn; `None` never).
+    background: Option<Option<u64>>,
+}
+
+/// `systemd-notify` arguments as the message it sends.
+fn notify_message(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| if *a == "--ready" { "READY=1" } else { a })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn secs_to_us(s: &str) -> Option<u64> {
@@ -48,6 +69,9 @@ fn behaviour(argv: &[String]) -> Behaviour {
         run_us: Some(0),
         code: 0,
         ignored: BTreeSet::new(),
+        exec_fails: false,
+        notify: Vec::new(),
+        background: None,
     };
     match prog {
         "true" => {}
@@ -56,8 +80,23 @@ fn behaviour(argv: &[String]) -> Behaviour {
         "sh" if argv.get(1).map(String::as_str) == Some("-c") => {
             let script = argv.get(2).map(String::as_str).unwrap_or("");
             for cmd in script.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+                if let Some(bg) = cmd.strip_suffix('&') {
+                    let child = behaviour(
+                        &bg.split_whitespace()
+                            .map(str::to_string)
+                            .collect::<Vec<_>>(),
+                    );
+                    let at = b.run_us.unwrap_or(0);
+                    b.background = Some(child.run_us.map(|d| at + d));
+                    continue;
+                }
                 let w: Vec<&str> = cmd.split_whitespace().collect();
                 match w.as_slice() {
+                    ["systemd-notify", args @ ..] => {
+                        if let Some(at) = b.run_us {
+                            b.notify.push((at, notify_message(args)));
+                        }
+                    }
                     ["sleep", s] => {
                         b.run_us = match (b.run_us, secs_to_us(s)) {
                             (Some(a), Some(d)) => Some(a + d),
@@ -77,7 +116,10 @@ fn behaviour(argv: &[String]) -> Behaviour {
                 }
             }
         }
-        _ => b.code = 203,
+        _ => {
+            b.code = 203;
+            b.exec_fails = true;
+        }
     }
     b
 }
@@ -91,6 +133,10 @@ struct Harness {
     live: BTreeMap<u64, BTreeSet<i32>>,
     units: Vec<String>,
     jobs: Vec<String>,
+    /// (token, message) of scheduled notifications.
+    notes: Vec<(u64, String)>,
+    /// Background children by the token of the shell that started them: (end, ignored).
+    background: BTreeMap<u64, (Option<u64>, BTreeSet<i32>)>,
 }
 
 impl Harness {
@@ -116,9 +162,22 @@ impl Harness {
         match a {
             Action::Spawn { token, argv, .. } => {
                 let b = behaviour(&argv);
+                if b.exec_fails {
+                    self.engine
+                        .spawn_failed(token, "No such file or directory", self.now);
+                    return;
+                }
                 self.live.insert(token, b.ignored.clone());
                 self.engine
                     .process_started(token, 1000 + token as u32, self.now);
+                for (at, msg) in b.notify {
+                    self.notes.push((token, msg));
+                    self.schedule(now + at, Event::Notify(self.notes.len() - 1));
+                }
+                if let Some(end) = b.background {
+                    self.background
+                        .insert(token, (end.map(|e| now + e), b.ignored.clone()));
+                }
                 if let Some(d) = b.run_us {
                     self.schedule(
                         now + d,
@@ -144,6 +203,23 @@ impl Harness {
                             },
                         );
                     }
+                }
+            }
+            Action::FindMainPid { token, .. } => {
+                let child = self
+                    .background
+                    .remove(&token)
+                    .filter(|(end, _)| end.is_none_or(|e| e > now));
+                match child {
+                    Some((end, ignored)) => {
+                        self.live.insert(token, ignored);
+                        self.engine
+                            .main_pid_found(token, Some(2000 + token as u32), self.now);
+                        if let Some(e) = end {
+                            self.schedule(e, Event::Exit { token, code: 0 });
+                        }
+                    }
+                    None => self.engine.main_pid_found(token, None, self.now),
                 }
             }
             Action::SetTimer { id, delay_us } => {
@@ -172,6 +248,14 @@ impl Harness {
                 }
             }
             Event::Timer(id) => self.engine.timer_fired(id, self.now),
+            Event::Notify(i) => {
+                if let Some((token, msg)) = self.notes.get(i).cloned() {
+                    if self.live.contains_key(&token) {
+                        // Sent by a child of the process, so never from the main PID.
+                        self.engine.notify(token, 3000 + i as u32, &msg, self.now);
+                    }
+                }
+            }
         }
         self.pump();
     }
@@ -284,6 +368,8 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         live: BTreeMap::new(),
         units: case.recorded_units(),
         jobs: Vec::new(),
+        notes: Vec::new(),
+        background: BTreeMap::new(),
     };
     let mut out = Vec::new();
     for step in &case.steps {
@@ -319,5 +405,25 @@ mod tests {
         assert_eq!((b.run_us, b.code), (Some(1_000_000), 3));
         assert!(b.ignored.contains(&libc::SIGTERM));
         assert_eq!(v(&["/nonexistent"]).code, 203);
+        assert!(v(&["/nonexistent"]).exec_fails);
+        let n = v(&[
+            "/bin/sh",
+            "-c",
+            "sleep 1; systemd-notify --ready STATUS=up; sleep 5",
+        ]);
+        assert_eq!(
+            n.notify,
+            vec![(1_000_000, "READY=1\nSTATUS=up".to_string())]
+        );
+        assert_eq!(n.run_us, Some(6_000_000));
+        let f = v(&["/bin/sh", "-c", "sleep 1; sleep 2 &"]);
+        assert_eq!(
+            (f.run_us, f.background),
+            (Some(1_000_000), Some(Some(3_000_000)))
+        );
+        assert_eq!(
+            v(&["/bin/sh", "-c", "sleep infinity &"]).background,
+            Some(None)
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod checks;
 mod envexpand;
+mod notify;
 pub mod props;
 mod service;
 mod transaction;
@@ -26,6 +27,7 @@ const GC_DELAY_US: u64 = 50_000;
 enum TimerKind {
     Gc,
     StopTimeout,
+    StartTimeout,
     Restart,
 }
 
@@ -51,6 +53,8 @@ pub struct Engine {
     dirty_jobs: BTreeSet<u32>,
     gc_timer: Option<u64>,
     invocation_counter: u64,
+    /// Type=forking parents that exited cleanly, waiting for [`Engine::main_pid_found`].
+    forking_waits: HashMap<u64, String>,
 }
 
 impl Engine {
@@ -70,6 +74,7 @@ impl Engine {
             dirty_jobs: BTreeSet::new(),
             gc_timer: None,
             invocation_counter: 0,
+            forking_waits: HashMap::new(),
         }
     }
 
@@ -725,6 +730,7 @@ impl Engine {
                 self.collect_garbage();
             }
             TimerKind::StopTimeout => self.service_stop_timeout(&unit, id, now),
+            TimerKind::StartTimeout => self.service_start_timeout(&unit, id, now),
             TimerKind::Restart => self.service_restart_timer(&unit, id, now),
         }
         self.settle(now);

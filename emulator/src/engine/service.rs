@@ -1,4 +1,5 @@
-//! The service state machine (systemd's `service.c` subset): simple, exec and oneshot.
+//! The service state machine (systemd's `service.c` subset): simple, exec, oneshot, notify and
+//! forking, with ExecStartPre=, start/stop timeouts and the start rate limit.
 
 use super::types::*;
 use super::unit::{Proc, SvcPhase, Unit};
@@ -7,10 +8,6 @@ use crate::unitfile::{ExecCommand, KillMode, RestartPolicy, ServiceType};
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
-
-/// Start rate limit, systemd's defaults (StartLimitIntervalSec=10s, StartLimitBurst=5).
-const START_LIMIT_INTERVAL_US: u64 = 10_000_000;
-const START_LIMIT_BURST: usize = 5;
 
 pub(crate) fn has_processes(u: &Unit) -> bool {
     u.svc.main.is_some() || u.svc.control.is_some()
@@ -28,7 +25,8 @@ fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
     match phase {
         SvcPhase::Dead => ActiveState::Inactive,
         SvcPhase::Failed => ActiveState::Failed,
-        SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::StartPre | SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::Reload => ActiveState::Reloading,
         SvcPhase::Running if stype == ServiceType::Exec => ActiveState::Active,
         SvcPhase::Running | SvcPhase::Exited => ActiveState::Active,
         SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => ActiveState::Deactivating,
@@ -78,7 +76,7 @@ fn describe_exit(exit: Exit) -> String {
 }
 
 impl Engine {
-    fn set_phase(&mut self, name: &str, phase: SvcPhase, now: Now) {
+    pub(crate) fn set_phase(&mut self, name: &str, phase: SvcPhase, now: Now) {
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -121,18 +119,28 @@ impl Engine {
         }
     }
 
+    /// systemd's `unit_test_start_limit`: more than StartLimitBurst= starts within
+    /// StartLimitIntervalSec= (an interval of 0 disables the limit).
     fn start_limit_hit(&mut self, name: &str, now: Now) -> bool {
         let Some(u) = self.units.get_mut(name) else {
             return false;
         };
+        let (interval, burst) = u
+            .def
+            .as_ref()
+            .map(|d| (d.start_limit_interval_us, d.start_limit_burst))
+            .unwrap_or((10_000_000, 5));
+        if interval == 0 {
+            return false;
+        }
         while u
             .recent_starts
             .front()
-            .is_some_and(|t| now.monotonic_us.saturating_sub(*t) > START_LIMIT_INTERVAL_US)
+            .is_some_and(|t| now.monotonic_us.saturating_sub(*t) >= interval)
         {
             u.recent_starts.pop_front();
         }
-        if u.recent_starts.len() >= START_LIMIT_BURST {
+        if u.recent_starts.len() >= burst as usize {
             return true;
         }
         u.recent_starts.push_back(now.monotonic_us);
@@ -145,12 +153,24 @@ impl Engine {
                 LogLevel::Warn,
                 format!("{name}: Start request repeated too quickly."),
             );
+            // Like systemd's service_enter_dead: only a successful result is overwritten.
             if let Some(u) = self.units.get_mut(name) {
-                u.svc.result = "start-limit-hit";
+                if u.svc.result == "success" {
+                    u.svc.result = "start-limit-hit";
+                }
             }
             self.dirty_services.insert(name.to_string());
             self.set_phase(name, SvcPhase::Failed, now);
             self.log(LogLevel::Warn, format!("Failed to start {name}."));
+            // An already failed unit does not change state, so the job is failed here.
+            let job = self.units.get(name).and_then(|u| u.job);
+            if let Some(id) = job.filter(|id| {
+                self.jobs
+                    .get(id)
+                    .is_some_and(|j| j.job_type == JobType::Start)
+            }) {
+                self.finish_job(id, JobResult::Failed, true, now);
+            }
             return;
         }
         let Some(u) = self.units.get_mut(name) else {
@@ -172,11 +192,47 @@ impl Engine {
         u.invocation_id = id;
         u.svc.result = "success";
         u.svc.stop_requested = false;
-        u.svc.pending = def.exec_start.iter().cloned().collect();
+        u.svc.status_text.clear();
+        u.svc.status_errno = 0;
+        u.svc.pending = def.exec_start_pre.iter().cloned().collect();
         self.dirty_services.insert(name.to_string());
         self.log(LogLevel::Info, format!("Starting {name}..."));
+        self.arm_timer(name, TimerKind::StartTimeout, def.start_timeout_us());
+        if def.exec_start_pre.is_empty() {
+            self.enter_start(name, now);
+        } else {
+            self.set_phase(name, SvcPhase::StartPre, now);
+            self.start_pre_next(name, now);
+        }
+    }
+
+    /// Runs the next ExecStartPre= line as the control process, or goes on to ExecStart=.
+    fn start_pre_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => {
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                }
+            }
+            None => self.enter_start(name, now),
+        }
+    }
+
+    /// Runs ExecStart=; how the start completes depends on Type=.
+    fn enter_start(&mut self, name: &str, now: Now) {
+        let Some(def) = self.units.get(name).and_then(|u| u.service_def()).cloned() else {
+            return;
+        };
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.pending = def.exec_start.iter().cloned().collect();
+        }
         match def.service_type {
-            ServiceType::Simple | ServiceType::Exec => {
+            ServiceType::Simple | ServiceType::Exec | ServiceType::Notify => {
                 let Some(cmd) = self
                     .units
                     .get_mut(name)
@@ -186,16 +242,142 @@ impl Engine {
                     return;
                 };
                 self.start_main(name, &cmd, now);
-                if def.service_type == ServiceType::Simple {
-                    self.log(LogLevel::Info, format!("Started {name}."));
+                match def.service_type {
+                    ServiceType::Simple => self.enter_running(name, now),
+                    // Exec: process_started; Notify: READY=1.
+                    ServiceType::Exec => self.set_phase(name, SvcPhase::Running, now),
+                    _ => self.set_phase(name, SvcPhase::Start, now),
                 }
-                self.set_phase(name, SvcPhase::Running, now);
+            }
+            ServiceType::Forking => {
+                let Some(cmd) = self
+                    .units
+                    .get_mut(name)
+                    .and_then(|u| u.svc.pending.pop_front())
+                else {
+                    self.set_phase(name, SvcPhase::Failed, now);
+                    return;
+                };
+                // Like systemd, the forking parent is the control process until it exits.
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                    u.svc.main = None;
+                    u.svc.exec_main_pid = 0;
+                }
+                self.set_phase(name, SvcPhase::Start, now);
             }
             ServiceType::Oneshot => {
                 self.set_phase(name, SvcPhase::Start, now);
                 self.oneshot_next(name, now);
             }
         }
+    }
+
+    /// The start completed: `active/running`.
+    pub(crate) fn enter_running(&mut self, name: &str, now: Now) {
+        self.disarm_timer(name);
+        self.log(LogLevel::Info, format!("Started {name}."));
+        self.set_phase(name, SvcPhase::Running, now);
+    }
+
+    pub(crate) fn disarm_timer(&mut self, name: &str) {
+        if let Some(t) = self.units.get_mut(name).and_then(|u| u.svc.timer.take()) {
+            self.timers.remove(&t);
+        }
+    }
+
+    /// Replaces the unit's timer; `u64::MAX` means no timeout.
+    fn arm_timer(&mut self, name: &str, kind: TimerKind, timeout: u64) {
+        self.disarm_timer(name);
+        if timeout == u64::MAX {
+            return;
+        }
+        let id = self.set_timer(kind, name, timeout);
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.timer = Some(id);
+        }
+    }
+
+    /// TimeoutStartSec= elapsed in start-pre/start: terminate with result `timeout`.
+    pub(crate) fn service_start_timeout(&mut self, name: &str, timer: u64, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        if u.svc.timer != Some(timer) {
+            return;
+        }
+        u.svc.timer = None;
+        if !matches!(u.svc.phase, SvcPhase::StartPre | SvcPhase::Start) {
+            return;
+        }
+        u.svc.pending.clear();
+        if u.svc.result == "success" {
+            u.svc.result = "timeout";
+        }
+        self.dirty_services.insert(name.to_string());
+        self.log(
+            LogLevel::Warn,
+            format!("{name}: start operation timed out. Terminating."),
+        );
+        self.enter_sigterm(name, now);
+    }
+
+    /// Type=forking: the IO layer found the daemon (`pid`) the parent behind `token` left
+    /// behind, or nothing (`None`: the service has no processes left and stops).
+    pub fn main_pid_found(&mut self, token: u64, pid: Option<u32>, now: Now) {
+        let Some(name) = self.forking_waits.remove(&token) else {
+            return;
+        };
+        let in_start = self
+            .units
+            .get(&name)
+            .is_some_and(|u| u.svc.phase == SvcPhase::Start);
+        match pid {
+            Some(pid) if in_start => {
+                self.procs.insert(token, (name.clone(), Role::Main));
+                if let Some(u) = self.units.get_mut(&name) {
+                    u.svc.main = Some(Proc {
+                        token,
+                        pid,
+                        ignore_failure: false,
+                    });
+                    u.svc.exec_main_pid = pid;
+                    u.svc.exec_main_start = now.into();
+                }
+                self.dirty_services.insert(name.clone());
+                self.enter_running(&name, now);
+            }
+            Some(_) => {
+                // The start was aborted meanwhile; the daemon still has to go.
+                self.procs.insert(token, (name.clone(), Role::Main));
+                if let Some(u) = self.units.get_mut(&name) {
+                    u.svc.main = Some(Proc {
+                        token,
+                        pid: 0,
+                        ignore_failure: false,
+                    });
+                }
+                if let Some(u) = self.units.get(&name) {
+                    let tokens = self.kill_tokens(u, false);
+                    self.actions.push(Action::Kill {
+                        unit: name.clone(),
+                        tokens,
+                        signal: libc::SIGTERM,
+                    });
+                }
+            }
+            None if in_start => {
+                self.log(
+                    LogLevel::Info,
+                    format!("{name}: Supervising process not found, no processes left."),
+                );
+                self.disarm_timer(&name);
+                self.enter_stop(&name, now);
+            }
+            None => {}
+        }
+        self.settle(now);
     }
 
     fn start_main(&mut self, name: &str, cmd: &ExecCommand, now: Now) {
@@ -224,6 +406,7 @@ impl Engine {
                     .get(name)
                     .and_then(|u| u.service_def())
                     .is_some_and(|s| s.remain_after_exit);
+                self.disarm_timer(name);
                 self.log(LogLevel::Info, format!("Finished {name}."));
                 if remain {
                     self.set_phase(name, SvcPhase::Exited, now);
@@ -254,14 +437,14 @@ impl Engine {
                 }
                 self.set_phase(name, SvcPhase::Dead, now);
             }
-            SvcPhase::Start => {
+            SvcPhase::StartPre | SvcPhase::Start => {
                 if let Some(u) = self.units.get_mut(name) {
                     u.svc.pending.clear();
                 }
                 self.log(LogLevel::Info, format!("Stopping {name}..."));
                 self.enter_sigterm(name, now);
             }
-            SvcPhase::Running | SvcPhase::Exited => {
+            SvcPhase::Running | SvcPhase::Exited | SvcPhase::Reload => {
                 self.log(LogLevel::Info, format!("Stopping {name}..."));
                 self.enter_stop(name, now);
             }
@@ -346,16 +529,8 @@ impl Engine {
         self.arm_stop_timer(name, timeout);
     }
 
-    fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
-        if timeout == u64::MAX {
-            return;
-        }
-        let id = self.set_timer(TimerKind::StopTimeout, name, timeout);
-        if let Some(u) = self.units.get_mut(name) {
-            if let Some(old) = u.svc.timer.replace(id) {
-                self.timers.remove(&old);
-            }
-        }
+    pub(crate) fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
+        self.arm_timer(name, TimerKind::StopTimeout, timeout);
     }
 
     pub(crate) fn service_stop_timeout(&mut self, name: &str, timer: u64, now: Now) {
@@ -509,8 +684,7 @@ impl Engine {
                 .service_def()
                 .is_some_and(|s| s.service_type == ServiceType::Exec);
             if is_exec && u.svc.phase == SvcPhase::Running {
-                self.log(LogLevel::Info, format!("Started {name}."));
-                self.set_phase(&name, SvcPhase::Running, now);
+                self.enter_running(&name, now);
             }
         }
         self.settle(now);
@@ -589,7 +763,36 @@ impl Engine {
         }
         let phase = u.svc.phase;
         match (phase, role) {
-            (SvcPhase::Running, Role::Main) => {
+            (SvcPhase::StartPre, Role::Control) => {
+                if clean {
+                    self.start_pre_next(&name, now);
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Start, Role::Control) if def.service_type == ServiceType::Forking => {
+                if clean {
+                    self.forking_waits.insert(token, name.clone());
+                    self.actions.push(Action::FindMainPid {
+                        unit: name.clone(),
+                        token,
+                        pid_file: def.pid_file.clone(),
+                    });
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Start, Role::Main) if def.service_type == ServiceType::Notify => {
+                // Only READY=1 completes the start; a clean exit before it is a protocol error.
+                if let Some(u) = self.units.get_mut(&name) {
+                    if u.svc.result == "success" {
+                        u.svc.result = "protocol";
+                    }
+                }
+                self.dirty_services.insert(name.clone());
+                self.enter_sigterm(&name, now);
+            }
+            (SvcPhase::Running | SvcPhase::Reload, Role::Main) => {
                 if !clean {
                     self.enter_sigterm(&name, now);
                 } else if def.remain_after_exit {

@@ -180,6 +180,14 @@ pub enum Action {
         tokens: Vec<u64>,
         signal: i32,
     },
+    /// Type=forking: the process behind `token` forked and exited; find the daemon (from
+    /// `pid_file`, else the only process left in that process group) and report it with
+    /// [`super::Engine::main_pid_found`].
+    FindMainPid {
+        unit: String,
+        token: u64,
+        pid_file: Option<String>,
+    },
     /// Call [`super::Engine::timer_fired`] with `id` after `delay_us`.
     SetTimer {
         id: u64,

@@ -38,8 +38,10 @@ pub struct Proc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SvcPhase {
     Dead,
+    StartPre,
     Start,
     Running,
+    Reload,
     Exited,
     Stop,
     StopSigterm,
@@ -52,7 +54,9 @@ impl SvcPhase {
     pub fn sub_state(self) -> &'static str {
         match self {
             SvcPhase::Dead => "dead",
+            SvcPhase::StartPre => "start-pre",
             SvcPhase::Start => "start",
+            SvcPhase::Reload => "reload",
             SvcPhase::Running => "running",
             SvcPhase::Exited => "exited",
             SvcPhase::Stop => "stop",
@@ -81,6 +85,9 @@ pub struct ServiceRuntime {
     /// A stop was requested (by a job or shutdown): no auto-restart afterwards.
     pub stop_requested: bool,
     pub timer: Option<u64>,
+    /// STATUS= and ERRNO= from sd_notify.
+    pub status_text: String,
+    pub status_errno: i32,
 }
 
 impl Default for ServiceRuntime {
@@ -99,6 +106,8 @@ impl Default for ServiceRuntime {
             n_restarts: 0,
             stop_requested: false,
             timer: None,
+            status_text: String::new(),
+            status_errno: 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::bus::{dispatch, error_reply, IFACE_MANAGER, MANAGER_PATH};
 use super::clock::now;
 use super::convert::{object_path, to_dict};
+use super::notify::NotifySockets;
 use super::procs::{adopted_children, Procs};
 use crate::engine::{Action, Engine, LogLevel};
 use futures_util::StreamExt;
@@ -19,6 +20,7 @@ pub struct Runtime {
     conn: Connection,
     engine: Engine,
     procs: Procs,
+    notify: NotifySockets,
     timer_tx: mpsc::UnboundedSender<u64>,
 }
 
@@ -30,10 +32,12 @@ impl Runtime {
         mut stream: MessageStream,
     ) -> std::io::Result<()> {
         let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+        let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
             conn,
             engine,
             procs: Procs::default(),
+            notify: NotifySockets::new(notify_tx),
             timer_tx,
         };
         let mut sigchld = signal(SignalKind::child())?;
@@ -53,6 +57,10 @@ impl Runtime {
                 _ = sigchld.recv() => rt.on_sigchld().await,
                 Some(id) = timer_rx.recv() => {
                     rt.engine.timer_fired(id, now());
+                    rt.execute().await;
+                }
+                Some((token, pid, msg)) = notify_rx.recv() => {
+                    rt.engine.notify(token, pid, &msg, now());
                     rt.execute().await;
                 }
                 _ = sigterm.recv() => break,
@@ -91,6 +99,8 @@ impl Runtime {
             self.engine.process_exited(token, exit, now());
         }
         self.execute().await;
+        let procs = &self.procs;
+        self.notify.retain(|t| procs.has_token(t));
     }
 
     /// Runs the engine's actions until it has nothing more to say.
@@ -112,16 +122,29 @@ impl Runtime {
                 token,
                 unit,
                 argv,
-                env,
-            } => match self.procs.spawn(token, &argv, &env) {
-                Ok(pid) => {
-                    tracing::debug!("{unit}: spawned {argv:?} as {pid}");
-                    self.engine.process_started(token, pid, now());
+                mut env,
+            } => {
+                if self.engine.accepts_notify(&unit) {
+                    match self.notify.open(token) {
+                        Ok(addr) => env.push(("NOTIFY_SOCKET".to_string(), addr)),
+                        Err(e) => tracing::warn!("{unit}: cannot create notify socket: {e}"),
+                    }
                 }
-                Err(e) => {
-                    self.engine
-                        .spawn_failed(token, &format!("{}: {e}", argv.join(" ")), now())
+                self.spawn(token, &unit, &argv, &env)
+            }
+            Action::FindMainPid {
+                unit,
+                token,
+                pid_file,
+            } => match self.procs.adopt_main(token, pid_file.as_deref()) {
+                Some((pid, exit)) => {
+                    tracing::debug!("{unit}: main process is {pid}");
+                    self.engine.main_pid_found(token, Some(pid), now());
+                    if let Some(exit) = exit {
+                        self.engine.process_exited(token, exit, now());
+                    }
                 }
+                None => self.engine.main_pid_found(token, None, now()),
             },
             Action::Kill { tokens, signal, .. } => self.procs.kill(&tokens, signal),
             Action::SetTimer { id, delay_us } => {
@@ -178,6 +201,18 @@ impl Runtime {
                     tracing::warn!("failed to emit PropertiesChanged on {path}: {e}");
                 }
             }
+        }
+    }
+
+    fn spawn(&mut self, token: u64, unit: &str, argv: &[String], env: &[(String, String)]) {
+        match self.procs.spawn(token, argv, env) {
+            Ok(pid) => {
+                tracing::debug!("{unit}: spawned {argv:?} as {pid}");
+                self.engine.process_started(token, pid, now());
+            }
+            Err(e) => self
+                .engine
+                .spawn_failed(token, &format!("{}: {e}", argv.join(" ")), now()),
         }
     }
 

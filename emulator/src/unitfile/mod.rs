@@ -6,7 +6,7 @@ pub mod parser;
 pub mod specifier;
 
 pub use model::{
-    build, BuildOutcome, Deps, ExecCommand, KillMode, LoadFailure, RestartPolicy, ServiceDef,
-    ServiceType, UnitDef, UnitKind,
+    build, BuildOutcome, Deps, ExecCommand, KillMode, LoadFailure, NotifyAccess, RestartPolicy,
+    ServiceDef, ServiceType, UnitDef, UnitKind,
 };
 pub use parser::{parse, Assignment, ParseError, Warning};
