@@ -457,6 +457,21 @@ async fn notify_forking_and_exec_services_with_real_processes() {
     assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
     assert!(process_gone(pid), "forked daemon {pid} survived the stop");
 
+    // Stop it here: the emulator is killed on drop and would leave the daemon behind.
+    let npid = service_prop_u32(&conn, n, "MainPID").await;
+    assert!(npid > 0, "notify service has no MainPID");
+    let job: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StopUnit",
+        &("n.service", "replace"),
+    )
+    .await
+    .expect("StopUnit n");
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    assert!(process_gone(npid), "notify daemon {npid} survived the stop");
+
     // Type=exec: a failed execve fails the start job.
     let job = start("e.service").await;
     assert_eq!(wait_job_removed(&mut removed, &job).await, "failed");
