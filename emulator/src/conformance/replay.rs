@@ -5,12 +5,15 @@
 //! script is `;`-separated `sleep N`, `exit N`, `true`, `false`, `trap '' SIG...` (ignore),
 //! `systemd-notify --ready|KEY=VALUE...` (sent from a child, so not the main PID) and one
 //! trailing `CMD &` (a background child that outlives the shell, for Type=forking).
+//! `test`/`[` with `=`, `!=`, `-n`, `-z` see the spawn's environment (EnvironmentFile= files
+//! are the case's unit files under /etc/systemd/system) and `$PWD` (WorkingDirectory=).
 //! Anything else fails to exec (exit 203).
 
 use super::case::{signal_number, Case, Op};
 use super::fixture::{StepObs, UnitObs};
-use crate::engine::{Action, Engine, Exit, JobType, Now};
+use crate::engine::{expand_argv, Action, Engine, ExecContext, Exit, JobType, Now};
 use crate::loader::MapSource;
+use crate::unitfile::envfile::parse_env_file;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -60,7 +63,85 @@ fn secs_to_us(s: &str) -> Option<u64> {
     s.parse::<f64>().ok().map(|f| (f * 1_000_000.0) as u64)
 }
 
+/// Directories that exist for WorkingDirectory= in the fake system.
+const DIRS: &[&str] = &["/", "/tmp", "/root", "/etc", "/run", "/var", "/usr"];
+
+/// Shell words of `cmd`: quotes removed, `$VAR`/`${VAR}` expanded outside single quotes.
+fn sh_words(cmd: &str, env: &[(String, String)]) -> Vec<String> {
+    let lookup = |n: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = cmd.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_with(String::new);
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => cur.get_or_insert_with(String::new).push(c),
+            (_, '$') => {
+                let braced = chars.peek() == Some(&'{');
+                if braced {
+                    chars.next();
+                }
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_alphanumeric() || n == '_' {
+                        name.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if braced && chars.peek() == Some(&'}') {
+                    chars.next();
+                }
+                let val = lookup(&name);
+                // Unquoted, an empty expansion is no word at all.
+                if quote.is_some() || !val.is_empty() {
+                    cur.get_or_insert_with(String::new).push_str(&val);
+                }
+            }
+            (_, c) => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    words
+}
+
+/// `test`/`[` expressions; exit code 0 (true), 1 (false) or 2 (unsupported).
+fn eval_test(args: &[String]) -> i32 {
+    let r = match args {
+        [a] => !a.is_empty(),
+        [op, a] if op == "-n" => !a.is_empty(),
+        [op, a] if op == "-z" => a.is_empty(),
+        [a, op, b] if op == "=" || op == "==" => a == b,
+        [a, op, b] if op == "!=" => a != b,
+        _ => return 2,
+    };
+    i32::from(!r)
+}
+
+#[cfg(test)]
 fn behaviour(argv: &[String]) -> Behaviour {
+    behaviour_in(argv, &[])
+}
+
+/// A fake program run with environment `env` (including `PWD`).
+fn behaviour_in(argv: &[String], env: &[(String, String)]) -> Behaviour {
     let prog = argv
         .first()
         .map(|p| p.rsplit('/').next().unwrap_or(p))
@@ -81,17 +162,16 @@ fn behaviour(argv: &[String]) -> Behaviour {
             let script = argv.get(2).map(String::as_str).unwrap_or("");
             for cmd in script.split(';').map(str::trim).filter(|c| !c.is_empty()) {
                 if let Some(bg) = cmd.strip_suffix('&') {
-                    let child = behaviour(
-                        &bg.split_whitespace()
-                            .map(str::to_string)
-                            .collect::<Vec<_>>(),
-                    );
+                    let child = behaviour_in(&sh_words(bg, env), env);
                     let at = b.run_us.unwrap_or(0);
                     b.background = Some(child.run_us.map(|d| at + d));
                     continue;
                 }
-                let w: Vec<&str> = cmd.split_whitespace().collect();
+                let words = sh_words(cmd, env);
+                let w: Vec<&str> = words.iter().map(String::as_str).collect();
                 match w.as_slice() {
+                    ["test", args @ ..] => b.code = eval_test(&words[1..1 + args.len()]),
+                    ["[", .., "]"] => b.code = eval_test(&words[1..words.len() - 1]),
                     ["systemd-notify", args @ ..] => {
                         if let Some(at) = b.run_us {
                             b.notify.push((at, notify_message(args)));
@@ -109,7 +189,7 @@ fn behaviour(argv: &[String]) -> Behaviour {
                     }
                     ["true"] => b.code = 0,
                     ["false"] => b.code = 1,
-                    ["trap", "''", sigs @ ..] | ["trap", "\"\"", sigs @ ..] => b
+                    ["trap", "", sigs @ ..] => b
                         .ignored
                         .extend(sigs.iter().filter_map(|s| signal_number(s))),
                     _ => b.code = 127,
@@ -137,9 +217,65 @@ struct Harness {
     notes: Vec<(u64, String)>,
     /// Background children by the token of the shell that started them: (end, ignored).
     background: BTreeMap<u64, (Option<u64>, BTreeSet<i32>)>,
+    /// The case's unit files by name, readable as environment files.
+    files: BTreeMap<String, String>,
+}
+
+type Env = Vec<(String, String)>;
+
+/// Why a fake spawn does not run.
+enum Refusal {
+    /// A missing EnvironmentFile=: no process at all (result `resources`).
+    Resources(String),
+    /// A missing WorkingDirectory=: the child fails before exec.
+    Chdir(String),
 }
 
 impl Harness {
+    /// The fake IO layer's [`crate::io::procs::prepare`]: environment files come from the
+    /// case's unit files, directories from [`DIRS`].
+    fn prepare(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        ctx: &ExecContext,
+    ) -> Result<(Vec<String>, Env), Refusal> {
+        let mut from_files = Vec::new();
+        for (path, optional) in &ctx.env_files {
+            let text = path
+                .strip_prefix("/etc/systemd/system/")
+                .and_then(|n| self.files.get(n));
+            match text {
+                Some(t) => from_files.extend(parse_env_file(t).vars),
+                None if *optional => {}
+                None => return Err(Refusal::Resources(format!("{path}: No such file"))),
+            }
+        }
+        let mut env = ctx.merge(env, &from_files);
+        let argv = if ctx.env_files.is_empty() {
+            argv.to_vec()
+        } else {
+            expand_argv(argv, &env)
+        };
+        let pwd = match &ctx.working_directory {
+            None => "/".to_string(),
+            Some((d, optional)) => {
+                let d = if d == "~" { "/root" } else { d.as_str() };
+                match (DIRS.contains(&d), optional) {
+                    (true, _) => d.to_string(),
+                    (false, true) => "/".to_string(),
+                    (false, false) => {
+                        return Err(Refusal::Chdir(format!(
+                            "chdir {d}: No such file or directory"
+                        )))
+                    }
+                }
+            }
+        };
+        env.push(("PWD".to_string(), pwd));
+        Ok((argv, env))
+    }
+
     fn schedule(&mut self, at: u64, ev: Event) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq, ev)));
@@ -160,8 +296,25 @@ impl Harness {
     fn act(&mut self, a: Action) {
         let now = self.now.monotonic_us;
         match a {
-            Action::Spawn { token, argv, .. } => {
-                let b = behaviour(&argv);
+            Action::Spawn {
+                token,
+                argv,
+                env,
+                ctx,
+                ..
+            } => {
+                let (argv, env) = match self.prepare(&argv, &env, &ctx) {
+                    Ok(p) => p,
+                    Err(Refusal::Resources(e)) => {
+                        self.engine.spawn_refused(token, &e, self.now);
+                        return;
+                    }
+                    Err(Refusal::Chdir(e)) => {
+                        self.engine.spawn_failed(token, &e, self.now);
+                        return;
+                    }
+                };
+                let b = behaviour_in(&argv, &env);
                 if b.exec_fails {
                     self.engine
                         .spawn_failed(token, "No such file or directory", self.now);
@@ -370,6 +523,7 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         jobs: Vec::new(),
         notes: Vec::new(),
         background: BTreeMap::new(),
+        files: case.units.iter().cloned().collect(),
     };
     let mut out = Vec::new();
     for step in &case.steps {
@@ -425,5 +579,21 @@ mod tests {
             v(&["/bin/sh", "-c", "sleep infinity &"]).background,
             Some(None)
         );
+        let env = vec![
+            ("FOO".to_string(), "a b".to_string()),
+            ("PWD".to_string(), "/tmp".to_string()),
+        ];
+        let t =
+            |script: &str| behaviour_in(&["/bin/sh".into(), "-c".into(), script.into()], &env).code;
+        assert_eq!(t(r#"test "$FOO" = "a b""#), 0);
+        assert_eq!(t(r#"test "${FOO}" != 'a b'"#), 1);
+        assert_eq!(t(r#"[ "$PWD" = /tmp ]"#), 0);
+        assert_eq!(t(r#"[ -z "$MISSING" ]"#), 0);
+        assert_eq!(
+            t("test -n $MISSING"),
+            0,
+            "unquoted empty word vanishes: `test -n` is true"
+        );
+        assert_eq!(t(r#"test "$FOO" = a"#), 1);
     }
 }

@@ -14,6 +14,7 @@ pub mod unit;
 #[cfg(test)]
 mod tests;
 
+pub use envexpand::expand_argv;
 pub use types::*;
 pub use unit::{SvcPhase, Unit};
 

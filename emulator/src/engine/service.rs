@@ -99,18 +99,27 @@ impl Engine {
     fn spawn(&mut self, name: &str, cmd: &ExecCommand, role: Role) -> Proc {
         let token = self.next_token;
         self.next_token += 1;
-        let env = self
-            .units
-            .get(name)
-            .and_then(|u| u.service_def())
-            .map(|s| s.environment.clone())
+        let def = self.units.get(name).and_then(|u| u.service_def());
+        let env = def.map(|s| s.environment.clone()).unwrap_or_default();
+        let ctx = def
+            .map(|s| ExecContext {
+                env_files: s.environment_files.clone(),
+                working_directory: s.working_directory.clone(),
+                unset_environment: s.unset_environment.clone(),
+            })
             .unwrap_or_default();
+        let argv = if ctx.env_files.is_empty() {
+            super::envexpand::expand_argv(&cmd.argv, &ctx.merge(&env, &[]))
+        } else {
+            cmd.argv.clone()
+        };
         self.procs.insert(token, (name.to_string(), role));
         self.actions.push(Action::Spawn {
             token,
             unit: name.to_string(),
-            argv: super::envexpand::expand_argv(&cmd.argv, &env),
+            argv,
             env,
+            ctx,
         });
         Proc {
             token,
@@ -700,6 +709,34 @@ impl Engine {
             );
         }
         self.process_exited(token, Exit::Code(203), now);
+    }
+
+    /// The IO layer could not prepare the process behind `token` (e.g. a missing
+    /// EnvironmentFile=): like systemd, the unit fails with result `resources`, no process ran.
+    pub fn spawn_refused(&mut self, token: u64, message: &str, now: Now) {
+        let Some((name, role)) = self.procs.remove(&token) else {
+            return;
+        };
+        self.log(
+            LogLevel::Warn,
+            format!("{name}: Failed to run process: {message}"),
+        );
+        if let Some(u) = self.units.get_mut(&name) {
+            let slot = match role {
+                Role::Main => &mut u.svc.main,
+                Role::Control => &mut u.svc.control,
+            };
+            if slot.is_some_and(|p| p.token == token) {
+                *slot = None;
+            }
+            u.svc.pending.clear();
+            if u.svc.result == "success" {
+                u.svc.result = "resources";
+            }
+        }
+        self.dirty_services.insert(name.clone());
+        self.enter_sigterm(&name, now);
+        self.settle(now);
     }
 
     /// A process of ours ended.

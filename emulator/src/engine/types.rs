@@ -164,6 +164,40 @@ pub enum LogLevel {
     Warn,
 }
 
+/// Per-spawn settings that need files, applied by the IO layer (the engine reads none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecContext {
+    /// EnvironmentFile=: (path, ignore if missing); their variables override `env`. When
+    /// present, `argv` is left unexpanded for the IO layer to expand with the full environment.
+    pub env_files: Vec<(String, bool)>,
+    /// WorkingDirectory=: (path or `~`, ignore if missing); `None` is `/`, like systemd.
+    pub working_directory: Option<(String, bool)>,
+    /// UnsetEnvironment=: names (or exact `NAME=value` assignments) removed last.
+    pub unset_environment: Vec<String>,
+}
+
+impl ExecContext {
+    /// The final environment: `env`, then the files' variables, minus UnsetEnvironment=.
+    pub fn merge(
+        &self,
+        env: &[(String, String)],
+        files: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in env.iter().chain(files.iter()) {
+            out.retain(|(ok, _)| ok != k);
+            out.push((k.clone(), v.clone()));
+        }
+        out.retain(|(k, v)| {
+            !self
+                .unset_environment
+                .iter()
+                .any(|u| u == k || *u == format!("{k}={v}"))
+        });
+        out
+    }
+}
+
 /// What the IO layer must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -173,6 +207,7 @@ pub enum Action {
         unit: String,
         argv: Vec<String>,
         env: Vec<(String, String)>,
+        ctx: ExecContext,
     },
     /// Send `signal` to the process groups of the processes behind `tokens`.
     Kill {

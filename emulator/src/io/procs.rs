@@ -1,6 +1,7 @@
 //! Spawning children in their own process groups, signalling and reaping them.
 
-use crate::engine::Exit;
+use crate::engine::{expand_argv, ExecContext, Exit};
+use crate::unitfile::envfile::parse_env_file;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -30,6 +31,7 @@ impl Procs {
         token: u64,
         argv: &[String],
         env: &[(String, String)],
+        cwd: &std::path::Path,
     ) -> std::io::Result<u32> {
         let Some((prog, args)) = argv.split_first() else {
             return Err(std::io::Error::new(
@@ -40,6 +42,7 @@ impl Procs {
         let child = Command::new(prog)
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()?;
@@ -145,6 +148,59 @@ impl Procs {
     }
 }
 
+/// What a spawn needs after reading EnvironmentFile= files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: std::path::PathBuf,
+}
+
+/// Reads the environment files and resolves the working directory of a spawn. An unreadable
+/// file without `-` is an error (the unit fails with `resources`).
+pub fn prepare(
+    argv: &[String],
+    env: &[(String, String)],
+    ctx: &ExecContext,
+) -> Result<Prepared, String> {
+    let mut from_files = Vec::new();
+    for (path, optional) in &ctx.env_files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let f = parse_env_file(&text);
+                for w in f.warnings {
+                    tracing::warn!("{path}:{w}");
+                }
+                from_files.extend(f.vars);
+            }
+            Err(_) if *optional => {}
+            Err(e) => return Err(format!("Failed to load environment files: {path}: {e}")),
+        }
+    }
+    let env = ctx.merge(env, &from_files);
+    let argv = if ctx.env_files.is_empty() {
+        argv.to_vec()
+    } else {
+        expand_argv(argv, &env)
+    };
+    let cwd = match &ctx.working_directory {
+        None => "/".into(),
+        Some((dir, optional)) => {
+            let dir = if dir == "~" {
+                std::env::var("HOME").unwrap_or_else(|_| "/root".to_string())
+            } else {
+                dir.clone()
+            };
+            if *optional && !std::path::Path::new(&dir).is_dir() {
+                "/".into()
+            } else {
+                dir.into()
+            }
+        }
+    };
+    Ok(Prepared { argv, env, cwd })
+}
+
 /// (pid, ppid, process group) of a live (not zombie) process, from `/proc/PID/stat`.
 fn stat_of(pid: i32) -> Option<(i32, i32, i32)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -194,4 +250,46 @@ pub fn adopted_children() -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn prepare_reads_env_files_and_working_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("env");
+        std::fs::write(&file, "# x\nFOO=from-file\nBAR='b c'\n").expect("write env file");
+        let path = file.display().to_string();
+        let ctx = ExecContext {
+            env_files: vec![(path.clone(), false), ("/nonexistent/env".into(), true)],
+            working_directory: Some((dir.path().display().to_string(), false)),
+            unset_environment: vec!["GONE".into()],
+        };
+        let env = vec![("FOO".into(), "unit".into()), ("GONE".into(), "x".into())];
+        let p = prepare(&strs(&["/bin/echo", "$FOO", "${BAR}"]), &env, &ctx).expect("prepared");
+        assert_eq!(p.argv, strs(&["/bin/echo", "from-file", "b c"]));
+        assert_eq!(
+            p.env,
+            vec![
+                ("FOO".into(), "from-file".into()),
+                ("BAR".into(), "b c".into())
+            ]
+        );
+        assert_eq!(p.cwd, dir.path());
+
+        let missing = ExecContext {
+            env_files: vec![("/nonexistent/env".into(), false)],
+            ..ExecContext::default()
+        };
+        let err = prepare(&strs(&["/bin/true"]), &[], &missing).unwrap_err();
+        assert!(err.contains("/nonexistent/env"), "{err}");
+        let p = prepare(&strs(&["/bin/true"]), &[], &ExecContext::default()).expect("prepared");
+        assert_eq!(p.cwd, std::path::Path::new("/"));
+    }
 }

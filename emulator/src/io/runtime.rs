@@ -4,7 +4,7 @@ use super::bus::{dispatch, error_reply, IFACE_MANAGER, MANAGER_PATH};
 use super::clock::now;
 use super::convert::{object_path, to_dict};
 use super::notify::NotifySockets;
-use super::procs::{adopted_children, Procs};
+use super::procs::{adopted_children, prepare, Prepared, Procs};
 use crate::engine::{Action, Engine, LogLevel};
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -122,15 +122,20 @@ impl Runtime {
                 token,
                 unit,
                 argv,
-                mut env,
+                env,
+                ctx,
             } => {
+                let mut p = match prepare(&argv, &env, &ctx) {
+                    Ok(p) => p,
+                    Err(e) => return self.engine.spawn_refused(token, &e, now()),
+                };
                 if self.engine.accepts_notify(&unit) {
                     match self.notify.open(token) {
-                        Ok(addr) => env.push(("NOTIFY_SOCKET".to_string(), addr)),
+                        Ok(addr) => p.env.push(("NOTIFY_SOCKET".to_string(), addr)),
                         Err(e) => tracing::warn!("{unit}: cannot create notify socket: {e}"),
                     }
                 }
-                self.spawn(token, &unit, &argv, &env)
+                self.spawn(token, &unit, &p)
             }
             Action::FindMainPid {
                 unit,
@@ -204,15 +209,15 @@ impl Runtime {
         }
     }
 
-    fn spawn(&mut self, token: u64, unit: &str, argv: &[String], env: &[(String, String)]) {
-        match self.procs.spawn(token, argv, env) {
+    fn spawn(&mut self, token: u64, unit: &str, p: &Prepared) {
+        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd) {
             Ok(pid) => {
-                tracing::debug!("{unit}: spawned {argv:?} as {pid}");
+                tracing::debug!("{unit}: spawned {:?} as {pid}", p.argv);
                 self.engine.process_started(token, pid, now());
             }
             Err(e) => self
                 .engine
-                .spawn_failed(token, &format!("{}: {e}", argv.join(" ")), now()),
+                .spawn_failed(token, &format!("{}: {e}", p.argv.join(" ")), now()),
         }
     }
 

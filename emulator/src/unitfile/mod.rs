@@ -1,6 +1,7 @@
 //! Parsing systemd unit files into [`UnitDef`]s.
 
 pub mod cmdline;
+pub mod envfile;
 pub mod model;
 pub mod parser;
 pub mod specifier;

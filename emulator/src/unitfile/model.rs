@@ -82,6 +82,11 @@ pub struct ServiceDef {
     pub notify_access_set: Option<NotifyAccess>,
     pub pid_file: Option<String>,
     pub environment: Vec<(String, String)>,
+    /// EnvironmentFile=: (absolute path, `-`: ignore if missing).
+    pub environment_files: Vec<(String, bool)>,
+    /// WorkingDirectory=: (absolute path or `~`, `-`: ignore if missing).
+    pub working_directory: Option<(String, bool)>,
+    pub unset_environment: Vec<String>,
 }
 
 impl ServiceDef {
@@ -122,6 +127,9 @@ impl Default for ServiceDef {
             notify_access_set: None,
             pid_file: None,
             environment: Vec::new(),
+            environment_files: Vec::new(),
+            working_directory: None,
+            unset_environment: Vec::new(),
         }
     }
 }
@@ -505,6 +513,50 @@ fn build_inner(
                 Ok(n) => def.start_limit_burst = n,
                 Err(_) => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
             },
+            ("Service", "EnvironmentFile") => {
+                if v.is_empty() {
+                    svc.environment_files.clear();
+                }
+                match b.spec.expand(v) {
+                    Ok(e) if e.is_empty() => {}
+                    Ok(e) => {
+                        let (path, optional) = match e.strip_prefix('-') {
+                            Some(p) => (p.to_string(), true),
+                            None => (e, false),
+                        };
+                        if path.starts_with('/') {
+                            svc.environment_files.push((path, optional));
+                        } else {
+                            b.warn(line, format!("Path '{path}' is not absolute, ignoring."));
+                        }
+                    }
+                    Err(e) => b.warn(line, format!("Failed to resolve {key}={v}: {e}, ignoring.")),
+                }
+            }
+            ("Service", "WorkingDirectory") => match b.spec.expand(v) {
+                Ok(e) if e.is_empty() => svc.working_directory = None,
+                Ok(e) => {
+                    let (path, optional) = match e.strip_prefix('-') {
+                        Some(p) => (p.to_string(), true),
+                        None => (e, false),
+                    };
+                    if path.starts_with('/') || path == "~" {
+                        svc.working_directory = Some((path, optional));
+                    } else {
+                        b.warn(line, format!("Path '{path}' is not absolute, ignoring."));
+                    }
+                }
+                Err(e) => b.warn(line, format!("Failed to resolve {key}={v}: {e}, ignoring.")),
+            },
+            ("Service", "UnsetEnvironment") => {
+                if v.is_empty() {
+                    svc.unset_environment.clear();
+                }
+                match split_words(v) {
+                    Ok(words) => svc.unset_environment.extend(words),
+                    Err(e) => b.warn(line, format!("Invalid {key}= value, ignoring: {e}")),
+                }
+            }
             ("Service", "Environment") => {
                 if v.is_empty() {
                     svc.environment.clear();
