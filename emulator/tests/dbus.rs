@@ -403,6 +403,7 @@ async fn notify_forking_and_exec_services_with_real_processes() {
         ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"sleep 0.2; systemd-notify --ready; exec sleep 300\"\n"),
         ("f.service", "[Service]\nType=forking\nExecStart=/bin/sh -c \"sleep 300 &\"\n"),
         ("e.service", "[Service]\nType=exec\nExecStart=/nonexistent/prog\n"),
+        ("w.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nWorkingDirectory=/tmp\nEnvironment=X=1\nExecStart=/bin/sh -c 'test \"$PWD\" = /tmp'\nExecReload=/bin/sh -c 'test \"$X\" = 1'\n"),
     ])
     .await;
     let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
@@ -471,6 +472,20 @@ async fn notify_forking_and_exec_services_with_real_processes() {
     .expect("StopUnit n");
     assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
     assert!(process_gone(npid), "notify daemon {npid} survived the stop");
+
+    // WorkingDirectory= is applied; ExecReload= runs as a reload job.
+    let job = start("w.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    let job: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "ReloadUnit",
+        &("w.service", "replace"),
+    )
+    .await
+    .expect("ReloadUnit");
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
 
     // Type=exec: a failed execve fails the start job.
     let job = start("e.service").await;

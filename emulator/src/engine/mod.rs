@@ -4,6 +4,7 @@
 
 mod checks;
 mod envexpand;
+mod freezer;
 mod notify;
 pub mod props;
 mod service;
@@ -326,6 +327,16 @@ impl Engine {
                     false
                 }
             }
+            // The service finishes its reload job itself (it knows whether ExecReload= failed).
+            JobType::Reload => {
+                if j.state == JobState::Running && ns.is_inactive_or_deactivating() {
+                    self.finish_job(j.id, JobResult::Failed, true, now);
+                    true
+                } else {
+                    false
+                }
+            }
+            JobType::Nop => false,
             JobType::Stop | JobType::Restart => {
                 if ns.is_inactive_or_failed() {
                     if j.job_type == JobType::Restart {
@@ -509,6 +520,49 @@ impl Engine {
         r
     }
 
+    /// Reload/TryRestart/ReloadOrRestart/ReloadOrTryRestart: picks the job type like systemd's
+    /// `job_type_collapse` (a try-* on an inactive unit is a `nop` job, done at once).
+    pub fn enqueue_request(
+        &mut self,
+        name: &str,
+        req: Request,
+        mode: &str,
+        now: Now,
+    ) -> Result<u32, EngineError> {
+        if UnitName::parse(name).is_none() {
+            return Err(EngineError::new(
+                ERR_INVALID_ARGS,
+                format!("Unit name {name} is not valid."),
+            ));
+        }
+        self.ensure_loaded(name);
+        let u = self.units.get(name).ok_or_else(|| {
+            EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {name} not loaded."))
+        })?;
+        if u.load_state != "loaded" {
+            return Err(transaction::load_error(u));
+        }
+        let active = u.active.is_active_or_activating();
+        let jt = match (req, u.can_reload()) {
+            (Request::Reload, false) => {
+                return Err(EngineError::new(
+                    ERR_JOB_TYPE_NOT_APPLICABLE,
+                    format!("Job type reload is not applicable for unit {name}."),
+                ))
+            }
+            (Request::Reload, true) => JobType::Reload,
+            (Request::ReloadOrRestart, true) if active => JobType::Reload,
+            (Request::ReloadOrRestart, true) => JobType::Start,
+            (Request::ReloadOrRestart, false) => JobType::Restart,
+            (Request::ReloadOrTryRestart, true) if active => JobType::Reload,
+            (Request::ReloadOrTryRestart, false) | (Request::TryRestart, _) if active => {
+                JobType::Restart
+            }
+            (Request::TryRestart | Request::ReloadOrTryRestart, _) => JobType::Nop,
+        };
+        self.enqueue(name, jt, mode, now)
+    }
+
     /// Whether a waiting job may run now, per systemd's `job_is_runnable`/`job_compare`.
     fn job_is_runnable(&self, j: &Job) -> bool {
         let Some(u) = self.units.get(&j.unit) else {
@@ -607,6 +661,27 @@ impl Engine {
                 }
                 self.mark_running(j.id);
                 self.start_unit(&j.unit, now);
+            }
+            JobType::Nop => {
+                self.finish_job(j.id, JobResult::Done, true, now);
+            }
+            JobType::Reload => {
+                if state == ActiveState::Reloading {
+                    return false;
+                }
+                if state != ActiveState::Active {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: Unit cannot be reloaded because it is inactive.",
+                            j.unit
+                        ),
+                    );
+                    self.finish_job(j.id, JobResult::Invalid, true, now);
+                    return true;
+                }
+                self.mark_running(j.id);
+                self.service_reload(&j.unit, now);
             }
             JobType::Stop | JobType::Restart => {
                 if state.is_inactive_or_failed() && !service::has_processes(u) {
@@ -850,19 +925,13 @@ impl Engine {
     }
 
     /// `FreezeUnit`: stops the unit's processes in place (FreezerState `frozen`).
-    pub fn freeze_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
-        Err(EngineError::new(
-            "org.freedesktop.DBus.Error.NotSupported",
-            format!("Unit {name} does not support freezing."),
-        ))
+    pub fn freeze_unit(&mut self, name: &str, now: Now) -> Result<(), EngineError> {
+        self.set_frozen(name, true, now)
     }
 
     /// `ThawUnit`: resumes a frozen unit (FreezerState `running`).
-    pub fn thaw_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
-        Err(EngineError::new(
-            "org.freedesktop.DBus.Error.NotSupported",
-            format!("Unit {name} does not support thawing."),
-        ))
+    pub fn thaw_unit(&mut self, name: &str, now: Now) -> Result<(), EngineError> {
+        self.set_frozen(name, false, now)
     }
 
     /// Tokens of every live process, for shutdown.

@@ -35,7 +35,7 @@ pub fn unit_changed_props(u: &Unit, _jobs: &BTreeMap<u32, Job>) -> Vec<(String, 
         ("ActiveState".to_string(), s(u.active.as_str())),
         ("SubState".to_string(), s(u.sub)),
         ("LoadState".to_string(), s(u.load_state)),
-        ("FreezerState".to_string(), s("running")),
+        ("FreezerState".to_string(), s(freezer_state(u))),
         ("Job".to_string(), job_ref(u)),
     ];
     stamps(&mut out, "ActiveEnter", u.ts.active_enter);
@@ -92,6 +92,14 @@ fn service_type(u: &Unit) -> &'static str {
     u.service_def()
         .map(|s| s.service_type.as_str())
         .unwrap_or("simple")
+}
+
+pub fn freezer_state(u: &Unit) -> &'static str {
+    if u.frozen {
+        "frozen"
+    } else {
+        "running"
+    }
 }
 
 /// Service properties sent when the main process or result changes.

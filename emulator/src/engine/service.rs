@@ -446,14 +446,14 @@ impl Engine {
                 }
                 self.set_phase(name, SvcPhase::Dead, now);
             }
-            SvcPhase::StartPre | SvcPhase::Start => {
+            SvcPhase::StartPre | SvcPhase::Start | SvcPhase::Reload => {
                 if let Some(u) = self.units.get_mut(name) {
                     u.svc.pending.clear();
                 }
                 self.log(LogLevel::Info, format!("Stopping {name}..."));
                 self.enter_sigterm(name, now);
             }
-            SvcPhase::Running | SvcPhase::Exited | SvcPhase::Reload => {
+            SvcPhase::Running | SvcPhase::Exited => {
                 self.log(LogLevel::Info, format!("Stopping {name}..."));
                 self.enter_stop(name, now);
             }
@@ -461,8 +461,75 @@ impl Engine {
         }
     }
 
+    /// Runs the ExecReload= lines as control processes in `reloading/reload`.
+    pub(crate) fn service_reload(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let Some(cmds) = u.service_def().map(|s| s.exec_reload.clone()) else {
+            return;
+        };
+        u.svc.reload_from = u.svc.phase;
+        u.svc.reload_result = "success";
+        u.svc.pending = cmds.into_iter().collect();
+        self.log(LogLevel::Info, format!("Reloading {name}..."));
+        self.set_phase(name, SvcPhase::Reload, now);
+        self.reload_next(name, now);
+    }
+
+    fn reload_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => {
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                }
+            }
+            None => self.reload_finish(name, true, now),
+        }
+    }
+
+    /// Back to the phase before the reload; the reload job is done or failed (the unit itself
+    /// stays active either way, only ReloadResult records the failure).
+    fn reload_finish(&mut self, name: &str, ok: bool, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        u.svc.pending.clear();
+        if !ok {
+            u.svc.reload_result = "exit-code";
+        }
+        let back = u.svc.reload_from;
+        let job = u.job;
+        self.dirty_services.insert(name.to_string());
+        if ok {
+            self.log(LogLevel::Info, format!("Reloaded {name}."));
+        } else {
+            self.log(LogLevel::Warn, format!("Reload failed for {name}."));
+        }
+        self.set_phase(name, back, now);
+        let reload_job = job.filter(|id| {
+            self.jobs
+                .get(id)
+                .is_some_and(|j| j.job_type == JobType::Reload && j.state == JobState::Running)
+        });
+        if let Some(id) = reload_job {
+            let r = if ok {
+                JobResult::Done
+            } else {
+                JobResult::Failed
+            };
+            self.finish_job(id, r, true, now);
+        }
+    }
+
     /// Runs ExecStop= lines (in `deactivating/stop`), then terminates what is left.
     fn enter_stop(&mut self, name: &str, now: Now) {
+        self.thaw_for_stop(name);
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -534,6 +601,7 @@ impl Engine {
             tokens,
             signal: libc::SIGTERM,
         });
+        self.thaw_for_stop(name);
         self.set_phase(name, SvcPhase::StopSigterm, now);
         self.arm_stop_timer(name, timeout);
     }
@@ -603,6 +671,7 @@ impl Engine {
 
     /// Final state: `inactive/dead` on success, else `failed/failed` (or auto-restart).
     fn enter_dead(&mut self, name: &str, now: Now) {
+        self.thaw_for_stop(name);
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -794,7 +863,9 @@ impl Engine {
         let Some(u) = self.units.get_mut(&name) else {
             return;
         };
-        if !clean && u.svc.result == "success" {
+        // A failed ExecReload= only sets ReloadResult, not the unit's result.
+        let reloading = u.svc.phase == SvcPhase::Reload && role == Role::Control;
+        if !clean && u.svc.result == "success" && !reloading {
             u.svc.result = failure_result;
             self.dirty_services.insert(name.clone());
         }
@@ -843,6 +914,13 @@ impl Engine {
                     self.oneshot_next(&name, now);
                 } else {
                     self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Reload, Role::Control) => {
+                if clean {
+                    self.reload_next(&name, now);
+                } else {
+                    self.reload_finish(&name, false, now);
                 }
             }
             (SvcPhase::Stop, Role::Control) => {

@@ -15,7 +15,7 @@ impl Tx {
     }
 }
 
-fn load_error(u: &super::Unit) -> EngineError {
+pub(super) fn load_error(u: &super::Unit) -> EngineError {
     match u.load_state {
         "not-found" => EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {} not found.", u.name)),
         "bad-setting" => EngineError::new(ERR_BAD_SETTING, format!("Unit {} has a bad unit file setting.", u.name)),
@@ -121,6 +121,12 @@ impl Engine {
                     }
                 }
             }
+            JobType::Reload | JobType::Nop => {
+                if u.load_state != "loaded" {
+                    return if required { Err(load_error(u)) } else { Ok(()) };
+                }
+                tx.entries.push((name.to_string(), job_type));
+            }
             JobType::Stop => {
                 tx.entries.push((name.to_string(), JobType::Stop));
                 let mut dependents = self.requiring_units(name);
@@ -179,7 +185,7 @@ impl Engine {
                         && existing.is_none_or(|j| j.job_type == JobType::Stop)
                         && !super::service::has_processes(u))
                 }
-                JobType::Restart => true,
+                JobType::Restart | JobType::Reload | JobType::Nop => true,
             }
         });
     }
@@ -282,5 +288,7 @@ fn mergeable(old: JobType, new: JobType) -> bool {
             | (JobType::Restart, JobType::Restart)
             | (JobType::Restart, JobType::Start)
             | (JobType::Start, JobType::Restart)
+            | (JobType::Reload, JobType::Reload)
+            | (JobType::Start | JobType::Restart, JobType::Reload)
     )
 }

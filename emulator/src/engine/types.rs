@@ -73,6 +73,18 @@ pub enum JobType {
     Start,
     Stop,
     Restart,
+    Reload,
+    /// What try-restart/try-reload collapse to on an inactive unit: done at once.
+    Nop,
+}
+
+/// Manager/Unit methods whose job type depends on the unit (systemd's collapsed job types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Reload,
+    TryRestart,
+    ReloadOrRestart,
+    ReloadOrTryRestart,
 }
 
 impl JobType {
@@ -81,6 +93,8 @@ impl JobType {
             JobType::Start => "start",
             JobType::Stop => "stop",
             JobType::Restart => "restart",
+            JobType::Reload => "reload",
+            JobType::Nop => "nop",
         }
     }
     /// Stop and restart (before it turns into a start) order like a stop.
@@ -112,6 +126,8 @@ pub enum JobResult {
     Dependency,
     Timeout,
     Skipped,
+    /// A reload of a unit that is not active.
+    Invalid,
 }
 
 impl JobResult {
@@ -123,6 +139,7 @@ impl JobResult {
             JobResult::Dependency => "dependency",
             JobResult::Timeout => "timeout",
             JobResult::Skipped => "skipped",
+            JobResult::Invalid => "invalid",
         }
     }
 }
@@ -283,6 +300,10 @@ pub const ERR_BAD_SETTING: &str = "org.freedesktop.systemd1.BadUnitSetting";
 pub const ERR_LOAD_FAILED: &str = "org.freedesktop.systemd1.LoadFailed";
 pub const ERR_NO_SUCH_PROCESS: &str = "org.freedesktop.systemd1.NoSuchProcess";
 pub const ERR_ONLY_BY_DEPENDENCY: &str = "org.freedesktop.systemd1.OnlyByDependency";
+pub const ERR_JOB_TYPE_NOT_APPLICABLE: &str = "org.freedesktop.systemd1.JobTypeNotApplicable";
+pub const ERR_UNIT_INACTIVE: &str = "org.freedesktop.systemd1.UnitInactive";
+pub const ERR_UNIT_BUSY: &str = "org.freedesktop.systemd1.UnitBusy";
+pub const ERR_NOT_SUPPORTED: &str = "org.freedesktop.DBus.Error.NotSupported";
 
 /// What a unit source found for a name.
 #[derive(Debug, Clone)]

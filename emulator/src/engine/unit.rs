@@ -85,6 +85,9 @@ pub struct ServiceRuntime {
     /// A stop was requested (by a job or shutdown): no auto-restart afterwards.
     pub stop_requested: bool,
     pub timer: Option<u64>,
+    /// The phase a reload returns to, and the last reload's result (ReloadResult).
+    pub reload_from: SvcPhase,
+    pub reload_result: &'static str,
     /// STATUS= and ERRNO= from sd_notify.
     pub status_text: String,
     pub status_errno: i32,
@@ -108,6 +111,8 @@ impl Default for ServiceRuntime {
             timer: None,
             status_text: String::new(),
             status_errno: 0,
+            reload_from: SvcPhase::Running,
+            reload_result: "success",
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Unit {
     pub recent_starts: VecDeque<u64>,
     /// Monotonic times of recent automatic starts/stops (Upholds/StopWhenUnneeded/BindsTo).
     pub recent_auto: VecDeque<u64>,
+    /// FreezeUnit/ThawUnit: the unit's processes are stopped (FreezerState `frozen`).
+    pub frozen: bool,
 }
 
 static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
@@ -152,6 +159,7 @@ impl Unit {
             invocation_id: Vec::new(),
             recent_starts: VecDeque::new(),
             recent_auto: VecDeque::new(),
+            frozen: false,
         }
     }
 
@@ -172,6 +180,12 @@ impl Unit {
         }
     }
 
+    /// Whether a reload job applies: a service with ExecReload=.
+    pub fn can_reload(&self) -> bool {
+        self.service_def()
+            .is_some_and(|s| !s.exec_reload.is_empty())
+    }
+
     pub fn is_service(&self) -> bool {
         self.name.ends_with(".service")
     }
@@ -190,6 +204,7 @@ impl Unit {
             JobType::Start => d.refuse_manual_start,
             JobType::Stop => d.refuse_manual_stop,
             JobType::Restart => d.refuse_manual_start || d.refuse_manual_stop,
+            JobType::Reload | JobType::Nop => false,
         }
     }
 

@@ -69,6 +69,7 @@ pub struct ServiceDef {
     pub exec_start_pre: Vec<ExecCommand>,
     pub exec_start: Vec<ExecCommand>,
     pub exec_stop: Vec<ExecCommand>,
+    pub exec_reload: Vec<ExecCommand>,
     pub remain_after_exit: bool,
     pub kill_mode: KillMode,
     pub success_exit_status: Vec<i32>,
@@ -116,6 +117,7 @@ impl Default for ServiceDef {
             exec_start_pre: Vec::new(),
             exec_start: Vec::new(),
             exec_stop: Vec::new(),
+            exec_reload: Vec::new(),
             remain_after_exit: false,
             kill_mode: KillMode::ControlGroup,
             success_exit_status: Vec::new(),
@@ -415,6 +417,7 @@ fn build_inner(
             ("Service", "ExecStartPre") => b.exec(&mut svc.exec_start_pre, v, line, key)?,
             ("Service", "ExecStart") => b.exec(&mut svc.exec_start, v, line, key)?,
             ("Service", "ExecStop") => b.exec(&mut svc.exec_stop, v, line, key)?,
+            ("Service", "ExecReload") => b.exec(&mut svc.exec_reload, v, line, key)?,
             ("Service", "RemainAfterExit") => b.boolean(&mut svc.remain_after_exit, v, line, key),
             ("Service", "KillMode") => {
                 svc.kill_mode = match v {

@@ -231,3 +231,126 @@ fn start_limit_burst_fails_then_reset_failed_clears() {
     h.start("a.service");
     h.assert_state("a.service", "activating", "start");
 }
+
+const RELOADABLE: &str = "[Service]\nExecStart=/bin/daemon\nExecReload=/bin/reloader\n";
+
+#[test]
+fn reload_runs_exec_reload_and_failure_keeps_unit_active() {
+    let mut h = H::new(
+        MapSource::default()
+            .with("a.service", RELOADABLE)
+            .with("n.service", "[Service]\nExecStart=/bin/daemon\n"),
+    );
+    h.start("a.service");
+    let id =
+        h.e.enqueue_request("a.service", Request::Reload, "replace", h.now)
+            .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    h.assert_state("a.service", "reloading", "reload");
+    h.exit("a.service", "reloader", Exit::Code(0));
+    h.assert_state("a.service", "active", "running");
+    assert!(h.all.iter().any(
+        |a| matches!(a, Action::JobRemoved { id: i, result: JobResult::Done, .. } if *i == id)
+    ));
+
+    h.e.enqueue_request("a.service", Request::Reload, "replace", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    h.exit("a.service", "reloader", Exit::Code(1));
+    h.assert_state("a.service", "active", "running");
+    assert_eq!(h.result("a.service"), "success");
+    assert_eq!(
+        h.e.unit("a.service").map(|u| u.svc.reload_result),
+        Some("exit-code")
+    );
+    assert_eq!(h.job_results("a.service").last(), Some(&JobResult::Failed));
+
+    let err =
+        h.e.enqueue_request("n.service", Request::Reload, "replace", h.now)
+            .unwrap_err();
+    assert_eq!(err.name, ERR_JOB_TYPE_NOT_APPLICABLE);
+    assert_eq!(
+        err.message,
+        "Job type reload is not applicable for unit n.service."
+    );
+}
+
+#[test]
+fn reload_of_inactive_unit_is_invalid_and_try_restart_is_nop() {
+    let mut h = H::new(MapSource::default().with("a.service", RELOADABLE));
+    h.e.enqueue_request("a.service", Request::Reload, "replace", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    assert_eq!(h.job_results("a.service"), vec![JobResult::Invalid]);
+    h.e.enqueue_request("a.service", Request::TryRestart, "replace", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    assert_eq!(h.job_results("a.service").last(), Some(&JobResult::Done));
+    h.assert_state("a.service", "inactive", "dead");
+    assert!(h.spawned_for("a.service").is_empty());
+    // ReloadOrRestart starts an inactive unit.
+    h.e.enqueue_request("a.service", Request::ReloadOrRestart, "replace", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    h.assert_state("a.service", "active", "running");
+    // ReloadOrTryRestart reloads an active one.
+    h.e.enqueue_request("a.service", Request::ReloadOrTryRestart, "replace", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    h.assert_state("a.service", "reloading", "reload");
+}
+
+#[test]
+fn freeze_and_thaw_signal_the_process_groups() {
+    let mut h = H::new(
+        MapSource::default()
+            .with("a.service", "[Service]\nExecStart=/bin/daemon\n")
+            .with("t.target", ""),
+    );
+    assert!(h.e.load_unit("t.target", h.now).is_ok());
+    let err = h.e.freeze_unit("nothere.service", h.now).unwrap_err();
+    assert_eq!(err.message, "Unit nothere.service not loaded.");
+    let err = h.e.freeze_unit("t.target", h.now).unwrap_err();
+    assert_eq!(err.name, ERR_NOT_SUPPORTED);
+    assert!(h.e.load_unit("a.service", h.now).is_ok());
+    let err = h.e.freeze_unit("a.service", h.now).unwrap_err();
+    assert_eq!(err.name, ERR_UNIT_INACTIVE);
+
+    h.start("a.service");
+    let signals = |h: &H| -> Vec<i32> {
+        h.all
+            .iter()
+            .filter_map(|a| match a {
+                Action::Kill { signal, .. } => Some(*signal),
+                _ => None,
+            })
+            .collect()
+    };
+    h.auto_kill = false;
+    h.e.freeze_unit("a.service", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    assert_eq!(h.e.unit("a.service").map(|u| u.frozen), Some(true));
+    assert_eq!(signals(&h), vec![libc::SIGSTOP]);
+    // Freezing again is a no-op.
+    h.e.freeze_unit("a.service", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    assert_eq!(signals(&h), vec![libc::SIGSTOP]);
+    h.e.thaw_unit("a.service", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    assert_eq!(signals(&h), vec![libc::SIGSTOP, libc::SIGCONT]);
+    assert_eq!(h.e.unit("a.service").map(|u| u.frozen), Some(false));
+
+    // Stopping a frozen unit thaws it first (so ExecStop= and SIGTERM are acted on).
+    h.e.freeze_unit("a.service", h.now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.pump();
+    h.stop("a.service");
+    h.exit("a.service", "daemon", Exit::Signal(libc::SIGTERM));
+    let s = signals(&h);
+    assert_eq!(&s[s.len() - 2..], &[libc::SIGCONT, libc::SIGTERM]);
+    h.assert_state("a.service", "inactive", "dead");
+    assert_eq!(h.e.unit("a.service").map(|u| u.frozen), Some(false));
+}
