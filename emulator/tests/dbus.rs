@@ -400,7 +400,7 @@ async fn service_prop_u32(conn: &Connection, path: &str, name: &str) -> u32 {
 #[tokio::test(flavor = "current_thread")]
 async fn notify_forking_and_exec_services_with_real_processes() {
     let Setup { _dir, _bus, emulator: _emulator, conn } = setup(&[
-        ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"sleep 0.2; systemd-notify --ready; exec sleep 300\"\n"),
+        ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"sleep 0.2; systemd-notify --ready --status=serving; exec sleep 300\"\n"),
         ("f.service", "[Service]\nType=forking\nExecStart=/bin/sh -c \"sleep 300 &\"\n"),
         ("e.service", "[Service]\nType=exec\nExecStart=/nonexistent/prog\n"),
         ("w.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nWorkingDirectory=/tmp\nEnvironment=X=1\nExecStart=/bin/sh -c 'test \"$PWD\" = /tmp'\nExecReload=/bin/sh -c 'test \"$X\" = 1'\n"),
@@ -457,6 +457,17 @@ async fn notify_forking_and_exec_services_with_real_processes() {
     .expect("StopUnit");
     assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
     assert!(process_gone(pid), "forked daemon {pid} survived the stop");
+
+    let status: OwnedValue = call(
+        &conn,
+        n,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &("org.freedesktop.systemd1.Service", "StatusText"),
+    )
+    .await
+    .expect("StatusText");
+    assert_eq!(String::try_from(status).ok().as_deref(), Some("serving"));
 
     // Stop it here: the emulator is killed on drop and would leave the daemon behind.
     let npid = service_prop_u32(&conn, n, "MainPID").await;

@@ -117,6 +117,12 @@ pub fn service_changed_props(u: &Unit) -> Vec<(String, Value)> {
             Value::I32(u.svc.exec_main_status),
         ),
         ("NRestarts".to_string(), Value::U32(u.svc.n_restarts)),
+        (
+            "StatusText".to_string(),
+            Value::Str(u.svc.status_text.clone()),
+        ),
+        ("StatusErrno".to_string(), Value::I32(u.svc.status_errno)),
+        ("ReloadResult".to_string(), s(u.svc.reload_result)),
     ];
     stamps(&mut out, "ExecMainStart", u.svc.exec_main_start);
     stamps(&mut out, "ExecMainExit", u.svc.exec_main_exit);
@@ -151,6 +157,18 @@ pub fn service_props(u: &Unit) -> Vec<(String, Value)> {
         (
             "TimeoutStopUSec".to_string(),
             Value::U64(def.map(|d| d.timeout_stop_us).unwrap_or(90_000_000)),
+        ),
+        (
+            "TimeoutStartUSec".to_string(),
+            Value::U64(def.map(|d| d.start_timeout_us()).unwrap_or(90_000_000)),
+        ),
+        (
+            "NotifyAccess".to_string(),
+            s(def.map(|d| d.notify_access().as_str()).unwrap_or("none")),
+        ),
+        (
+            "PIDFile".to_string(),
+            Value::Str(def.and_then(|d| d.pid_file.clone()).unwrap_or_default()),
         ),
         (
             "Environment".to_string(),
