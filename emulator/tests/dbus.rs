@@ -383,3 +383,122 @@ async fn failing_target_shows_running_then_failed_and_dep_stops() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+async fn service_prop_u32(conn: &Connection, path: &str, name: &str) -> u32 {
+    let v: OwnedValue = call(
+        conn,
+        path,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &("org.freedesktop.systemd1.Service", name),
+    )
+    .await
+    .expect("Properties.Get");
+    u32::try_from(v).expect("u32 property")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn notify_forking_and_exec_services_with_real_processes() {
+    let Setup { _dir, _bus, emulator: _emulator, conn } = setup(&[
+        ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"sleep 0.2; systemd-notify --ready --status=serving; exec sleep 300\"\n"),
+        ("f.service", "[Service]\nType=forking\nExecStart=/bin/sh -c \"sleep 300 &\"\n"),
+        ("e.service", "[Service]\nType=exec\nExecStart=/nonexistent/prog\n"),
+        ("w.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nWorkingDirectory=/tmp\nEnvironment=X=1\nExecStart=/bin/sh -c 'test \"$PWD\" = /tmp'\nExecReload=/bin/sh -c 'test \"$X\" = 1'\n"),
+    ])
+    .await;
+    let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
+        .await
+        .expect("proxy");
+    let mut removed = manager
+        .receive_signal("JobRemoved")
+        .await
+        .expect("JobRemoved stream");
+    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
+        .await
+        .expect("Subscribe");
+    let start = |name: &'static str| {
+        let conn = conn.clone();
+        async move {
+            call::<_, OwnedObjectPath>(
+                &conn,
+                MANAGER,
+                IFACE_MANAGER,
+                "StartUnit",
+                &(name, "replace"),
+            )
+            .await
+            .expect("StartUnit")
+        }
+    };
+
+    // READY=1 from a child of the main process (NotifyAccess=all) completes the start.
+    let job = start("n.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    let n = "/org/freedesktop/systemd1/unit/n_2eservice";
+    assert_eq!(prop(&conn, n, "ActiveState").await, "active");
+    assert_eq!(prop(&conn, n, "SubState").await, "running");
+
+    // The forking parent exits; the backgrounded sleep becomes the main process.
+    let job = start("f.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    let f = "/org/freedesktop/systemd1/unit/f_2eservice";
+    assert_eq!(prop(&conn, f, "SubState").await, "running");
+    let pid = service_prop_u32(&conn, f, "MainPID").await;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "sleep", "MainPID {pid} is not the daemon");
+    let job: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StopUnit",
+        &("f.service", "replace"),
+    )
+    .await
+    .expect("StopUnit");
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    assert!(process_gone(pid), "forked daemon {pid} survived the stop");
+
+    let status: OwnedValue = call(
+        &conn,
+        n,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &("org.freedesktop.systemd1.Service", "StatusText"),
+    )
+    .await
+    .expect("StatusText");
+    assert_eq!(String::try_from(status).ok().as_deref(), Some("serving"));
+
+    // Stop it here: the emulator is killed on drop and would leave the daemon behind.
+    let npid = service_prop_u32(&conn, n, "MainPID").await;
+    assert!(npid > 0, "notify service has no MainPID");
+    let job: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StopUnit",
+        &("n.service", "replace"),
+    )
+    .await
+    .expect("StopUnit n");
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    assert!(process_gone(npid), "notify daemon {npid} survived the stop");
+
+    // WorkingDirectory= is applied; ExecReload= runs as a reload job.
+    let job = start("w.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    let job: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "ReloadUnit",
+        &("w.service", "replace"),
+    )
+    .await
+    .expect("ReloadUnit");
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+
+    // Type=exec: a failed execve fails the start job.
+    let job = start("e.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "failed");
+}

@@ -2,13 +2,18 @@
 //! the same observations the recorder takes from real systemd.
 //!
 //! Fake programs (by argv): `true`, `false`, `sleep N|infinity`, and `sh -c SCRIPT` where the
-//! script is `;`-separated `sleep N`, `exit N`, `true`, `false` and `trap '' SIG...` (ignore).
-//! Anything else exits 203 like a failed exec.
+//! script is `;`-separated `sleep N`, `exit N`, `true`, `false`, `trap '' SIG...` (ignore),
+//! `systemd-notify --ready|KEY=VALUE...` (sent from a child, so not the main PID) and one
+//! trailing `CMD &` (a background child that outlives the shell, for Type=forking).
+//! `test`/`[` with `=`, `!=`, `-n`, `-z` see the spawn's environment (EnvironmentFile= files
+//! are the case's unit files under /etc/systemd/system) and `$PWD` (WorkingDirectory=).
+//! Anything else fails to exec (exit 203).
 
 use super::case::{signal_number, Case, Op};
 use super::fixture::{StepObs, UnitObs};
-use crate::engine::{Action, Engine, Exit, JobType, Now};
+use crate::engine::{expand_argv, Action, Engine, ExecContext, Exit, JobType, Now};
 use crate::loader::MapSource;
+use crate::unitfile::envfile::parse_env_file;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -20,8 +25,13 @@ const STEP_LIMIT_US: u64 = 600_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    Exit { token: u64, code: i32 },
+    Exit {
+        token: u64,
+        code: i32,
+    },
     Timer(u64),
+    /// The `index`th entry of [`Harness::notes`].
+    Notify(usize),
 }
 
 /// What a fake program does when started.
@@ -30,6 +40,20 @@ struct Behaviour {
     run_us: Option<u64>,
     code: i32,
     ignored: BTreeSet<i32>,
+    /// The program does not exist: the spawn itself fails.
+    exec_fails: bool,
+    /// (offset, message) of `systemd-notify` calls.
+    notify: Vec<(u64, String)>,
+    /// A background child: when it ends (offset from the spawn; `None` never).
+    background: Option<Option<u64>>,
+}
+
+/// `systemd-notify` arguments as the message it sends.
+fn notify_message(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| if *a == "--ready" { "READY=1" } else { a })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn secs_to_us(s: &str) -> Option<u64> {
@@ -39,7 +63,85 @@ fn secs_to_us(s: &str) -> Option<u64> {
     s.parse::<f64>().ok().map(|f| (f * 1_000_000.0) as u64)
 }
 
+/// Directories that exist for WorkingDirectory= in the fake system.
+const DIRS: &[&str] = &["/", "/tmp", "/root", "/etc", "/run", "/var", "/usr"];
+
+/// Shell words of `cmd`: quotes removed, `$VAR`/`${VAR}` expanded outside single quotes.
+fn sh_words(cmd: &str, env: &[(String, String)]) -> Vec<String> {
+    let lookup = |n: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = cmd.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_with(String::new);
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some('\''), c) => cur.get_or_insert_with(String::new).push(c),
+            (_, '$') => {
+                let braced = chars.peek() == Some(&'{');
+                if braced {
+                    chars.next();
+                }
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if n.is_ascii_alphanumeric() || n == '_' {
+                        name.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                if braced && chars.peek() == Some(&'}') {
+                    chars.next();
+                }
+                let val = lookup(&name);
+                // Unquoted, an empty expansion is no word at all.
+                if quote.is_some() || !val.is_empty() {
+                    cur.get_or_insert_with(String::new).push_str(&val);
+                }
+            }
+            (_, c) => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    words
+}
+
+/// `test`/`[` expressions; exit code 0 (true), 1 (false) or 2 (unsupported).
+fn eval_test(args: &[String]) -> i32 {
+    let r = match args {
+        [a] => !a.is_empty(),
+        [op, a] if op == "-n" => !a.is_empty(),
+        [op, a] if op == "-z" => a.is_empty(),
+        [a, op, b] if op == "=" || op == "==" => a == b,
+        [a, op, b] if op == "!=" => a != b,
+        _ => return 2,
+    };
+    i32::from(!r)
+}
+
+#[cfg(test)]
 fn behaviour(argv: &[String]) -> Behaviour {
+    behaviour_in(argv, &[])
+}
+
+/// A fake program run with environment `env` (including `PWD`).
+fn behaviour_in(argv: &[String], env: &[(String, String)]) -> Behaviour {
     let prog = argv
         .first()
         .map(|p| p.rsplit('/').next().unwrap_or(p))
@@ -48,6 +150,9 @@ fn behaviour(argv: &[String]) -> Behaviour {
         run_us: Some(0),
         code: 0,
         ignored: BTreeSet::new(),
+        exec_fails: false,
+        notify: Vec::new(),
+        background: None,
     };
     match prog {
         "true" => {}
@@ -56,8 +161,22 @@ fn behaviour(argv: &[String]) -> Behaviour {
         "sh" if argv.get(1).map(String::as_str) == Some("-c") => {
             let script = argv.get(2).map(String::as_str).unwrap_or("");
             for cmd in script.split(';').map(str::trim).filter(|c| !c.is_empty()) {
-                let w: Vec<&str> = cmd.split_whitespace().collect();
+                if let Some(bg) = cmd.strip_suffix('&') {
+                    let child = behaviour_in(&sh_words(bg, env), env);
+                    let at = b.run_us.unwrap_or(0);
+                    b.background = Some(child.run_us.map(|d| at + d));
+                    continue;
+                }
+                let words = sh_words(cmd, env);
+                let w: Vec<&str> = words.iter().map(String::as_str).collect();
                 match w.as_slice() {
+                    ["test", args @ ..] => b.code = eval_test(&words[1..1 + args.len()]),
+                    ["[", .., "]"] => b.code = eval_test(&words[1..words.len() - 1]),
+                    ["systemd-notify", args @ ..] => {
+                        if let Some(at) = b.run_us {
+                            b.notify.push((at, notify_message(args)));
+                        }
+                    }
                     ["sleep", s] => {
                         b.run_us = match (b.run_us, secs_to_us(s)) {
                             (Some(a), Some(d)) => Some(a + d),
@@ -70,14 +189,17 @@ fn behaviour(argv: &[String]) -> Behaviour {
                     }
                     ["true"] => b.code = 0,
                     ["false"] => b.code = 1,
-                    ["trap", "''", sigs @ ..] | ["trap", "\"\"", sigs @ ..] => b
+                    ["trap", "", sigs @ ..] => b
                         .ignored
                         .extend(sigs.iter().filter_map(|s| signal_number(s))),
                     _ => b.code = 127,
                 }
             }
         }
-        _ => b.code = 203,
+        _ => {
+            b.code = 203;
+            b.exec_fails = true;
+        }
     }
     b
 }
@@ -91,9 +213,69 @@ struct Harness {
     live: BTreeMap<u64, BTreeSet<i32>>,
     units: Vec<String>,
     jobs: Vec<String>,
+    /// (token, message) of scheduled notifications.
+    notes: Vec<(u64, String)>,
+    /// Background children by the token of the shell that started them: (end, ignored).
+    background: BTreeMap<u64, (Option<u64>, BTreeSet<i32>)>,
+    /// The case's unit files by name, readable as environment files.
+    files: BTreeMap<String, String>,
+}
+
+type Env = Vec<(String, String)>;
+
+/// Why a fake spawn does not run.
+enum Refusal {
+    /// A missing EnvironmentFile=: no process at all (result `resources`).
+    Resources(String),
+    /// A missing WorkingDirectory=: the child fails before exec.
+    Chdir(String),
 }
 
 impl Harness {
+    /// The fake IO layer's [`crate::io::procs::prepare`]: environment files come from the
+    /// case's unit files, directories from [`DIRS`].
+    fn prepare(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        ctx: &ExecContext,
+    ) -> Result<(Vec<String>, Env), Refusal> {
+        let mut from_files = Vec::new();
+        for (path, optional) in &ctx.env_files {
+            let text = path
+                .strip_prefix("/etc/systemd/system/")
+                .and_then(|n| self.files.get(n));
+            match text {
+                Some(t) => from_files.extend(parse_env_file(t).vars),
+                None if *optional => {}
+                None => return Err(Refusal::Resources(format!("{path}: No such file"))),
+            }
+        }
+        let mut env = ctx.merge(env, &from_files);
+        let argv = if ctx.env_files.is_empty() {
+            argv.to_vec()
+        } else {
+            expand_argv(argv, &env)
+        };
+        let pwd = match &ctx.working_directory {
+            None => "/".to_string(),
+            Some((d, optional)) => {
+                let d = if d == "~" { "/root" } else { d.as_str() };
+                match (DIRS.contains(&d), optional) {
+                    (true, _) => d.to_string(),
+                    (false, true) => "/".to_string(),
+                    (false, false) => {
+                        return Err(Refusal::Chdir(format!(
+                            "chdir {d}: No such file or directory"
+                        )))
+                    }
+                }
+            }
+        };
+        env.push(("PWD".to_string(), pwd));
+        Ok((argv, env))
+    }
+
     fn schedule(&mut self, at: u64, ev: Event) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq, ev)));
@@ -114,11 +296,41 @@ impl Harness {
     fn act(&mut self, a: Action) {
         let now = self.now.monotonic_us;
         match a {
-            Action::Spawn { token, argv, .. } => {
-                let b = behaviour(&argv);
+            Action::Spawn {
+                token,
+                argv,
+                env,
+                ctx,
+                ..
+            } => {
+                let (argv, env) = match self.prepare(&argv, &env, &ctx) {
+                    Ok(p) => p,
+                    Err(Refusal::Resources(e)) => {
+                        self.engine.spawn_refused(token, &e, self.now);
+                        return;
+                    }
+                    Err(Refusal::Chdir(e)) => {
+                        self.engine.spawn_failed(token, &e, self.now);
+                        return;
+                    }
+                };
+                let b = behaviour_in(&argv, &env);
+                if b.exec_fails {
+                    self.engine
+                        .spawn_failed(token, "No such file or directory", self.now);
+                    return;
+                }
                 self.live.insert(token, b.ignored.clone());
                 self.engine
                     .process_started(token, 1000 + token as u32, self.now);
+                for (at, msg) in b.notify {
+                    self.notes.push((token, msg));
+                    self.schedule(now + at, Event::Notify(self.notes.len() - 1));
+                }
+                if let Some(end) = b.background {
+                    self.background
+                        .insert(token, (end.map(|e| now + e), b.ignored.clone()));
+                }
                 if let Some(d) = b.run_us {
                     self.schedule(
                         now + d,
@@ -144,6 +356,23 @@ impl Harness {
                             },
                         );
                     }
+                }
+            }
+            Action::FindMainPid { token, .. } => {
+                let child = self
+                    .background
+                    .remove(&token)
+                    .filter(|(end, _)| end.is_none_or(|e| e > now));
+                match child {
+                    Some((end, ignored)) => {
+                        self.live.insert(token, ignored);
+                        self.engine
+                            .main_pid_found(token, Some(2000 + token as u32), self.now);
+                        if let Some(e) = end {
+                            self.schedule(e, Event::Exit { token, code: 0 });
+                        }
+                    }
+                    None => self.engine.main_pid_found(token, None, self.now),
                 }
             }
             Action::SetTimer { id, delay_us } => {
@@ -172,6 +401,14 @@ impl Harness {
                 }
             }
             Event::Timer(id) => self.engine.timer_fired(id, self.now),
+            Event::Notify(i) => {
+                if let Some((token, msg)) = self.notes.get(i).cloned() {
+                    if self.live.contains_key(&token) {
+                        // Sent by a child of the process, so never from the main PID.
+                        self.engine.notify(token, 3000 + i as u32, &msg, self.now);
+                    }
+                }
+            }
         }
         self.pump();
     }
@@ -307,6 +544,9 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         live: BTreeMap::new(),
         units: case.recorded_units(),
         jobs: Vec::new(),
+        notes: Vec::new(),
+        background: BTreeMap::new(),
+        files: case.units.iter().cloned().collect(),
     };
     let mut out = Vec::new();
     for step in &case.steps {
@@ -342,5 +582,41 @@ mod tests {
         assert_eq!((b.run_us, b.code), (Some(1_000_000), 3));
         assert!(b.ignored.contains(&libc::SIGTERM));
         assert_eq!(v(&["/nonexistent"]).code, 203);
+        assert!(v(&["/nonexistent"]).exec_fails);
+        let n = v(&[
+            "/bin/sh",
+            "-c",
+            "sleep 1; systemd-notify --ready STATUS=up; sleep 5",
+        ]);
+        assert_eq!(
+            n.notify,
+            vec![(1_000_000, "READY=1\nSTATUS=up".to_string())]
+        );
+        assert_eq!(n.run_us, Some(6_000_000));
+        let f = v(&["/bin/sh", "-c", "sleep 1; sleep 2 &"]);
+        assert_eq!(
+            (f.run_us, f.background),
+            (Some(1_000_000), Some(Some(3_000_000)))
+        );
+        assert_eq!(
+            v(&["/bin/sh", "-c", "sleep infinity &"]).background,
+            Some(None)
+        );
+        let env = vec![
+            ("FOO".to_string(), "a b".to_string()),
+            ("PWD".to_string(), "/tmp".to_string()),
+        ];
+        let t =
+            |script: &str| behaviour_in(&["/bin/sh".into(), "-c".into(), script.into()], &env).code;
+        assert_eq!(t(r#"test "$FOO" = "a b""#), 0);
+        assert_eq!(t(r#"test "${FOO}" != 'a b'"#), 1);
+        assert_eq!(t(r#"[ "$PWD" = /tmp ]"#), 0);
+        assert_eq!(t(r#"[ -z "$MISSING" ]"#), 0);
+        assert_eq!(
+            t("test -n $MISSING"),
+            0,
+            "unquoted empty word vanishes: `test -n` is true"
+        );
+        assert_eq!(t(r#"test "$FOO" = a"#), 1);
     }
 }

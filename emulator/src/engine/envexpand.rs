@@ -38,7 +38,7 @@ fn expand_word(word: &str, env: &[(String, String)]) -> String {
     out
 }
 
-pub(crate) fn expand_argv(argv: &[String], env: &[(String, String)]) -> Vec<String> {
+pub fn expand_argv(argv: &[String], env: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     for (i, w) in argv.iter().enumerate() {
         match w.strip_prefix('$') {

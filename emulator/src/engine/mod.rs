@@ -4,6 +4,8 @@
 
 mod checks;
 mod envexpand;
+mod freezer;
+mod notify;
 pub mod props;
 mod service;
 mod transaction;
@@ -13,6 +15,7 @@ pub mod unit;
 #[cfg(test)]
 mod tests;
 
+pub use envexpand::expand_argv;
 pub use types::*;
 pub use unit::{SvcPhase, Unit};
 
@@ -26,6 +29,7 @@ const GC_DELAY_US: u64 = 50_000;
 enum TimerKind {
     Gc,
     StopTimeout,
+    StartTimeout,
     Restart,
 }
 
@@ -53,6 +57,8 @@ pub struct Engine {
     invocation_counter: u64,
     /// Alias name → unit id, learned when an alias symlink is loaded (systemd merges them).
     aliases: HashMap<String, String>,
+    /// Type=forking parents that exited cleanly, waiting for [`Engine::main_pid_found`].
+    forking_waits: HashMap<u64, String>,
 }
 
 impl Engine {
@@ -73,6 +79,7 @@ impl Engine {
             gc_timer: None,
             invocation_counter: 0,
             aliases: HashMap::new(),
+            forking_waits: HashMap::new(),
         }
     }
 
@@ -351,6 +358,16 @@ impl Engine {
                     false
                 }
             }
+            // The service finishes its reload job itself (it knows whether ExecReload= failed).
+            JobType::Reload => {
+                if j.state == JobState::Running && ns.is_inactive_or_deactivating() {
+                    self.finish_job(j.id, JobResult::Failed, true, now);
+                    true
+                } else {
+                    false
+                }
+            }
+            JobType::Nop => false,
             JobType::Stop | JobType::Restart => {
                 if ns.is_inactive_or_failed() {
                     if j.job_type == JobType::Restart {
@@ -536,6 +553,49 @@ impl Engine {
         r
     }
 
+    /// Reload/TryRestart/ReloadOrRestart/ReloadOrTryRestart: picks the job type like systemd's
+    /// `job_type_collapse` (a try-* on an inactive unit is a `nop` job, done at once).
+    pub fn enqueue_request(
+        &mut self,
+        name: &str,
+        req: Request,
+        mode: &str,
+        now: Now,
+    ) -> Result<u32, EngineError> {
+        if UnitName::parse(name).is_none() {
+            return Err(EngineError::new(
+                ERR_INVALID_ARGS,
+                format!("Unit name {name} is not valid."),
+            ));
+        }
+        self.ensure_loaded(name);
+        let u = self.units.get(name).ok_or_else(|| {
+            EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {name} not loaded."))
+        })?;
+        if u.load_state != "loaded" {
+            return Err(transaction::load_error(u));
+        }
+        let active = u.active.is_active_or_activating();
+        let jt = match (req, u.can_reload()) {
+            (Request::Reload, false) => {
+                return Err(EngineError::new(
+                    ERR_JOB_TYPE_NOT_APPLICABLE,
+                    format!("Job type reload is not applicable for unit {name}."),
+                ))
+            }
+            (Request::Reload, true) => JobType::Reload,
+            (Request::ReloadOrRestart, true) if active => JobType::Reload,
+            (Request::ReloadOrRestart, true) => JobType::Start,
+            (Request::ReloadOrRestart, false) => JobType::Restart,
+            (Request::ReloadOrTryRestart, true) if active => JobType::Reload,
+            (Request::ReloadOrTryRestart, false) | (Request::TryRestart, _) if active => {
+                JobType::Restart
+            }
+            (Request::TryRestart | Request::ReloadOrTryRestart, _) => JobType::Nop,
+        };
+        self.enqueue(name, jt, mode, now)
+    }
+
     /// Whether a waiting job may run now, per systemd's `job_is_runnable`/`job_compare`.
     fn job_is_runnable(&self, j: &Job) -> bool {
         let Some(u) = self.units.get(&j.unit) else {
@@ -634,6 +694,27 @@ impl Engine {
                 }
                 self.mark_running(j.id);
                 self.start_unit(&j.unit, now);
+            }
+            JobType::Nop => {
+                self.finish_job(j.id, JobResult::Done, true, now);
+            }
+            JobType::Reload => {
+                if state == ActiveState::Reloading {
+                    return false;
+                }
+                if state != ActiveState::Active {
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{}: Unit cannot be reloaded because it is inactive.",
+                            j.unit
+                        ),
+                    );
+                    self.finish_job(j.id, JobResult::Invalid, true, now);
+                    return true;
+                }
+                self.mark_running(j.id);
+                self.service_reload(&j.unit, now);
             }
             JobType::Stop | JobType::Restart => {
                 if state.is_inactive_or_failed() && !service::has_processes(u) {
@@ -758,6 +839,7 @@ impl Engine {
                 self.collect_garbage();
             }
             TimerKind::StopTimeout => self.service_stop_timeout(&unit, id, now),
+            TimerKind::StartTimeout => self.service_start_timeout(&unit, id, now),
             TimerKind::Restart => self.service_restart_timer(&unit, id, now),
         }
         self.settle(now);
@@ -877,19 +959,13 @@ impl Engine {
     }
 
     /// `FreezeUnit`: stops the unit's processes in place (FreezerState `frozen`).
-    pub fn freeze_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
-        Err(EngineError::new(
-            "org.freedesktop.DBus.Error.NotSupported",
-            format!("Unit {name} does not support freezing."),
-        ))
+    pub fn freeze_unit(&mut self, name: &str, now: Now) -> Result<(), EngineError> {
+        self.set_frozen(name, true, now)
     }
 
     /// `ThawUnit`: resumes a frozen unit (FreezerState `running`).
-    pub fn thaw_unit(&mut self, name: &str, _now: Now) -> Result<(), EngineError> {
-        Err(EngineError::new(
-            "org.freedesktop.DBus.Error.NotSupported",
-            format!("Unit {name} does not support thawing."),
-        ))
+    pub fn thaw_unit(&mut self, name: &str, now: Now) -> Result<(), EngineError> {
+        self.set_frozen(name, false, now)
     }
 
     /// Tokens of every live process, for shutdown.

@@ -35,7 +35,7 @@ pub fn unit_changed_props(u: &Unit, _jobs: &BTreeMap<u32, Job>) -> Vec<(String, 
         ("ActiveState".to_string(), s(u.active.as_str())),
         ("SubState".to_string(), s(u.sub)),
         ("LoadState".to_string(), s(u.load_state)),
-        ("FreezerState".to_string(), s("running")),
+        ("FreezerState".to_string(), s(freezer_state(u))),
         ("Job".to_string(), job_ref(u)),
     ];
     stamps(&mut out, "ActiveEnter", u.ts.active_enter);
@@ -110,6 +110,14 @@ fn service_type(u: &Unit) -> &'static str {
         .unwrap_or("simple")
 }
 
+pub fn freezer_state(u: &Unit) -> &'static str {
+    if u.frozen {
+        "frozen"
+    } else {
+        "running"
+    }
+}
+
 /// Service properties sent when the main process or result changes.
 pub fn service_changed_props(u: &Unit) -> Vec<(String, Value)> {
     let main_pid = u.svc.main.map(|p| p.pid).unwrap_or(0);
@@ -125,6 +133,12 @@ pub fn service_changed_props(u: &Unit) -> Vec<(String, Value)> {
             Value::I32(u.svc.exec_main_status),
         ),
         ("NRestarts".to_string(), Value::U32(u.svc.n_restarts)),
+        (
+            "StatusText".to_string(),
+            Value::Str(u.svc.status_text.clone()),
+        ),
+        ("StatusErrno".to_string(), Value::I32(u.svc.status_errno)),
+        ("ReloadResult".to_string(), s(u.svc.reload_result)),
     ];
     stamps(&mut out, "ExecMainStart", u.svc.exec_main_start);
     stamps(&mut out, "ExecMainExit", u.svc.exec_main_exit);
@@ -159,6 +173,18 @@ pub fn service_props(u: &Unit) -> Vec<(String, Value)> {
         (
             "TimeoutStopUSec".to_string(),
             Value::U64(def.map(|d| d.timeout_stop_us).unwrap_or(90_000_000)),
+        ),
+        (
+            "TimeoutStartUSec".to_string(),
+            Value::U64(def.map(|d| d.start_timeout_us()).unwrap_or(90_000_000)),
+        ),
+        (
+            "NotifyAccess".to_string(),
+            s(def.map(|d| d.notify_access().as_str()).unwrap_or("none")),
+        ),
+        (
+            "PIDFile".to_string(),
+            Value::Str(def.and_then(|d| d.pid_file.clone()).unwrap_or_default()),
         ),
         (
             "Environment".to_string(),

@@ -1,4 +1,5 @@
-//! The service state machine (systemd's `service.c` subset): simple, exec and oneshot.
+//! The service state machine (systemd's `service.c` subset): simple, exec, oneshot, notify and
+//! forking, with ExecStartPre=, start/stop timeouts and the start rate limit.
 
 use super::types::*;
 use super::unit::{Proc, SvcPhase, Unit};
@@ -7,10 +8,6 @@ use crate::unitfile::{ExecCommand, KillMode, RestartPolicy, ServiceType};
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
-
-/// Start rate limit, systemd's defaults (StartLimitIntervalSec=10s, StartLimitBurst=5).
-const START_LIMIT_INTERVAL_US: u64 = 10_000_000;
-const START_LIMIT_BURST: usize = 5;
 
 pub(crate) fn has_processes(u: &Unit) -> bool {
     u.svc.main.is_some() || u.svc.control.is_some()
@@ -28,7 +25,8 @@ fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
     match phase {
         SvcPhase::Dead => ActiveState::Inactive,
         SvcPhase::Failed => ActiveState::Failed,
-        SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::StartPre | SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::Reload => ActiveState::Reloading,
         SvcPhase::Running if stype == ServiceType::Exec => ActiveState::Active,
         SvcPhase::Running | SvcPhase::Exited => ActiveState::Active,
         SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => ActiveState::Deactivating,
@@ -78,7 +76,7 @@ fn describe_exit(exit: Exit) -> String {
 }
 
 impl Engine {
-    fn set_phase(&mut self, name: &str, phase: SvcPhase, now: Now) {
+    pub(crate) fn set_phase(&mut self, name: &str, phase: SvcPhase, now: Now) {
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -101,18 +99,27 @@ impl Engine {
     fn spawn(&mut self, name: &str, cmd: &ExecCommand, role: Role) -> Proc {
         let token = self.next_token;
         self.next_token += 1;
-        let env = self
-            .units
-            .get(name)
-            .and_then(|u| u.service_def())
-            .map(|s| s.environment.clone())
+        let def = self.units.get(name).and_then(|u| u.service_def());
+        let env = def.map(|s| s.environment.clone()).unwrap_or_default();
+        let ctx = def
+            .map(|s| ExecContext {
+                env_files: s.environment_files.clone(),
+                working_directory: s.working_directory.clone(),
+                unset_environment: s.unset_environment.clone(),
+            })
             .unwrap_or_default();
+        let argv = if ctx.env_files.is_empty() {
+            super::envexpand::expand_argv(&cmd.argv, &ctx.merge(&env, &[]))
+        } else {
+            cmd.argv.clone()
+        };
         self.procs.insert(token, (name.to_string(), role));
         self.actions.push(Action::Spawn {
             token,
             unit: name.to_string(),
-            argv: super::envexpand::expand_argv(&cmd.argv, &env),
+            argv,
             env,
+            ctx,
         });
         Proc {
             token,
@@ -121,18 +128,28 @@ impl Engine {
         }
     }
 
+    /// systemd's `unit_test_start_limit`: more than StartLimitBurst= starts within
+    /// StartLimitIntervalSec= (an interval of 0 disables the limit).
     fn start_limit_hit(&mut self, name: &str, now: Now) -> bool {
         let Some(u) = self.units.get_mut(name) else {
             return false;
         };
+        let (interval, burst) = u
+            .def
+            .as_ref()
+            .map(|d| (d.start_limit_interval_us, d.start_limit_burst))
+            .unwrap_or((10_000_000, 5));
+        if interval == 0 {
+            return false;
+        }
         while u
             .recent_starts
             .front()
-            .is_some_and(|t| now.monotonic_us.saturating_sub(*t) > START_LIMIT_INTERVAL_US)
+            .is_some_and(|t| now.monotonic_us.saturating_sub(*t) >= interval)
         {
             u.recent_starts.pop_front();
         }
-        if u.recent_starts.len() >= START_LIMIT_BURST {
+        if u.recent_starts.len() >= burst as usize {
             return true;
         }
         u.recent_starts.push_back(now.monotonic_us);
@@ -145,12 +162,24 @@ impl Engine {
                 LogLevel::Warn,
                 format!("{name}: Start request repeated too quickly."),
             );
+            // Like systemd's service_enter_dead: only a successful result is overwritten.
             if let Some(u) = self.units.get_mut(name) {
-                u.svc.result = "start-limit-hit";
+                if u.svc.result == "success" {
+                    u.svc.result = "start-limit-hit";
+                }
             }
             self.dirty_services.insert(name.to_string());
             self.set_phase(name, SvcPhase::Failed, now);
             self.log(LogLevel::Warn, format!("Failed to start {name}."));
+            // An already failed unit does not change state, so the job is failed here.
+            let job = self.units.get(name).and_then(|u| u.job);
+            if let Some(id) = job.filter(|id| {
+                self.jobs
+                    .get(id)
+                    .is_some_and(|j| j.job_type == JobType::Start)
+            }) {
+                self.finish_job(id, JobResult::Failed, true, now);
+            }
             return;
         }
         let Some(u) = self.units.get_mut(name) else {
@@ -172,11 +201,47 @@ impl Engine {
         u.invocation_id = id;
         u.svc.result = "success";
         u.svc.stop_requested = false;
-        u.svc.pending = def.exec_start.iter().cloned().collect();
+        u.svc.status_text.clear();
+        u.svc.status_errno = 0;
+        u.svc.pending = def.exec_start_pre.iter().cloned().collect();
         self.dirty_services.insert(name.to_string());
         self.log(LogLevel::Info, format!("Starting {name}..."));
+        self.arm_timer(name, TimerKind::StartTimeout, def.start_timeout_us());
+        if def.exec_start_pre.is_empty() {
+            self.enter_start(name, now);
+        } else {
+            self.set_phase(name, SvcPhase::StartPre, now);
+            self.start_pre_next(name, now);
+        }
+    }
+
+    /// Runs the next ExecStartPre= line as the control process, or goes on to ExecStart=.
+    fn start_pre_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => {
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                }
+            }
+            None => self.enter_start(name, now),
+        }
+    }
+
+    /// Runs ExecStart=; how the start completes depends on Type=.
+    fn enter_start(&mut self, name: &str, now: Now) {
+        let Some(def) = self.units.get(name).and_then(|u| u.service_def()).cloned() else {
+            return;
+        };
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.pending = def.exec_start.iter().cloned().collect();
+        }
         match def.service_type {
-            ServiceType::Simple | ServiceType::Exec => {
+            ServiceType::Simple | ServiceType::Exec | ServiceType::Notify => {
                 let Some(cmd) = self
                     .units
                     .get_mut(name)
@@ -186,16 +251,142 @@ impl Engine {
                     return;
                 };
                 self.start_main(name, &cmd, now);
-                if def.service_type == ServiceType::Simple {
-                    self.log(LogLevel::Info, format!("Started {name}."));
+                match def.service_type {
+                    ServiceType::Simple => self.enter_running(name, now),
+                    // Exec: process_started; Notify: READY=1.
+                    ServiceType::Exec => self.set_phase(name, SvcPhase::Running, now),
+                    _ => self.set_phase(name, SvcPhase::Start, now),
                 }
-                self.set_phase(name, SvcPhase::Running, now);
+            }
+            ServiceType::Forking => {
+                let Some(cmd) = self
+                    .units
+                    .get_mut(name)
+                    .and_then(|u| u.svc.pending.pop_front())
+                else {
+                    self.set_phase(name, SvcPhase::Failed, now);
+                    return;
+                };
+                // Like systemd, the forking parent is the control process until it exits.
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                    u.svc.main = None;
+                    u.svc.exec_main_pid = 0;
+                }
+                self.set_phase(name, SvcPhase::Start, now);
             }
             ServiceType::Oneshot => {
                 self.set_phase(name, SvcPhase::Start, now);
                 self.oneshot_next(name, now);
             }
         }
+    }
+
+    /// The start completed: `active/running`.
+    pub(crate) fn enter_running(&mut self, name: &str, now: Now) {
+        self.disarm_timer(name);
+        self.log(LogLevel::Info, format!("Started {name}."));
+        self.set_phase(name, SvcPhase::Running, now);
+    }
+
+    pub(crate) fn disarm_timer(&mut self, name: &str) {
+        if let Some(t) = self.units.get_mut(name).and_then(|u| u.svc.timer.take()) {
+            self.timers.remove(&t);
+        }
+    }
+
+    /// Replaces the unit's timer; `u64::MAX` means no timeout.
+    fn arm_timer(&mut self, name: &str, kind: TimerKind, timeout: u64) {
+        self.disarm_timer(name);
+        if timeout == u64::MAX {
+            return;
+        }
+        let id = self.set_timer(kind, name, timeout);
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.timer = Some(id);
+        }
+    }
+
+    /// TimeoutStartSec= elapsed in start-pre/start: terminate with result `timeout`.
+    pub(crate) fn service_start_timeout(&mut self, name: &str, timer: u64, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        if u.svc.timer != Some(timer) {
+            return;
+        }
+        u.svc.timer = None;
+        if !matches!(u.svc.phase, SvcPhase::StartPre | SvcPhase::Start) {
+            return;
+        }
+        u.svc.pending.clear();
+        if u.svc.result == "success" {
+            u.svc.result = "timeout";
+        }
+        self.dirty_services.insert(name.to_string());
+        self.log(
+            LogLevel::Warn,
+            format!("{name}: start operation timed out. Terminating."),
+        );
+        self.enter_sigterm(name, now);
+    }
+
+    /// Type=forking: the IO layer found the daemon (`pid`) the parent behind `token` left
+    /// behind, or nothing (`None`: the service has no processes left and stops).
+    pub fn main_pid_found(&mut self, token: u64, pid: Option<u32>, now: Now) {
+        let Some(name) = self.forking_waits.remove(&token) else {
+            return;
+        };
+        let in_start = self
+            .units
+            .get(&name)
+            .is_some_and(|u| u.svc.phase == SvcPhase::Start);
+        match pid {
+            Some(pid) if in_start => {
+                self.procs.insert(token, (name.clone(), Role::Main));
+                if let Some(u) = self.units.get_mut(&name) {
+                    u.svc.main = Some(Proc {
+                        token,
+                        pid,
+                        ignore_failure: false,
+                    });
+                    u.svc.exec_main_pid = pid;
+                    u.svc.exec_main_start = now.into();
+                }
+                self.dirty_services.insert(name.clone());
+                self.enter_running(&name, now);
+            }
+            Some(_) => {
+                // The start was aborted meanwhile; the daemon still has to go.
+                self.procs.insert(token, (name.clone(), Role::Main));
+                if let Some(u) = self.units.get_mut(&name) {
+                    u.svc.main = Some(Proc {
+                        token,
+                        pid: 0,
+                        ignore_failure: false,
+                    });
+                }
+                if let Some(u) = self.units.get(&name) {
+                    let tokens = self.kill_tokens(u, false);
+                    self.actions.push(Action::Kill {
+                        unit: name.clone(),
+                        tokens,
+                        signal: libc::SIGTERM,
+                    });
+                }
+            }
+            None if in_start => {
+                self.log(
+                    LogLevel::Info,
+                    format!("{name}: Supervising process not found, no processes left."),
+                );
+                self.disarm_timer(&name);
+                self.enter_stop(&name, now);
+            }
+            None => {}
+        }
+        self.settle(now);
     }
 
     fn start_main(&mut self, name: &str, cmd: &ExecCommand, now: Now) {
@@ -224,6 +415,7 @@ impl Engine {
                     .get(name)
                     .and_then(|u| u.service_def())
                     .is_some_and(|s| s.remain_after_exit);
+                self.disarm_timer(name);
                 self.log(LogLevel::Info, format!("Finished {name}."));
                 if remain {
                     self.set_phase(name, SvcPhase::Exited, now);
@@ -254,7 +446,7 @@ impl Engine {
                 }
                 self.set_phase(name, SvcPhase::Dead, now);
             }
-            SvcPhase::Start => {
+            SvcPhase::StartPre | SvcPhase::Start | SvcPhase::Reload => {
                 if let Some(u) = self.units.get_mut(name) {
                     u.svc.pending.clear();
                 }
@@ -269,8 +461,75 @@ impl Engine {
         }
     }
 
+    /// Runs the ExecReload= lines as control processes in `reloading/reload`.
+    pub(crate) fn service_reload(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let Some(cmds) = u.service_def().map(|s| s.exec_reload.clone()) else {
+            return;
+        };
+        u.svc.reload_from = u.svc.phase;
+        u.svc.reload_result = "success";
+        u.svc.pending = cmds.into_iter().collect();
+        self.log(LogLevel::Info, format!("Reloading {name}..."));
+        self.set_phase(name, SvcPhase::Reload, now);
+        self.reload_next(name, now);
+    }
+
+    fn reload_next(&mut self, name: &str, now: Now) {
+        let next = self
+            .units
+            .get_mut(name)
+            .and_then(|u| u.svc.pending.pop_front());
+        match next {
+            Some(cmd) => {
+                let p = self.spawn(name, &cmd, Role::Control);
+                if let Some(u) = self.units.get_mut(name) {
+                    u.svc.control = Some(p);
+                }
+            }
+            None => self.reload_finish(name, true, now),
+        }
+    }
+
+    /// Back to the phase before the reload; the reload job is done or failed (the unit itself
+    /// stays active either way, only ReloadResult records the failure).
+    fn reload_finish(&mut self, name: &str, ok: bool, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        u.svc.pending.clear();
+        if !ok {
+            u.svc.reload_result = "exit-code";
+        }
+        let back = u.svc.reload_from;
+        let job = u.job;
+        self.dirty_services.insert(name.to_string());
+        if ok {
+            self.log(LogLevel::Info, format!("Reloaded {name}."));
+        } else {
+            self.log(LogLevel::Warn, format!("Reload failed for {name}."));
+        }
+        self.set_phase(name, back, now);
+        let reload_job = job.filter(|id| {
+            self.jobs
+                .get(id)
+                .is_some_and(|j| j.job_type == JobType::Reload && j.state == JobState::Running)
+        });
+        if let Some(id) = reload_job {
+            let r = if ok {
+                JobResult::Done
+            } else {
+                JobResult::Failed
+            };
+            self.finish_job(id, r, true, now);
+        }
+    }
+
     /// Runs ExecStop= lines (in `deactivating/stop`), then terminates what is left.
     fn enter_stop(&mut self, name: &str, now: Now) {
+        self.thaw_for_stop(name);
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -342,20 +601,13 @@ impl Engine {
             tokens,
             signal: libc::SIGTERM,
         });
+        self.thaw_for_stop(name);
         self.set_phase(name, SvcPhase::StopSigterm, now);
         self.arm_stop_timer(name, timeout);
     }
 
-    fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
-        if timeout == u64::MAX {
-            return;
-        }
-        let id = self.set_timer(TimerKind::StopTimeout, name, timeout);
-        if let Some(u) = self.units.get_mut(name) {
-            if let Some(old) = u.svc.timer.replace(id) {
-                self.timers.remove(&old);
-            }
-        }
+    pub(crate) fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
+        self.arm_timer(name, TimerKind::StopTimeout, timeout);
     }
 
     pub(crate) fn service_stop_timeout(&mut self, name: &str, timer: u64, now: Now) {
@@ -419,6 +671,7 @@ impl Engine {
 
     /// Final state: `inactive/dead` on success, else `failed/failed` (or auto-restart).
     fn enter_dead(&mut self, name: &str, now: Now) {
+        self.thaw_for_stop(name);
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -509,8 +762,7 @@ impl Engine {
                 .service_def()
                 .is_some_and(|s| s.service_type == ServiceType::Exec);
             if is_exec && u.svc.phase == SvcPhase::Running {
-                self.log(LogLevel::Info, format!("Started {name}."));
-                self.set_phase(&name, SvcPhase::Running, now);
+                self.enter_running(&name, now);
             }
         }
         self.settle(now);
@@ -526,6 +778,34 @@ impl Engine {
             );
         }
         self.process_exited(token, Exit::Code(203), now);
+    }
+
+    /// The IO layer could not prepare the process behind `token` (e.g. a missing
+    /// EnvironmentFile=): like systemd, the unit fails with result `resources`, no process ran.
+    pub fn spawn_refused(&mut self, token: u64, message: &str, now: Now) {
+        let Some((name, role)) = self.procs.remove(&token) else {
+            return;
+        };
+        self.log(
+            LogLevel::Warn,
+            format!("{name}: Failed to run process: {message}"),
+        );
+        if let Some(u) = self.units.get_mut(&name) {
+            let slot = match role {
+                Role::Main => &mut u.svc.main,
+                Role::Control => &mut u.svc.control,
+            };
+            if slot.is_some_and(|p| p.token == token) {
+                *slot = None;
+            }
+            u.svc.pending.clear();
+            if u.svc.result == "success" {
+                u.svc.result = "resources";
+            }
+        }
+        self.dirty_services.insert(name.clone());
+        self.enter_sigterm(&name, now);
+        self.settle(now);
     }
 
     /// A process of ours ended.
@@ -583,13 +863,44 @@ impl Engine {
         let Some(u) = self.units.get_mut(&name) else {
             return;
         };
-        if !clean && u.svc.result == "success" {
+        // A failed ExecReload= only sets ReloadResult, not the unit's result.
+        let reloading = u.svc.phase == SvcPhase::Reload && role == Role::Control;
+        if !clean && u.svc.result == "success" && !reloading {
             u.svc.result = failure_result;
             self.dirty_services.insert(name.clone());
         }
         let phase = u.svc.phase;
         match (phase, role) {
-            (SvcPhase::Running, Role::Main) => {
+            (SvcPhase::StartPre, Role::Control) => {
+                if clean {
+                    self.start_pre_next(&name, now);
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Start, Role::Control) if def.service_type == ServiceType::Forking => {
+                if clean {
+                    self.forking_waits.insert(token, name.clone());
+                    self.actions.push(Action::FindMainPid {
+                        unit: name.clone(),
+                        token,
+                        pid_file: def.pid_file.clone(),
+                    });
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Start, Role::Main) if def.service_type == ServiceType::Notify => {
+                // Only READY=1 completes the start; a clean exit before it is a protocol error.
+                if let Some(u) = self.units.get_mut(&name) {
+                    if u.svc.result == "success" {
+                        u.svc.result = "protocol";
+                    }
+                }
+                self.dirty_services.insert(name.clone());
+                self.enter_sigterm(&name, now);
+            }
+            (SvcPhase::Running | SvcPhase::Reload, Role::Main) => {
                 if !clean {
                     self.enter_sigterm(&name, now);
                 } else if def.remain_after_exit {
@@ -603,6 +914,13 @@ impl Engine {
                     self.oneshot_next(&name, now);
                 } else {
                     self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::Reload, Role::Control) => {
+                if clean {
+                    self.reload_next(&name, now);
+                } else {
+                    self.reload_finish(&name, false, now);
                 }
             }
             (SvcPhase::Stop, Role::Control) => {

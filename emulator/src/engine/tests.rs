@@ -593,3 +593,4 @@ fn properties_all_interfaces_merged() {
 }
 
 mod directives;
+mod services;

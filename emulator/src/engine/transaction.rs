@@ -17,7 +17,7 @@ impl Tx {
 
 const ERR_BAD_MESSAGE: &str = "org.freedesktop.DBus.Error.InconsistentMessage";
 
-fn load_error(u: &super::Unit) -> EngineError {
+pub(super) fn load_error(u: &super::Unit) -> EngineError {
     match u.load_state {
         "not-found" => EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {} not found.", u.name)),
         "bad-setting" => EngineError::new(ERR_BAD_SETTING, format!("Unit {} has a bad unit file setting.", u.name)),
@@ -129,6 +129,12 @@ impl Engine {
                     }
                 }
             }
+            JobType::Reload | JobType::Nop => {
+                if u.load_state != "loaded" {
+                    return if required { Err(load_error(u)) } else { Ok(()) };
+                }
+                tx.entries.push((name.to_string(), job_type));
+            }
             JobType::Stop => {
                 tx.entries.push((name.to_string(), JobType::Stop));
                 let mut dependents = self.requiring_units(name);
@@ -187,7 +193,7 @@ impl Engine {
                         && existing.is_none_or(|j| j.job_type == JobType::Stop)
                         && !super::service::has_processes(u))
                 }
-                JobType::Restart => true,
+                JobType::Restart | JobType::Reload | JobType::Nop => true,
             }
         });
     }
@@ -290,5 +296,7 @@ fn mergeable(old: JobType, new: JobType) -> bool {
             | (JobType::Restart, JobType::Restart)
             | (JobType::Restart, JobType::Start)
             | (JobType::Start, JobType::Restart)
+            | (JobType::Reload, JobType::Reload)
+            | (JobType::Start | JobType::Restart, JobType::Reload)
     )
 }

@@ -73,6 +73,18 @@ pub enum JobType {
     Start,
     Stop,
     Restart,
+    Reload,
+    /// What try-restart/try-reload collapse to on an inactive unit: done at once.
+    Nop,
+}
+
+/// Manager/Unit methods whose job type depends on the unit (systemd's collapsed job types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Reload,
+    TryRestart,
+    ReloadOrRestart,
+    ReloadOrTryRestart,
 }
 
 impl JobType {
@@ -81,6 +93,8 @@ impl JobType {
             JobType::Start => "start",
             JobType::Stop => "stop",
             JobType::Restart => "restart",
+            JobType::Reload => "reload",
+            JobType::Nop => "nop",
         }
     }
     /// Stop and restart (before it turns into a start) order like a stop.
@@ -112,6 +126,8 @@ pub enum JobResult {
     Dependency,
     Timeout,
     Skipped,
+    /// A reload of a unit that is not active.
+    Invalid,
 }
 
 impl JobResult {
@@ -123,6 +139,7 @@ impl JobResult {
             JobResult::Dependency => "dependency",
             JobResult::Timeout => "timeout",
             JobResult::Skipped => "skipped",
+            JobResult::Invalid => "invalid",
         }
     }
 }
@@ -164,6 +181,40 @@ pub enum LogLevel {
     Warn,
 }
 
+/// Per-spawn settings that need files, applied by the IO layer (the engine reads none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecContext {
+    /// EnvironmentFile=: (path, ignore if missing); their variables override `env`. When
+    /// present, `argv` is left unexpanded for the IO layer to expand with the full environment.
+    pub env_files: Vec<(String, bool)>,
+    /// WorkingDirectory=: (path or `~`, ignore if missing); `None` is `/`, like systemd.
+    pub working_directory: Option<(String, bool)>,
+    /// UnsetEnvironment=: names (or exact `NAME=value` assignments) removed last.
+    pub unset_environment: Vec<String>,
+}
+
+impl ExecContext {
+    /// The final environment: `env`, then the files' variables, minus UnsetEnvironment=.
+    pub fn merge(
+        &self,
+        env: &[(String, String)],
+        files: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in env.iter().chain(files.iter()) {
+            out.retain(|(ok, _)| ok != k);
+            out.push((k.clone(), v.clone()));
+        }
+        out.retain(|(k, v)| {
+            !self
+                .unset_environment
+                .iter()
+                .any(|u| u == k || *u == format!("{k}={v}"))
+        });
+        out
+    }
+}
+
 /// What the IO layer must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -173,12 +224,21 @@ pub enum Action {
         unit: String,
         argv: Vec<String>,
         env: Vec<(String, String)>,
+        ctx: ExecContext,
     },
     /// Send `signal` to the process groups of the processes behind `tokens`.
     Kill {
         unit: String,
         tokens: Vec<u64>,
         signal: i32,
+    },
+    /// Type=forking: the process behind `token` forked and exited; find the daemon (from
+    /// `pid_file`, else the only process left in that process group) and report it with
+    /// [`super::Engine::main_pid_found`].
+    FindMainPid {
+        unit: String,
+        token: u64,
+        pid_file: Option<String>,
     },
     /// Call [`super::Engine::timer_fired`] with `id` after `delay_us`.
     SetTimer {
@@ -240,6 +300,10 @@ pub const ERR_BAD_SETTING: &str = "org.freedesktop.systemd1.BadUnitSetting";
 pub const ERR_LOAD_FAILED: &str = "org.freedesktop.systemd1.LoadFailed";
 pub const ERR_NO_SUCH_PROCESS: &str = "org.freedesktop.systemd1.NoSuchProcess";
 pub const ERR_ONLY_BY_DEPENDENCY: &str = "org.freedesktop.systemd1.OnlyByDependency";
+pub const ERR_JOB_TYPE_NOT_APPLICABLE: &str = "org.freedesktop.systemd1.JobTypeNotApplicable";
+pub const ERR_UNIT_INACTIVE: &str = "org.freedesktop.systemd1.UnitInactive";
+pub const ERR_UNIT_BUSY: &str = "org.freedesktop.systemd1.UnitBusy";
+pub const ERR_NOT_SUPPORTED: &str = "org.freedesktop.DBus.Error.NotSupported";
 
 /// What a unit source found for a name.
 #[derive(Debug, Clone)]

@@ -38,8 +38,10 @@ pub struct Proc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SvcPhase {
     Dead,
+    StartPre,
     Start,
     Running,
+    Reload,
     Exited,
     Stop,
     StopSigterm,
@@ -52,7 +54,9 @@ impl SvcPhase {
     pub fn sub_state(self) -> &'static str {
         match self {
             SvcPhase::Dead => "dead",
+            SvcPhase::StartPre => "start-pre",
             SvcPhase::Start => "start",
+            SvcPhase::Reload => "reload",
             SvcPhase::Running => "running",
             SvcPhase::Exited => "exited",
             SvcPhase::Stop => "stop",
@@ -81,6 +85,12 @@ pub struct ServiceRuntime {
     /// A stop was requested (by a job or shutdown): no auto-restart afterwards.
     pub stop_requested: bool,
     pub timer: Option<u64>,
+    /// The phase a reload returns to, and the last reload's result (ReloadResult).
+    pub reload_from: SvcPhase,
+    pub reload_result: &'static str,
+    /// STATUS= and ERRNO= from sd_notify.
+    pub status_text: String,
+    pub status_errno: i32,
 }
 
 impl Default for ServiceRuntime {
@@ -99,6 +109,10 @@ impl Default for ServiceRuntime {
             n_restarts: 0,
             stop_requested: false,
             timer: None,
+            status_text: String::new(),
+            status_errno: 0,
+            reload_from: SvcPhase::Running,
+            reload_result: "success",
         }
     }
 }
@@ -123,6 +137,8 @@ pub struct Unit {
     pub recent_starts: VecDeque<u64>,
     /// Monotonic times of recent automatic starts/stops (Upholds/StopWhenUnneeded/BindsTo).
     pub recent_auto: VecDeque<u64>,
+    /// FreezeUnit/ThawUnit: the unit's processes are stopped (FreezerState `frozen`).
+    pub frozen: bool,
 }
 
 static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
@@ -145,6 +161,7 @@ impl Unit {
             invocation_id: Vec::new(),
             recent_starts: VecDeque::new(),
             recent_auto: VecDeque::new(),
+            frozen: false,
         }
     }
 
@@ -165,6 +182,12 @@ impl Unit {
         }
     }
 
+    /// Whether a reload job applies: a service with ExecReload=.
+    pub fn can_reload(&self) -> bool {
+        self.service_def()
+            .is_some_and(|s| !s.exec_reload.is_empty())
+    }
+
     pub fn is_service(&self) -> bool {
         self.name.ends_with(".service")
     }
@@ -183,6 +206,7 @@ impl Unit {
             JobType::Start => d.refuse_manual_start,
             JobType::Stop => d.refuse_manual_stop,
             JobType::Restart => d.refuse_manual_start || d.refuse_manual_stop,
+            JobType::Reload | JobType::Nop => false,
         }
     }
 

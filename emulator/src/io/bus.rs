@@ -3,7 +3,7 @@
 
 use super::convert::{object_path, to_dict, to_zvalue};
 use crate::engine::props::{job_props, IFACE_JOB, IFACE_SERVICE, IFACE_TARGET, IFACE_UNIT};
-use crate::engine::{Engine, EngineError, JobType, Now, Value, ERR_INVALID_ARGS};
+use crate::engine::{Engine, EngineError, JobType, Now, Request, Value, ERR_INVALID_ARGS};
 use crate::names::{bus_label_unescape, job_path, unit_path, JOB_PATH_PREFIX, UNIT_PATH_PREFIX};
 use serde::Serialize;
 use zbus::message::{Header, Message};
@@ -280,6 +280,12 @@ fn manager(
             let id = engine.enqueue(&name, jt, &mode, now)?;
             ok(hdr, &(job_ref_path(id),))
         }
+        "ReloadUnit" | "TryRestartUnit" | "ReloadOrRestartUnit" | "ReloadOrTryRestartUnit" => {
+            let (name, mode): (String, String) = msg.body().deserialize().map_err(bad_args)?;
+            let req = request(member.trim_end_matches("Unit"));
+            let id = engine.enqueue_request(&name, req, &mode, now)?;
+            ok(hdr, &(job_ref_path(id),))
+        }
         "ResetFailed" => {
             engine.reset_failed(None, now)?;
             ok(hdr, &())
@@ -344,6 +350,11 @@ fn unit_object(
             let id = engine.enqueue(name, jt, &mode, now)?;
             ok(hdr, &(job_ref_path(id),))
         }
+        "Reload" | "TryRestart" | "ReloadOrRestart" | "ReloadOrTryRestart" => {
+            let (mode,): (String,) = msg.body().deserialize().map_err(bad_args)?;
+            let id = engine.enqueue_request(name, request(member), &mode, now)?;
+            ok(hdr, &(job_ref_path(id),))
+        }
         "ResetFailed" => {
             engine.reset_failed(Some(name), now)?;
             ok(hdr, &())
@@ -354,6 +365,16 @@ fn unit_object(
             ok(hdr, &())
         }
         _ => Err(unknown_method(member, iface)),
+    }
+}
+
+/// The job request behind a method name without its `Unit` suffix.
+fn request(method: &str) -> Request {
+    match method {
+        "Reload" => Request::Reload,
+        "TryRestart" => Request::TryRestart,
+        "ReloadOrRestart" => Request::ReloadOrRestart,
+        _ => Request::ReloadOrTryRestart,
     }
 }
 

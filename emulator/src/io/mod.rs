@@ -3,5 +3,6 @@
 pub mod bus;
 pub mod clock;
 pub mod convert;
+pub mod notify;
 pub mod procs;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! Spawning children in their own process groups, signalling and reaping them.
 
-use crate::engine::Exit;
+use crate::engine::{expand_argv, ExecContext, Exit};
+use crate::unitfile::envfile::parse_env_file;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -8,10 +9,18 @@ use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
+/// Exits of processes not (yet) ours that are remembered, for a daemon adopted too late.
+const MAX_ORPHAN_EXITS: usize = 64;
+
 #[derive(Default)]
 pub struct Procs {
     by_pid: HashMap<i32, u64>,
     pid_by_token: HashMap<u64, i32>,
+    /// The process group of each token; it outlives the process that created it.
+    pgid_by_token: HashMap<u64, i32>,
+    /// Groups of tokens reaped in the last [`Procs::reap`], for [`Procs::adopt_main`].
+    reaped_groups: HashMap<u64, i32>,
+    orphan_exits: HashMap<i32, Exit>,
 }
 
 impl Procs {
@@ -22,6 +31,7 @@ impl Procs {
         token: u64,
         argv: &[String],
         env: &[(String, String)],
+        cwd: &std::path::Path,
     ) -> std::io::Result<u32> {
         let Some((prog, args)) = argv.split_first() else {
             return Err(std::io::Error::new(
@@ -32,6 +42,7 @@ impl Procs {
         let child = Command::new(prog)
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()?;
@@ -40,6 +51,7 @@ impl Procs {
         drop(child);
         self.by_pid.insert(pid as i32, token);
         self.pid_by_token.insert(token, pid as i32);
+        self.pgid_by_token.insert(token, pid as i32);
         Ok(pid)
     }
 
@@ -49,12 +61,50 @@ impl Procs {
             return;
         };
         for t in tokens {
-            if let Some(pid) = self.pid_by_token.get(t) {
+            if let Some(pid) = self.pgid_by_token.get(t) {
                 if let Err(e) = killpg(Pid::from_raw(*pid), sig) {
                     tracing::debug!("killpg({pid}, {sig}) failed: {e}");
                 }
             }
         }
+    }
+
+    pub fn has_token(&self, token: u64) -> bool {
+        self.pid_by_token.contains_key(&token)
+    }
+
+    /// Type=forking: finds the daemon the just-reaped process behind `token` left behind, from
+    /// `pid_file` or as the only process of its group whose parent is outside it, and makes it
+    /// the token's process. Returns its PID, and its exit if it already ended.
+    pub fn adopt_main(
+        &mut self,
+        token: u64,
+        pid_file: Option<&str>,
+    ) -> Option<(u32, Option<Exit>)> {
+        let pgid = self.reaped_groups.get(&token).copied()?;
+        let pid = match pid_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match text.trim().parse::<i32>() {
+                    Ok(p) if p > 0 => p,
+                    _ => {
+                        tracing::warn!("{path}:1: PID file does not contain a valid PID");
+                        return None;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!("{path}: cannot read PID file: {e}");
+                    return None;
+                }
+            },
+            None => guess_group_leader(pgid)?,
+        };
+        let exit = self.orphan_exits.remove(&pid);
+        if exit.is_none() {
+            self.by_pid.insert(pid, token);
+            self.pid_by_token.insert(token, pid);
+            self.pgid_by_token.insert(token, pgid);
+        }
+        Some((pid as u32, exit))
     }
 
     pub fn live_count(&self) -> usize {
@@ -68,6 +118,7 @@ impl Procs {
     /// Reaps every exited child (ours or adopted orphans); returns (token, exit) for ours.
     pub fn reap(&mut self) -> Vec<(u64, Exit)> {
         let mut out = Vec::new();
+        self.reaped_groups.clear();
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => self.record(pid, Exit::Code(code), &mut out),
@@ -84,8 +135,100 @@ impl Procs {
     fn record(&mut self, pid: Pid, exit: Exit, out: &mut Vec<(u64, Exit)>) {
         if let Some(token) = self.by_pid.remove(&pid.as_raw()) {
             self.pid_by_token.remove(&token);
+            if let Some(g) = self.pgid_by_token.remove(&token) {
+                self.reaped_groups.insert(token, g);
+            }
             out.push((token, exit));
+        } else {
+            if self.orphan_exits.len() >= MAX_ORPHAN_EXITS {
+                self.orphan_exits.clear();
+            }
+            self.orphan_exits.insert(pid.as_raw(), exit);
         }
+    }
+}
+
+/// What a spawn needs after reading EnvironmentFile= files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: std::path::PathBuf,
+}
+
+/// Reads the environment files and resolves the working directory of a spawn. An unreadable
+/// file without `-` is an error (the unit fails with `resources`).
+pub fn prepare(
+    argv: &[String],
+    env: &[(String, String)],
+    ctx: &ExecContext,
+) -> Result<Prepared, String> {
+    let mut from_files = Vec::new();
+    for (path, optional) in &ctx.env_files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let f = parse_env_file(&text);
+                for w in f.warnings {
+                    tracing::warn!("{path}:{w}");
+                }
+                from_files.extend(f.vars);
+            }
+            Err(_) if *optional => {}
+            Err(e) => return Err(format!("Failed to load environment files: {path}: {e}")),
+        }
+    }
+    let env = ctx.merge(env, &from_files);
+    let argv = if ctx.env_files.is_empty() {
+        argv.to_vec()
+    } else {
+        expand_argv(argv, &env)
+    };
+    let cwd = match &ctx.working_directory {
+        None => "/".into(),
+        Some((dir, optional)) => {
+            let dir = if dir == "~" {
+                std::env::var("HOME").unwrap_or_else(|_| "/root".to_string())
+            } else {
+                dir.clone()
+            };
+            if *optional && !std::path::Path::new(&dir).is_dir() {
+                "/".into()
+            } else {
+                dir.into()
+            }
+        }
+    };
+    Ok(Prepared { argv, env, cwd })
+}
+
+/// (pid, ppid, process group) of a live (not zombie) process, from `/proc/PID/stat`.
+fn stat_of(pid: i32) -> Option<(i32, i32, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if f.first() == Some(&"Z") {
+        return None;
+    }
+    Some((pid, f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+}
+
+/// systemd's main PID guess: the one process of the group whose parent is not in it.
+fn guess_group_leader(pgid: i32) -> Option<i32> {
+    let rd = std::fs::read_dir("/proc").ok()?;
+    let members: Vec<(i32, i32, i32)> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter_map(stat_of)
+        .filter(|(_, _, g)| *g == pgid)
+        .collect();
+    let tops: Vec<i32> = members
+        .iter()
+        .filter(|(_, ppid, _)| !members.iter().any(|(p, _, _)| p == ppid))
+        .map(|(p, _, _)| *p)
+        .collect();
+    match tops.as_slice() {
+        [one] => Some(*one),
+        _ => None,
     }
 }
 
@@ -107,4 +250,46 @@ pub fn adopted_children() -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn prepare_reads_env_files_and_working_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("env");
+        std::fs::write(&file, "# x\nFOO=from-file\nBAR='b c'\n").expect("write env file");
+        let path = file.display().to_string();
+        let ctx = ExecContext {
+            env_files: vec![(path.clone(), false), ("/nonexistent/env".into(), true)],
+            working_directory: Some((dir.path().display().to_string(), false)),
+            unset_environment: vec!["GONE".into()],
+        };
+        let env = vec![("FOO".into(), "unit".into()), ("GONE".into(), "x".into())];
+        let p = prepare(&strs(&["/bin/echo", "$FOO", "${BAR}"]), &env, &ctx).expect("prepared");
+        assert_eq!(p.argv, strs(&["/bin/echo", "from-file", "b c"]));
+        assert_eq!(
+            p.env,
+            vec![
+                ("FOO".into(), "from-file".into()),
+                ("BAR".into(), "b c".into())
+            ]
+        );
+        assert_eq!(p.cwd, dir.path());
+
+        let missing = ExecContext {
+            env_files: vec![("/nonexistent/env".into(), false)],
+            ..ExecContext::default()
+        };
+        let err = prepare(&strs(&["/bin/true"]), &[], &missing).unwrap_err();
+        assert!(err.contains("/nonexistent/env"), "{err}");
+        let p = prepare(&strs(&["/bin/true"]), &[], &ExecContext::default()).expect("prepared");
+        assert_eq!(p.cwd, std::path::Path::new("/"));
+    }
 }

@@ -3,7 +3,8 @@
 use super::bus::{dispatch, error_reply, IFACE_MANAGER, MANAGER_PATH};
 use super::clock::now;
 use super::convert::{object_path, to_dict};
-use super::procs::{adopted_children, Procs};
+use super::notify::NotifySockets;
+use super::procs::{adopted_children, prepare, Prepared, Procs};
 use crate::engine::{Action, Engine, LogLevel};
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub struct Runtime {
     conn: Connection,
     engine: Engine,
     procs: Procs,
+    notify: NotifySockets,
     timer_tx: mpsc::UnboundedSender<u64>,
 }
 
@@ -30,10 +32,12 @@ impl Runtime {
         mut stream: MessageStream,
     ) -> std::io::Result<()> {
         let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+        let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
             conn,
             engine,
             procs: Procs::default(),
+            notify: NotifySockets::new(notify_tx),
             timer_tx,
         };
         let mut sigchld = signal(SignalKind::child())?;
@@ -53,6 +57,10 @@ impl Runtime {
                 _ = sigchld.recv() => rt.on_sigchld().await,
                 Some(id) = timer_rx.recv() => {
                     rt.engine.timer_fired(id, now());
+                    rt.execute().await;
+                }
+                Some((token, pid, msg)) = notify_rx.recv() => {
+                    rt.engine.notify(token, pid, &msg, now());
                     rt.execute().await;
                 }
                 _ = sigterm.recv() => break,
@@ -91,6 +99,8 @@ impl Runtime {
             self.engine.process_exited(token, exit, now());
         }
         self.execute().await;
+        let procs = &self.procs;
+        self.notify.retain(|t| procs.has_token(t));
     }
 
     /// Runs the engine's actions until it has nothing more to say.
@@ -113,15 +123,33 @@ impl Runtime {
                 unit,
                 argv,
                 env,
-            } => match self.procs.spawn(token, &argv, &env) {
-                Ok(pid) => {
-                    tracing::debug!("{unit}: spawned {argv:?} as {pid}");
-                    self.engine.process_started(token, pid, now());
+                ctx,
+            } => {
+                let mut p = match prepare(&argv, &env, &ctx) {
+                    Ok(p) => p,
+                    Err(e) => return self.engine.spawn_refused(token, &e, now()),
+                };
+                if self.engine.accepts_notify(&unit) {
+                    match self.notify.open(token) {
+                        Ok(addr) => p.env.push(("NOTIFY_SOCKET".to_string(), addr)),
+                        Err(e) => tracing::warn!("{unit}: cannot create notify socket: {e}"),
+                    }
                 }
-                Err(e) => {
-                    self.engine
-                        .spawn_failed(token, &format!("{}: {e}", argv.join(" ")), now())
+                self.spawn(token, &unit, &p)
+            }
+            Action::FindMainPid {
+                unit,
+                token,
+                pid_file,
+            } => match self.procs.adopt_main(token, pid_file.as_deref()) {
+                Some((pid, exit)) => {
+                    tracing::debug!("{unit}: main process is {pid}");
+                    self.engine.main_pid_found(token, Some(pid), now());
+                    if let Some(exit) = exit {
+                        self.engine.process_exited(token, exit, now());
+                    }
                 }
+                None => self.engine.main_pid_found(token, None, now()),
             },
             Action::Kill { tokens, signal, .. } => self.procs.kill(&tokens, signal),
             Action::SetTimer { id, delay_us } => {
@@ -178,6 +206,18 @@ impl Runtime {
                     tracing::warn!("failed to emit PropertiesChanged on {path}: {e}");
                 }
             }
+        }
+    }
+
+    fn spawn(&mut self, token: u64, unit: &str, p: &Prepared) {
+        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd) {
+            Ok(pid) => {
+                tracing::debug!("{unit}: spawned {:?} as {pid}", p.argv);
+                self.engine.process_started(token, pid, now());
+            }
+            Err(e) => self
+                .engine
+                .spawn_failed(token, &format!("{}: {e}", p.argv.join(" ")), now()),
         }
     }
 

@@ -10,6 +10,8 @@ pub enum ServiceType {
     Simple,
     Exec,
     Oneshot,
+    Notify,
+    Forking,
 }
 
 impl ServiceType {
@@ -18,6 +20,8 @@ impl ServiceType {
             ServiceType::Simple => "simple",
             ServiceType::Exec => "exec",
             ServiceType::Oneshot => "oneshot",
+            ServiceType::Notify => "notify",
+            ServiceType::Forking => "forking",
         }
     }
 }
@@ -37,13 +41,35 @@ pub enum RestartPolicy {
     Always,
 }
 
+/// Who may send sd_notify messages (NotifyAccess=).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyAccess {
+    None,
+    Main,
+    Exec,
+    All,
+}
+
+impl NotifyAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyAccess::None => "none",
+            NotifyAccess::Main => "main",
+            NotifyAccess::Exec => "exec",
+            NotifyAccess::All => "all",
+        }
+    }
+}
+
 pub type ExecCommand = Command;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceDef {
     pub service_type: ServiceType,
+    pub exec_start_pre: Vec<ExecCommand>,
     pub exec_start: Vec<ExecCommand>,
     pub exec_stop: Vec<ExecCommand>,
+    pub exec_reload: Vec<ExecCommand>,
     pub remain_after_exit: bool,
     pub kill_mode: KillMode,
     pub success_exit_status: Vec<i32>,
@@ -51,15 +77,47 @@ pub struct ServiceDef {
     pub restart: RestartPolicy,
     pub restart_sec_us: u64,
     pub timeout_stop_us: u64,
+    /// `u64::MAX` for `infinity`; `None` for the default (see [`ServiceDef::start_timeout_us`]).
+    pub timeout_start_us: Option<u64>,
+    /// `None` until set: the default depends on Type= (see [`ServiceDef::notify_access`]).
+    pub notify_access_set: Option<NotifyAccess>,
+    pub pid_file: Option<String>,
     pub environment: Vec<(String, String)>,
+    /// EnvironmentFile=: (absolute path, `-`: ignore if missing).
+    pub environment_files: Vec<(String, bool)>,
+    /// WorkingDirectory=: (absolute path or `~`, `-`: ignore if missing).
+    pub working_directory: Option<(String, bool)>,
+    pub unset_environment: Vec<String>,
+}
+
+impl ServiceDef {
+    /// The start timeout: 90 s by default, none for Type=oneshot (as systemd does).
+    pub fn start_timeout_us(&self) -> u64 {
+        match self.timeout_start_us {
+            Some(us) => us,
+            None if self.service_type == ServiceType::Oneshot => u64::MAX,
+            None => 90_000_000,
+        }
+    }
+
+    /// systemd defaults NotifyAccess= to `main` for Type=notify and `none` otherwise.
+    pub fn notify_access(&self) -> NotifyAccess {
+        match self.notify_access_set {
+            Some(a) => a,
+            None if self.service_type == ServiceType::Notify => NotifyAccess::Main,
+            None => NotifyAccess::None,
+        }
+    }
 }
 
 impl Default for ServiceDef {
     fn default() -> Self {
         ServiceDef {
             service_type: ServiceType::Simple,
+            exec_start_pre: Vec::new(),
             exec_start: Vec::new(),
             exec_stop: Vec::new(),
+            exec_reload: Vec::new(),
             remain_after_exit: false,
             kill_mode: KillMode::ControlGroup,
             success_exit_status: Vec::new(),
@@ -67,11 +125,19 @@ impl Default for ServiceDef {
             restart: RestartPolicy::No,
             restart_sec_us: 100_000,
             timeout_stop_us: 90_000_000,
+            timeout_start_us: None,
+            notify_access_set: None,
+            pid_file: None,
             environment: Vec::new(),
+            environment_files: Vec::new(),
+            working_directory: None,
+            unset_environment: Vec::new(),
         }
     }
 }
 
+// Unit definitions are few and long-lived; boxing would only add indirection at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnitKind {
     Service(ServiceDef),
@@ -111,6 +177,9 @@ pub struct UnitDef {
     pub names: Vec<String>,
     /// Drop-in files applied after the fragment, in the order they were applied.
     pub drop_in_paths: Vec<String>,
+    /// StartLimitIntervalSec= (0 disables the limit) and StartLimitBurst=.
+    pub start_limit_interval_us: u64,
+    pub start_limit_burst: u32,
     pub kind: UnitKind,
 }
 
@@ -336,6 +405,8 @@ fn build_inner<'a>(
         has_install: false,
         names: vec![name.to_string()],
         drop_in_paths: files.iter().skip(1).map(|(p, _)| p.clone()).collect(),
+        start_limit_interval_us: 10_000_000,
+        start_limit_burst: 5,
         kind: UnitKind::Other,
     };
     let mut svc = ServiceDef::default();
@@ -384,14 +455,18 @@ fn build_inner<'a>(
                     "simple" => ServiceType::Simple,
                     "exec" => ServiceType::Exec,
                     "oneshot" => ServiceType::Oneshot,
+                    "notify" => ServiceType::Notify,
+                    "forking" => ServiceType::Forking,
                     _ => {
                         b.warn(line, format!("Failed to parse service type, ignoring: {v}"));
                         svc.service_type
                     }
                 }
             }
+            ("Service", "ExecStartPre") => b.exec(&mut svc.exec_start_pre, v, line, key)?,
             ("Service", "ExecStart") => b.exec(&mut svc.exec_start, v, line, key)?,
             ("Service", "ExecStop") => b.exec(&mut svc.exec_stop, v, line, key)?,
+            ("Service", "ExecReload") => b.exec(&mut svc.exec_reload, v, line, key)?,
             ("Service", "RemainAfterExit") => b.boolean(&mut svc.remain_after_exit, v, line, key),
             ("Service", "KillMode") => {
                 svc.kill_mode = match v {
@@ -445,6 +520,95 @@ fn build_inner<'a>(
                 Some(us) => svc.timeout_stop_us = us,
                 None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
             },
+            ("Service", "TimeoutStartSec") => match parse_timespan_us(v) {
+                Some(us) => svc.timeout_start_us = Some(us),
+                None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+            },
+            ("Service", "TimeoutSec") => match parse_timespan_us(v) {
+                Some(us) => {
+                    svc.timeout_start_us = Some(us);
+                    svc.timeout_stop_us = us;
+                }
+                None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+            },
+            ("Service", "NotifyAccess") => {
+                svc.notify_access_set = match v {
+                    "none" => Some(NotifyAccess::None),
+                    "main" => Some(NotifyAccess::Main),
+                    "exec" => Some(NotifyAccess::Exec),
+                    "all" => Some(NotifyAccess::All),
+                    "" => None,
+                    _ => {
+                        b.warn(line, format!("Failed to parse {key}, ignoring: {v}"));
+                        svc.notify_access_set
+                    }
+                }
+            }
+            ("Service", "PIDFile") => {
+                svc.pid_file = match b.spec.expand(v) {
+                    Ok(p) if p.is_empty() => None,
+                    Ok(p) if p.starts_with('/') => Some(p),
+                    Ok(p) => Some(format!("/run/{p}")),
+                    Err(e) => {
+                        b.warn(line, format!("Failed to resolve {key}={v}: {e}, ignoring."));
+                        svc.pid_file.take()
+                    }
+                }
+            }
+            ("Unit", "StartLimitIntervalSec") | ("Service", "StartLimitInterval") => {
+                match parse_timespan_us(v) {
+                    Some(us) => def.start_limit_interval_us = us,
+                    None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+                }
+            }
+            ("Unit", "StartLimitBurst") | ("Service", "StartLimitBurst") => match v.parse() {
+                Ok(n) => def.start_limit_burst = n,
+                Err(_) => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
+            },
+            ("Service", "EnvironmentFile") => {
+                if v.is_empty() {
+                    svc.environment_files.clear();
+                }
+                match b.spec.expand(v) {
+                    Ok(e) if e.is_empty() => {}
+                    Ok(e) => {
+                        let (path, optional) = match e.strip_prefix('-') {
+                            Some(p) => (p.to_string(), true),
+                            None => (e, false),
+                        };
+                        if path.starts_with('/') {
+                            svc.environment_files.push((path, optional));
+                        } else {
+                            b.warn(line, format!("Path '{path}' is not absolute, ignoring."));
+                        }
+                    }
+                    Err(e) => b.warn(line, format!("Failed to resolve {key}={v}: {e}, ignoring.")),
+                }
+            }
+            ("Service", "WorkingDirectory") => match b.spec.expand(v) {
+                Ok(e) if e.is_empty() => svc.working_directory = None,
+                Ok(e) => {
+                    let (path, optional) = match e.strip_prefix('-') {
+                        Some(p) => (p.to_string(), true),
+                        None => (e, false),
+                    };
+                    if path.starts_with('/') || path == "~" {
+                        svc.working_directory = Some((path, optional));
+                    } else {
+                        b.warn(line, format!("Path '{path}' is not absolute, ignoring."));
+                    }
+                }
+                Err(e) => b.warn(line, format!("Failed to resolve {key}={v}: {e}, ignoring.")),
+            },
+            ("Service", "UnsetEnvironment") => {
+                if v.is_empty() {
+                    svc.unset_environment.clear();
+                }
+                match split_words(v) {
+                    Ok(words) => svc.unset_environment.extend(words),
+                    Err(e) => b.warn(line, format!("Invalid {key}= value, ignoring: {e}")),
+                }
+            }
             ("Service", "Environment") => {
                 if v.is_empty() {
                     svc.environment.clear();
