@@ -3,5 +3,6 @@
 pub mod bus;
 pub mod clock;
 pub mod convert;
+pub mod private;
 pub mod procs;
 pub mod runtime;
