@@ -2,7 +2,7 @@
 //! unit objects appear on demand.
 
 mod manager;
-mod props;
+pub mod props;
 pub mod schema;
 pub mod state;
 mod transient;

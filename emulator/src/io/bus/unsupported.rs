@@ -47,7 +47,10 @@ pub const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ("Manager", "MountImageUnit", "no mount namespaces"),
     ("Unit", "BindMount", "no mount namespaces"),
     ("Unit", "MountImage", "no mount namespaces"),
+    ("Service", "BindMount", "no mount namespaces"),
+    ("Service", "MountImage", "no mount namespaces"),
     ("Manager", "AttachProcessesToUnit", "no cgroups"),
+    ("Service", "AttachProcesses", "no cgroups"),
     ("Unit", "AttachProcesses", "no cgroups"),
     ("Manager", "AbandonScope", "no scope units"),
     (
