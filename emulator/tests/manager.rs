@@ -22,6 +22,16 @@ type ListedUnit = (
     OwnedObjectPath,
 );
 
+/// EnqueueUnitJob's reply: `(uososa(uosos))`.
+type EnqueuedJob = (
+    u32,
+    OwnedObjectPath,
+    String,
+    OwnedObjectPath,
+    String,
+    Vec<(u32, OwnedObjectPath, String, OwnedObjectPath, String)>,
+);
+
 const UNITS: &[(&str, &str)] = &[
     (
         "web.service",
@@ -43,7 +53,9 @@ where
 async fn errors_are_named_as_systemd_names_them() {
     let s = setup(UNITS, &[]).await;
     let c = &s.conn;
-    let cases: Vec<((String, String), (&str, &str))> = vec![
+    // ((got name, got message), (systemd's name, systemd's message))
+    type Case<'a> = ((String, String), (&'a str, &'a str));
+    let cases: Vec<Case> = vec![
         (
             method_error(mcall::<_, OwnedObjectPath>(c, "GetUnit", &("nope.service",)).await),
             (
@@ -217,16 +229,10 @@ async fn listings_and_lookups() {
     assert_eq!(procs[0].1, pid);
     assert!(procs[0].2.contains("sleep"), "{procs:?}");
 
-    let (id, job, unit, _unit_path, jt, _affected): (
-        u32,
-        OwnedObjectPath,
-        String,
-        OwnedObjectPath,
-        String,
-        Vec<(u32, OwnedObjectPath, String, OwnedObjectPath, String)>,
-    ) = mcall(c, "EnqueueUnitJob", &("db.service", "start", "replace"))
-        .await
-        .expect("EnqueueUnitJob");
+    let (id, job, unit, _unit_path, jt, _affected): EnqueuedJob =
+        mcall(c, "EnqueueUnitJob", &("db.service", "start", "replace"))
+            .await
+            .expect("EnqueueUnitJob");
     assert_eq!((unit.as_str(), jt.as_str()), ("db.service", "start"));
     assert_eq!(job.as_str(), format!("/org/freedesktop/systemd1/job/{id}"));
 

@@ -6,3 +6,4 @@ pub mod convert;
 pub mod private;
 pub mod procs;
 pub mod runtime;
+pub mod wire;

@@ -42,6 +42,8 @@ pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Eve
                         return;
                     }
                 }
+                // A peer hanging up shows up as a read error before the stream ends.
+                Err(e) if id != BUS_CONN => tracing::debug!("connection {id}: {e}"),
                 Err(e) => tracing::warn!("bad D-Bus message: {e}"),
             }
         }
@@ -302,8 +304,7 @@ impl Runtime {
         self.emit(MANAGER_PATH, IFACE_MANAGER, member, body).await
     }
 
-    /// Sends a signal on the bus and on every private connection. On private connections
-    /// there is no bus daemon to fill in the sender, so we name ourselves, as systemd does.
+    /// Sends a signal on the bus and on every private connection.
     async fn emit<B>(&self, path: &str, iface: &str, member: &str, body: &B)
     where
         B: serde::Serialize + zvariant::DynamicType,
@@ -319,9 +320,8 @@ impl Runtime {
         if self.private.is_empty() {
             return;
         }
-        let msg = Message::signal(path, iface, member)
-            .and_then(|b| b.sender(BUS_NAME))
-            .and_then(|b| b.build(body));
+        // The private connections' writer stamps the sender (see `private`).
+        let msg = Message::signal(path, iface, member).and_then(|b| b.build(body));
         match msg {
             Ok(m) => {
                 for c in self.private.values() {
