@@ -6,7 +6,44 @@ use super::schema::{own, Interface};
 use crate::engine::{EngineError, Value};
 use crate::io::convert::to_zvalue;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use zvariant::{Array, Dict, OwnedValue, Signature, StructureBuilder};
+
+/// What systemd 252 reports for properties we do not model (see the file's header).
+const DEFAULTS_TSV: &str = include_str!("../../../introspection/defaults.tsv");
+
+/// (interface, property) → recorded value; lines that do not parse are skipped (a unit test
+/// checks that none are).
+fn recorded() -> &'static HashMap<(String, String), zvariant::Value<'static>> {
+    static R: OnceLock<HashMap<(String, String), zvariant::Value<'static>>> = OnceLock::new();
+    R.get_or_init(|| {
+        DEFAULTS_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(parse_recorded)
+            .collect()
+    })
+}
+
+fn parse_recorded(line: &str) -> Option<((String, String), zvariant::Value<'static>)> {
+    use zvariant::Value as V;
+    let mut f = line.split('\t');
+    let (iface, name, sig, val) = (f.next()?, f.next()?, f.next()?, f.next()?);
+    let v = match sig {
+        "b" => V::Bool(val.parse().ok()?),
+        "y" => V::U8(val.parse().ok()?),
+        "n" => V::I16(val.parse().ok()?),
+        "q" => V::U16(val.parse().ok()?),
+        "i" => V::I32(val.parse().ok()?),
+        "u" => V::U32(val.parse().ok()?),
+        "x" => V::I64(val.parse().ok()?),
+        "t" => V::U64(val.parse().ok()?),
+        "d" => V::F64(val.parse().ok()?),
+        "s" => V::new(val.to_string()),
+        _ => return None,
+    };
+    Some(((iface.to_string(), name.to_string()), v))
+}
 
 pub const ERR_UNKNOWN_PROPERTY: &str = "org.freedesktop.DBus.Error.UnknownProperty";
 pub const ERR_UNKNOWN_INTERFACE: &str = "org.freedesktop.DBus.Error.UnknownInterface";
@@ -43,8 +80,8 @@ pub fn default_value(sig: &Signature) -> zvariant::Value<'static> {
 }
 
 /// The value of `name` typed as the contract says: the provided one if its type matches,
-/// otherwise the default.
-fn typed(sig: &str, provided: Option<&Value>) -> zvariant::Value<'static> {
+/// otherwise what systemd reported for it, otherwise the zero value.
+fn typed(iface: &str, name: &str, sig: &str, provided: Option<&Value>) -> zvariant::Value<'static> {
     let Ok(sig) = Signature::try_from(sig) else {
         return zvariant::Value::new("");
     };
@@ -54,6 +91,13 @@ fn typed(sig: &str, provided: Option<&Value>) -> zvariant::Value<'static> {
             return z;
         }
         tracing::debug!("property value {v:?} does not have the contract type {sig}");
+    }
+    if let Some(r) = recorded().get(&(iface.to_string(), name.to_string())) {
+        if r.value_signature() == &sig {
+            if let Ok(v) = r.try_clone() {
+                return v;
+            }
+        }
     }
     default_value(&sig)
 }
@@ -69,8 +113,13 @@ pub fn all_of(iface: &Interface, provided: &[(String, Value)]) -> HashMap<String
         .properties
         .iter()
         .filter_map(|p| {
-            owned(typed(&p.signature, by_name.get(p.name.as_str()).copied()))
-                .map(|v| (p.name.clone(), v))
+            owned(typed(
+                &iface.name,
+                &p.name,
+                &p.signature,
+                by_name.get(p.name.as_str()).copied(),
+            ))
+            .map(|v| (p.name.clone(), v))
         })
         .collect()
 }
@@ -96,7 +145,7 @@ pub fn get(
         .ok_or_else(unknown)?;
     let values = provided(iface);
     let v = values.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-    owned(typed(&p.signature, v)).ok_or_else(unknown)
+    owned(typed(iface, name, &p.signature, v)).ok_or_else(unknown)
 }
 
 /// `GetAll`: `""` merges every interface of the object.
@@ -161,9 +210,40 @@ mod tests {
 
     #[test]
     fn mistyped_value_falls_back_to_default() {
-        let v = typed("u", Some(&Value::Str("x".into())));
+        let v = typed("i", "p", "u", Some(&Value::Str("x".into())));
         assert_eq!(v, zvariant::Value::U32(0));
-        let v = typed("s", Some(&Value::Str("x".into())));
+        let v = typed("i", "p", "s", Some(&Value::Str("x".into())));
         assert_eq!(v, zvariant::Value::new("x"));
+    }
+
+    #[test]
+    fn recorded_defaults_parse_and_match_the_contract() {
+        let lines = DEFAULTS_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty());
+        let s = super::super::schema::schemas();
+        for l in lines {
+            let ((iface, name), v) = parse_recorded(l).unwrap_or_else(|| panic!("bad line {l:?}"));
+            let ifaces = if iface.ends_with(".Manager") {
+                &s.manager
+            } else {
+                &s.service
+            };
+            let p = super::super::schema::find(ifaces, &iface)
+                .and_then(|i| i.properties.iter().find(|p| p.name == name))
+                .unwrap_or_else(|| panic!("{iface}.{name} is not in the contract"));
+            assert_eq!(
+                v.value_signature().to_string(),
+                p.signature,
+                "{iface}.{name}"
+            );
+        }
+        let v = typed(
+            "org.freedesktop.systemd1.Service",
+            "MemoryCurrent",
+            "t",
+            None,
+        );
+        assert_eq!(v, zvariant::Value::U64(u64::MAX));
     }
 }
