@@ -22,8 +22,8 @@ struct Cli {
     /// D-Bus address to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS / the system bus).
     #[arg(long = "bus-address", conflicts_with = "no_bus")]
     bus_address: Option<String>,
-    /// Serve only on the private socket.
-    #[arg(long = "no-bus", requires = "private_socket")]
+    /// Serve only on the private socket (needs --private-socket or --system).
+    #[arg(long = "no-bus")]
     no_bus: bool,
     /// Act as the system manager (implied as PID 1): private socket and runtime directory
     /// default to /run/systemd, and a missing bus is not fatal.
@@ -91,6 +91,9 @@ async fn main() -> ExitCode {
         .private_socket
         .clone()
         .or_else(|| system.then(|| PathBuf::from("/run/systemd/private")));
+    if cli.no_bus && private_path.is_none() {
+        return fail("--no-bus needs --private-socket or --system".to_string());
+    }
     let private = match &private_path {
         Some(p) => match private::bind(p) {
             Ok(l) => Some(l),

@@ -316,6 +316,11 @@ async fn transient_unit_runs_and_is_collected() {
         bool::try_from(get_prop(c, path, "org.freedesktop.systemd1.Unit", "Transient").await),
         Ok(true)
     );
+    assert_eq!(
+        String::try_from(get_prop(c, path, "org.freedesktop.systemd1.Unit", "UnitFileState").await)
+            .as_deref(),
+        Ok("transient")
+    );
     wait_until("transient active", || async {
         let v = get_prop(c, path, "org.freedesktop.systemd1.Unit", "ActiveState").await;
         String::try_from(v).is_ok_and(|s| s == "active")

@@ -173,11 +173,15 @@ fn props_reply(
 fn unit_provided(engine: &Engine, d: &Daemon, name: &str, iface: &str) -> PropList {
     let mut props = engine.unit_properties(name, iface).unwrap_or_default();
     if iface == IFACE_UNIT {
-        props.retain(|(k, _)| k != "Transient");
-        props.push((
-            "Transient".to_string(),
-            Value::Bool(d.transient.contains(name)),
-        ));
+        let transient = d.transient.contains(name);
+        props.retain(|(k, _)| k != "Transient" && !(transient && k == "UnitFileState"));
+        props.push(("Transient".to_string(), Value::Bool(transient)));
+        if transient {
+            props.push((
+                "UnitFileState".to_string(),
+                Value::Str("transient".to_string()),
+            ));
+        }
         if let Some(o) = d.overrides.get(name) {
             props.retain(|(k, _)| !o.contains_key(k));
             props.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -136,6 +136,12 @@ impl Runtime {
             }
         }
         rt.shutdown().await;
+        // Transient units do not outlive the manager that created them.
+        for name in rt.daemon.transient.clone() {
+            if let Some(file) = rt.daemon.unit_gone(&name) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
         Ok(rt.daemon.exit_code)
     }
 

@@ -522,7 +522,6 @@ pub fn properties(engine: &Engine, d: &Daemon) -> Vec<(String, Value)> {
     let state = if n_failed > 0 { "degraded" } else { "running" };
     vec![
         ("Version".to_string(), s("252")),
-        ("Features".to_string(), s("")),
         ("Virtualization".to_string(), s("")),
         ("Architecture".to_string(), s(architecture())),
         ("Tainted".to_string(), s("")),
