@@ -80,6 +80,12 @@ async fn main() -> ExitCode {
             std::io::Error::last_os_error()
         );
     }
+    // sd_booted() checks this directory; systemctl refuses to work without it.
+    if system {
+        if let Err(e) = std::fs::create_dir_all("/run/systemd/system") {
+            tracing::warn!("cannot create /run/systemd/system: {e}");
+        }
+    }
     let runtime_dir = cli.runtime_dir.clone().unwrap_or_else(|| {
         if system {
             PathBuf::from("/run/systemd")
@@ -120,6 +126,7 @@ async fn main() -> ExitCode {
     let daemon = Daemon {
         transient_dir: Some(transient),
         unit_paths: dirs.iter().map(|d| d.display().to_string()).collect(),
+        system,
         ..Daemon::default()
     };
     let engine = Engine::new(Box::new(FsSource { dirs }));

@@ -92,6 +92,11 @@ impl Runtime {
         let mut sigchld = signal(SignalKind::child())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
+        // systemd halts on SIGRTMIN+3 (container managers' stop signal for systemd images),
+        // and powers off/reboots on +4/+5; all of them mean an orderly shutdown here.
+        let rt_signal = |n: i32| signal(SignalKind::from_raw(libc::SIGRTMIN() + n));
+        let (mut halt, mut poweroff, mut reboot) = (rt_signal(3)?, rt_signal(4)?, rt_signal(5)?);
+        let system = rt.daemon.system;
         let mut stopping: Option<Instant> = None;
         rt.execute().await;
         loop {
@@ -129,6 +134,9 @@ impl Runtime {
                 }
                 _ = sigterm.recv(), if stopping.is_none() => stopping = Some(rt.begin_stop().await),
                 _ = sigint.recv(), if stopping.is_none() => stopping = Some(rt.begin_stop().await),
+                _ = halt.recv(), if system && stopping.is_none() => stopping = Some(rt.begin_stop().await),
+                _ = poweroff.recv(), if system && stopping.is_none() => stopping = Some(rt.begin_stop().await),
+                _ = reboot.recv(), if system && stopping.is_none() => stopping = Some(rt.begin_stop().await),
                 _ = tokio::time::sleep_until(deadline), if stopping.is_some() => {}
             }
             if rt.daemon.exit_requested && stopping.is_none() {

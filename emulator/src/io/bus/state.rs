@@ -28,6 +28,8 @@ pub struct Daemon {
     /// Set by Manager.Exit: the runtime shuts down after replying.
     pub exit_requested: bool,
     pub exit_code: u8,
+    /// Running as the system manager (PID 1 or `--system`).
+    pub system: bool,
 }
 
 impl Daemon {
