@@ -222,12 +222,16 @@ async fn contract_audit() {
     problems.extend(audit_methods(conn, job.as_str(), &sch.job, &[], &["Cancel"]).await);
     problems.extend(audit_methods(conn, svc.as_str(), &sch.service, &[], &[]).await);
     problems.extend(audit_methods(conn, tgt.as_str(), &sch.target, &[], &[]).await);
-    problems.extend(audit_methods(conn, MANAGER, &sch.manager, &["Exit"], &[]).await);
+    problems.extend(audit_methods(conn, MANAGER, &sch.manager, &["Exit"], &["Unsubscribe"]).await);
     assert!(
         problems.is_empty(),
         "contract problems:\n{}",
         problems.join("\n")
     );
+    // The audit ended with Unsubscribe.
+    let _: () = call(conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
+        .await
+        .expect("Subscribe again");
 
     // Let a unit go away so that UnitRemoved is seen too.
     let _: OwnedObjectPath = call(

@@ -291,6 +291,7 @@ async fn transient_unit_runs_and_is_collected() {
     let mut signals = zbus::MessageStream::for_match_rule(rule, c, Some(1000))
         .await
         .expect("signal stream");
+    let _: () = mcall(c, "Subscribe", &()).await.expect("Subscribe");
     let exec = vec![(
         "/bin/sleep".to_string(),
         vec!["sleep".to_string(), "30".to_string()],
@@ -375,6 +376,7 @@ async fn reload_is_wrapped_in_reloading_signals() {
     let mut signals = zbus::MessageStream::for_match_rule(rule, c, Some(100))
         .await
         .expect("signal stream");
+    let _: () = mcall(c, "Subscribe", &()).await.expect("Subscribe");
     let _: () = mcall(c, "Reload", &()).await.expect("Reload");
     let mut got = Vec::new();
     while got.len() < 2 {
@@ -387,4 +389,67 @@ async fn reload_is_wrapped_in_reloading_signals() {
         got.push(b);
     }
     assert_eq!(got, [true, false]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bus_signals_only_while_subscribed() {
+    let s = setup(UNITS, &[]).await;
+    let c = &s.conn;
+    let rule = zbus::MatchRule::builder()
+        .msg_type(MsgType::Signal)
+        .sender(DEST)
+        .expect("sender")
+        .member("JobRemoved")
+        .expect("member")
+        .build();
+    let mut signals = zbus::MessageStream::for_match_rule(rule, c, Some(100))
+        .await
+        .expect("signal stream");
+    // Unsubscribed: the first job's JobRemoved is not sent; the second one's is.
+    let j: OwnedObjectPath = mcall(c, "StartUnit", &("app.target", "replace"))
+        .await
+        .expect("StartUnit");
+    let id1 = job_id(&j);
+    wait_until("first job done", || async {
+        mcall::<_, OwnedObjectPath>(c, "GetJob", &(id1,))
+            .await
+            .is_err()
+    })
+    .await;
+    let _: () = mcall(c, "Subscribe", &()).await.expect("Subscribe");
+    let (name, msg) = method_error(mcall::<_, ()>(c, "Subscribe", &()).await);
+    assert_eq!(
+        (name.as_str(), msg.as_str()),
+        (
+            "org.freedesktop.systemd1.AlreadySubscribed",
+            "Client is already subscribed."
+        )
+    );
+    let j: OwnedObjectPath = mcall(c, "StopUnit", &("app.target", "replace"))
+        .await
+        .expect("StopUnit");
+    assert_eq!(next_removed(&mut signals).await, job_id(&j));
+    let _: () = mcall(c, "Unsubscribe", &()).await.expect("Unsubscribe");
+    let (name, _) = method_error(mcall::<_, ()>(c, "Unsubscribe", &()).await);
+    assert_eq!(name, "org.freedesktop.systemd1.NotSubscribed");
+}
+
+/// The id of the next JobRemoved on `signals`.
+async fn next_removed(signals: &mut zbus::MessageStream) -> u32 {
+    let m = tokio::time::timeout(DEADLINE, signals.next())
+        .await
+        .expect("JobRemoved within the deadline")
+        .expect("stream open")
+        .expect("message");
+    let (id, ..): (u32, OwnedObjectPath, String, String) =
+        m.body().deserialize().expect("JobRemoved body");
+    id
+}
+
+fn job_id(p: &OwnedObjectPath) -> u32 {
+    p.as_str()
+        .rsplit('/')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .expect("job path ends in its id")
 }

@@ -232,7 +232,11 @@ fn manager(
         return Err(unknown_method(member, iface));
     }
     match member {
-        "Subscribe" | "Unsubscribe" => ok(hdr, &()),
+        "Subscribe" | "Unsubscribe" => {
+            let sender = hdr.sender().map(|s| s.to_string());
+            d.subscribe(sender.as_deref(), member == "Subscribe")?;
+            ok(hdr, &())
+        }
         "ListUnits" => {
             let list: Vec<UnitListEntry> = engine
                 .units()

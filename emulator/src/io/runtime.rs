@@ -51,6 +51,21 @@ pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Eve
     });
 }
 
+/// Asks the bus daemon for NameOwnerChanged, to notice subscribers that went away.
+async fn watch_name_owners(conn: &Connection) {
+    let rule = "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'";
+    let added = match zbus::MatchRule::try_from(rule) {
+        Ok(r) => match zbus::fdo::DBusProxy::new(conn).await {
+            Ok(p) => p.add_match_rule(r).await.map_err(zbus::Error::from),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    if let Err(e) = added {
+        tracing::warn!("cannot watch bus clients, subscriptions are never dropped: {e}");
+    }
+}
+
 /// Where the daemon listens.
 pub struct Endpoints {
     /// The bus connection and its stream, created before the name was requested.
@@ -83,6 +98,7 @@ impl Runtime {
         };
         if let Some((conn, stream)) = endpoints.bus {
             forward(BUS_CONN, stream, ev_tx.clone());
+            watch_name_owners(&conn).await;
             rt.bus = Some(conn);
         }
         if let Some(l) = endpoints.private {
@@ -182,6 +198,10 @@ impl Runtime {
 
     async fn on_message(&mut self, conn_id: u64, msg: Message) {
         let hdr = msg.header();
+        if hdr.message_type() == MsgType::Signal && conn_id == BUS_CONN {
+            self.on_bus_signal(&msg);
+            return;
+        }
         if hdr.message_type() != MsgType::MethodCall {
             return;
         }
@@ -207,6 +227,26 @@ impl Runtime {
         self.execute().await;
         for s in std::mem::take(&mut self.daemon.post) {
             self.out_signal(s).await;
+        }
+    }
+
+    /// A subscriber that leaves the bus is unsubscribed, as systemd's bus tracking does.
+    fn on_bus_signal(&mut self, msg: &Message) {
+        let hdr = msg.header();
+        let from_bus = hdr
+            .sender()
+            .is_some_and(|s| s.as_str() == "org.freedesktop.DBus");
+        if !from_bus
+            || hdr
+                .member()
+                .is_none_or(|m| m.as_str() != "NameOwnerChanged")
+        {
+            return;
+        }
+        if let Ok((name, _old, new)) = msg.body().deserialize::<(String, String, String)>() {
+            if new.is_empty() {
+                self.daemon.subscribers.remove(&name);
+            }
         }
     }
 
@@ -318,12 +358,17 @@ impl Runtime {
         self.emit(MANAGER_PATH, IFACE_MANAGER, member, body).await
     }
 
-    /// Sends a signal on the bus and on every private connection.
+    /// Sends a signal on the bus (while a client is subscribed, as systemd does) and on every
+    /// private connection.
     async fn emit<B>(&self, path: &str, iface: &str, member: &str, body: &B)
     where
         B: serde::Serialize + zvariant::DynamicType,
     {
-        if let Some(bus) = &self.bus {
+        if let Some(bus) = self
+            .bus
+            .as_ref()
+            .filter(|_| !self.daemon.subscribers.is_empty())
+        {
             if let Err(e) = bus
                 .emit_signal(None::<&str>, path, iface, member, body)
                 .await

@@ -30,9 +30,36 @@ pub struct Daemon {
     pub exit_code: u8,
     /// Running as the system manager (PID 1 or `--system`).
     pub system: bool,
+    /// Bus clients that called Subscribe; signals go on the bus only while there are any
+    /// (private connections always get them).
+    pub subscribers: BTreeSet<String>,
 }
 
 impl Daemon {
+    /// `Subscribe`/`Unsubscribe` from `sender` (`None`: a private connection, which systemd
+    /// treats as always subscribed).
+    pub fn subscribe(
+        &mut self,
+        sender: Option<&str>,
+        on: bool,
+    ) -> Result<(), crate::engine::EngineError> {
+        let Some(sender) = sender else {
+            return Ok(());
+        };
+        match (on, on && self.subscribers.insert(sender.to_string())) {
+            (true, true) => Ok(()),
+            (true, false) => Err(crate::engine::EngineError::new(
+                "org.freedesktop.systemd1.AlreadySubscribed",
+                "Client is already subscribed.",
+            )),
+            (false, _) if self.subscribers.remove(sender) => Ok(()),
+            (false, _) => Err(crate::engine::EngineError::new(
+                "org.freedesktop.systemd1.NotSubscribed",
+                "Client is not subscribed.",
+            )),
+        }
+    }
+
     /// Forgets a unit the engine unloaded; returns its transient file to delete, if any.
     pub fn unit_gone(&mut self, name: &str) -> Option<PathBuf> {
         self.overrides.remove(name);
