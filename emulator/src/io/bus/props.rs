@@ -106,8 +106,29 @@ fn owned(v: zvariant::Value<'static>) -> Option<OwnedValue> {
     OwnedValue::try_from(v).ok()
 }
 
-/// All properties of one interface, typed per the contract.
-pub fn all_of(iface: &Interface, provided: &[(String, Value)]) -> HashMap<String, OwnedValue> {
+/// An `a{sv}` that keeps the contract's order, as systemd's GetAll does (systemctl show -p
+/// prints in reply order).
+#[derive(Debug, Default)]
+pub struct Ordered(pub Vec<(String, OwnedValue)>);
+
+impl serde::Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl zvariant::Type for Ordered {
+    const SIGNATURE: &'static Signature =
+        <HashMap<String, OwnedValue> as zvariant::Type>::SIGNATURE;
+}
+
+/// All properties of one interface, typed per the contract, in the contract's order.
+pub fn all_of(iface: &Interface, provided: &[(String, Value)]) -> Vec<(String, OwnedValue)> {
     let by_name: HashMap<&str, &Value> = provided.iter().map(|(k, v)| (k.as_str(), v)).collect();
     iface
         .properties
@@ -153,16 +174,16 @@ pub fn get_all(
     ifaces: &[Interface],
     provided: &dyn Fn(&str) -> Vec<(String, Value)>,
     iface: &str,
-) -> Result<HashMap<String, OwnedValue>, EngineError> {
+) -> Result<Ordered, EngineError> {
     if iface.is_empty() {
-        let mut all = HashMap::new();
+        let mut all = Vec::new();
         for i in own(ifaces) {
             all.extend(all_of(i, &provided(&i.name)));
         }
-        return Ok(all);
+        return Ok(Ordered(all));
     }
     match ifaces.iter().find(|i| i.name == iface) {
-        Some(i) => Ok(all_of(i, &provided(iface))),
+        Some(i) => Ok(Ordered(all_of(i, &provided(iface)))),
         None => Err(EngineError::new(
             ERR_UNKNOWN_INTERFACE,
             format!("Unknown interface '{iface}'."),
