@@ -1,10 +1,13 @@
-//! `systemd-emulator [--root DIR | --unit-dir DIR ...] [--bus-address ADDR]`
+//! `systemd-emulator [--root DIR | --unit-dir DIR ...] [--bus-address ADDR | --no-bus]
+//!  [--system] [--private-socket PATH] [--runtime-dir DIR]`
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use systemd_emulator::engine::Engine;
-use systemd_emulator::io::runtime::Runtime;
+use systemd_emulator::io::bus::Daemon;
+use systemd_emulator::io::private;
+use systemd_emulator::io::runtime::{Endpoints, Runtime, BUS_NAME};
 use systemd_emulator::loader::FsSource;
 
 #[derive(Parser, Debug)]
@@ -20,17 +23,37 @@ struct Cli {
     #[arg(long = "root", default_value = "/", conflicts_with = "unit_dirs")]
     root: PathBuf,
     /// D-Bus address to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS / the system bus).
-    #[arg(long = "bus-address")]
+    #[arg(long = "bus-address", conflicts_with = "no_bus")]
     bus_address: Option<String>,
+    /// Serve only on the private socket (needs --private-socket or --system).
+    #[arg(long = "no-bus")]
+    no_bus: bool,
+    /// Act as the system manager (implied as PID 1): private socket and runtime directory
+    /// default to /run/systemd, and a missing bus is not fatal.
+    #[arg(long)]
+    system: bool,
+    /// Path of the peer-to-peer socket (systemd: /run/systemd/private).
+    #[arg(long = "private-socket")]
+    private_socket: Option<PathBuf>,
+    /// Runtime directory; transient units go to DIR/transient.
+    #[arg(long = "runtime-dir")]
+    runtime_dir: Option<PathBuf>,
 }
 
-const BUS_NAME: &str = "org.freedesktop.systemd1";
+async fn connect(addr: Option<&str>) -> zbus::Result<(zbus::Connection, zbus::MessageStream)> {
+    let conn = match addr {
+        Some(a) => zbus::connection::Builder::address(a)?.build().await?,
+        None => zbus::Connection::system().await?,
+    };
+    // Subscribe before owning the name so no call is missed.
+    let stream = zbus::MessageStream::from(&conn);
+    conn.request_name(BUS_NAME).await?;
+    Ok((conn, stream))
+}
 
-async fn connect(addr: Option<&str>) -> zbus::Result<zbus::Connection> {
-    match addr {
-        Some(a) => zbus::connection::Builder::address(a)?.build().await,
-        None => zbus::Connection::system().await,
-    }
+fn fail(msg: String) -> ExitCode {
+    eprintln!("systemd-emulator: {msg}");
+    ExitCode::from(1)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,12 +68,14 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    let system = cli.system || std::process::id() == 1;
     for d in &cli.unit_dirs {
         if !d.is_dir() {
             tracing::warn!("unit directory {} does not exist", d.display());
         }
     }
-    // Orphaned grandchildren are re-parented to us so that we reap (and can kill) them.
+    // Orphaned grandchildren are re-parented to us so that we reap (and can kill) them; as
+    // PID 1 every orphan of the system already is.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         tracing::warn!(
@@ -58,31 +83,76 @@ async fn main() -> ExitCode {
             std::io::Error::last_os_error()
         );
     }
-    let conn = match connect(cli.bus_address.as_deref()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("systemd-emulator: cannot connect to the D-Bus bus: {e}");
-            return ExitCode::from(1);
+    // sd_booted() checks this directory; systemctl refuses to work without it.
+    if system {
+        if let Err(e) = std::fs::create_dir_all("/run/systemd/system") {
+            tracing::warn!("cannot create /run/systemd/system: {e}");
         }
-    };
-    // Subscribe before owning the name so no call is missed.
-    let stream = zbus::MessageStream::from(&conn);
-    if let Err(e) = conn.request_name(BUS_NAME).await {
-        eprintln!("systemd-emulator: cannot acquire the name {BUS_NAME}: {e}");
-        return ExitCode::from(1);
     }
-    let source = if cli.unit_dirs.is_empty() {
-        FsSource::with_root(&cli.root)
-    } else {
-        FsSource::with_dirs(cli.unit_dirs)
-    };
-    tracing::info!("serving {BUS_NAME} with units from {:?}", source.dirs());
-    let engine = Engine::new(Box::new(source));
-    match Runtime::run(conn, engine, stream).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("systemd-emulator: {e}");
-            ExitCode::from(1)
+    let runtime_dir = cli.runtime_dir.clone().unwrap_or_else(|| {
+        if system {
+            PathBuf::from("/run/systemd")
+        } else {
+            std::env::temp_dir().join(format!("systemd-emulator.{}", std::process::id()))
         }
+    });
+    let private_path = cli
+        .private_socket
+        .clone()
+        .or_else(|| system.then(|| PathBuf::from("/run/systemd/private")));
+    if cli.no_bus && private_path.is_none() {
+        return fail("--no-bus needs --private-socket or --system".to_string());
+    }
+    let private = match &private_path {
+        Some(p) => match private::bind(p) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(format!("cannot listen on {}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let bus = if cli.no_bus {
+        None
+    } else {
+        match connect(cli.bus_address.as_deref()).await {
+            Ok(b) => Some(b),
+            Err(e) if system && private.is_some() => {
+                tracing::warn!("no D-Bus bus ({e}); serving only the private socket");
+                None
+            }
+            Err(e) => return fail(format!("cannot serve {BUS_NAME} on the D-Bus bus: {e}")),
+        }
+    };
+    // With the search path, transient units live where systemd keeps them (it is searched);
+    // with explicit directories, in the runtime directory, searched last so that enabling still
+    // writes to the first --unit-dir.
+    let (source, transient) = if cli.unit_dirs.is_empty() {
+        let transient = cli.root.join("run/systemd/transient");
+        (FsSource::with_root(&cli.root), transient)
+    } else {
+        let transient = runtime_dir.join("transient");
+        let mut dirs = cli.unit_dirs.clone();
+        dirs.push(transient.clone());
+        (FsSource::with_dirs(dirs), transient)
+    };
+    let unit_paths: Vec<String> = source
+        .dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    tracing::info!("serving {BUS_NAME} with units from {unit_paths:?}");
+    let daemon = Daemon {
+        transient_dir: Some(transient),
+        unit_paths,
+        system,
+        ..Daemon::default()
+    };
+    let engine = Engine::new(Box::new(source));
+    let result = Runtime::run(Endpoints { bus, private }, engine, daemon).await;
+    if let Some(p) = &private_path {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(e.to_string()),
     }
 }

@@ -331,6 +331,10 @@ async fn failing_target_shows_running_then_failed_and_dep_stops() {
         .receive_signal("PropertiesChanged")
         .await
         .expect("PropertiesChanged stream");
+    // Like systemd, the emulator only signals on the bus while a client is subscribed.
+    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
+        .await
+        .expect("Subscribe");
     let job: OwnedObjectPath = call(
         &conn,
         MANAGER,

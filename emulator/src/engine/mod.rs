@@ -229,25 +229,44 @@ impl Engine {
         unit
     }
 
+    /// Re-reads one unit's definition, keeping runtime state; loads it if it is not loaded
+    /// (a transient unit written over a `not-found` stub).
+    pub fn reload_unit(&mut self, name: &str, now: Now) -> Result<&Unit, EngineError> {
+        // The source indexes its directories per (re)load; the file may be new.
+        self.source.reload();
+        if !self.units.contains_key(name) {
+            return self.load_unit(name, now);
+        }
+        self.refresh_unit(name);
+        self.settle(now);
+        self.units
+            .get(name)
+            .ok_or_else(|| EngineError::new(ERR_NO_SUCH_UNIT, format!("Unit {name} not loaded.")))
+    }
+
+    fn refresh_unit(&mut self, name: &str) {
+        let fresh = self.build_unit(name);
+        if let Some(u) = self.units.get_mut(name) {
+            u.load_state = fresh.load_state;
+            u.load_error = fresh.load_error;
+            u.def = fresh.def;
+            u.fragment_path = fresh.fragment_path;
+            u.unit_file_state = fresh.unit_file_state;
+            u.unit_file_preset = fresh.unit_file_preset;
+        }
+        let deps: Vec<String> = self.units.get(name).map(all_dep_names).unwrap_or_default();
+        for d in deps {
+            self.ensure_loaded(&d);
+        }
+        self.dirty_units.insert(name.to_string());
+    }
+
     /// Re-reads all unit definitions, keeping runtime state (like `daemon-reload`).
     pub fn reload(&mut self, now: Now) {
         self.source.reload();
         let names: Vec<String> = self.units.keys().cloned().collect();
         for name in names {
-            let fresh = self.build_unit(&name);
-            if let Some(u) = self.units.get_mut(&name) {
-                u.load_state = fresh.load_state;
-                u.load_error = fresh.load_error;
-                u.def = fresh.def;
-                u.fragment_path = fresh.fragment_path;
-                u.unit_file_state = fresh.unit_file_state;
-                u.unit_file_preset = fresh.unit_file_preset;
-            }
-            let deps: Vec<String> = self.units.get(&name).map(all_dep_names).unwrap_or_default();
-            for d in deps {
-                self.ensure_loaded(&d);
-            }
-            self.dirty_units.insert(name);
+            self.refresh_unit(&name);
         }
         self.settle(now);
     }
@@ -525,7 +544,7 @@ impl Engine {
         now: Now,
     ) -> Result<u32, EngineError> {
         let mode = JobMode::parse(mode).ok_or_else(|| {
-            EngineError::new(ERR_INVALID_ARGS, format!("Job mode {mode} invalid."))
+            EngineError::new(ERR_INVALID_ARGS, format!("Job mode {mode} is invalid."))
         })?;
         if UnitName::parse(name).is_none() {
             return Err(EngineError::new(

@@ -122,7 +122,14 @@ pub fn freezer_state(u: &Unit) -> &'static str {
 pub fn service_changed_props(u: &Unit) -> Vec<(String, Value)> {
     let main_pid = u.svc.main.map(|p| p.pid).unwrap_or(0);
     let control_pid = u.svc.control.map(|p| p.pid).unwrap_or(0);
+    // The cgroup systemd would report; empty while no process runs, as with systemd.
+    let cgroup = if main_pid != 0 || control_pid != 0 {
+        format!("/system.slice/{}", u.name)
+    } else {
+        String::new()
+    };
     let mut out = vec![
+        ("ControlGroup".to_string(), s(&cgroup)),
         ("Result".to_string(), s(u.svc.result)),
         ("MainPID".to_string(), Value::U32(main_pid)),
         ("ControlPID".to_string(), Value::U32(control_pid)),

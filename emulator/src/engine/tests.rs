@@ -436,7 +436,7 @@ fn missing_required_unit_fails_the_request() {
     let e =
         h.e.enqueue("target.service", JobType::Start, "isolate", h.now)
             .unwrap_err();
-    assert_eq!(e.message, "Job mode isolate invalid.");
+    assert_eq!(e.message, "Job mode isolate is invalid.");
     // The not-found stub is announced and later collected.
     h.pump();
     assert!(h

@@ -1,11 +1,21 @@
 //! D-Bus method dispatch by (path, interface, member), without zbus' ObjectServer, because
 //! unit objects appear on demand.
 
-use super::convert::{object_path, to_dict, to_zvalue};
+mod manager;
+pub mod props;
+pub mod schema;
+pub mod state;
+mod transient;
+mod unit;
+pub mod unsupported;
+
+use super::convert::object_path;
 use crate::engine::props::{job_props, IFACE_JOB, IFACE_SERVICE, IFACE_TARGET, IFACE_UNIT};
 use crate::engine::{Engine, EngineError, JobType, Now, Request, Value, ERR_INVALID_ARGS};
 use crate::names::{bus_label_unescape, job_path, unit_path, JOB_PATH_PREFIX, UNIT_PATH_PREFIX};
+use schema::{schemas, Interface, XML_JOB, XML_MANAGER, XML_SERVICE, XML_TARGET};
 use serde::Serialize;
+pub use state::{Daemon, OutSignal};
 use zbus::message::{Header, Message};
 use zvariant::{DynamicType, OwnedObjectPath};
 
@@ -15,10 +25,6 @@ const IFACE_PROPS: &str = "org.freedesktop.DBus.Properties";
 const IFACE_PEER: &str = "org.freedesktop.DBus.Peer";
 const IFACE_INTROSPECT: &str = "org.freedesktop.DBus.Introspectable";
 
-const XML_MANAGER: &str = include_str!("../../introspection/manager.xml");
-const XML_SERVICE: &str = include_str!("../../introspection/unit-service.xml");
-const XML_TARGET: &str = include_str!("../../introspection/unit-target.xml");
-const XML_JOB: &str = include_str!("../../introspection/job.xml");
 const XML_EMPTY: &str =
     "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n\
 \"https://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<node>\n</node>\n";
@@ -63,11 +69,14 @@ fn unknown_object(path: &str) -> EngineError {
     )
 }
 
-fn unknown_property(iface: &str, name: &str) -> EngineError {
-    EngineError::new(
-        "org.freedesktop.DBus.Error.UnknownProperty",
-        format!("Unknown property or interface {iface}.{name}."),
-    )
+/// UnknownMethod, or NotSupported with the reason for a contract method we leave out.
+fn unknown_or_unsupported(member: &str, iface: &str, default_iface: &str) -> EngineError {
+    let i = if iface.is_empty() {
+        default_iface
+    } else {
+        iface
+    };
+    unsupported::error(i, member).unwrap_or_else(|| unknown_method(member, i))
 }
 
 /// Builds the error reply for `e`.
@@ -76,7 +85,7 @@ pub fn error_reply(hdr: &Header<'_>, e: &EngineError) -> zbus::Result<Message> {
 }
 
 /// Handles one method call; the engine may queue actions that the caller runs after replying.
-pub fn dispatch(engine: &mut Engine, msg: &Message, now: Now) -> Reply {
+pub fn dispatch(engine: &mut Engine, d: &mut Daemon, msg: &Message, now: Now) -> Reply {
     let hdr = msg.header();
     let path = hdr
         .path()
@@ -101,15 +110,18 @@ pub fn dispatch(engine: &mut Engine, msg: &Message, now: Now) -> Reply {
     }
 
     if path == MANAGER_PATH {
-        return manager(engine, msg, &hdr, &iface, &member, now);
+        return manager(engine, d, msg, &hdr, &iface, &member, now);
     }
     if let Some(label) = path.strip_prefix(UNIT_PATH_PREFIX) {
         let name = bus_label_unescape(label).ok_or_else(|| unknown_object(&path))?;
         // Any access loads the unit on demand, as systemd does.
-        engine
-            .load_unit(&name, now)
-            .map_err(|_| unknown_object(&path))?;
-        return unit_object(engine, msg, &hdr, &name, &iface, &member, now);
+        engine.load_unit(&name, now).map_err(|_| {
+            EngineError::new(
+                ERR_INVALID_ARGS,
+                format!("Unit name {name} is neither a valid invocation ID nor unit name."),
+            )
+        })?;
+        return unit_object(engine, d, msg, &hdr, &name, &iface, &member, now);
     }
     if let Some(id) = path.strip_prefix(JOB_PATH_PREFIX) {
         let id: u32 = id.parse().map_err(|_| unknown_object(&path))?;
@@ -130,61 +142,63 @@ pub fn dispatch(engine: &mut Engine, msg: &Message, now: Now) -> Reply {
     Err(unknown_object(&path))
 }
 
+/// Properties.Get/GetAll/Set on an object with the contract interfaces `ifaces`; `provided`
+/// gives what we model for one interface.
 fn props_reply(
     hdr: &Header<'_>,
     msg: &Message,
-    all: &dyn Fn(&str) -> Option<PropList>,
+    ifaces: &[Interface],
+    provided: &dyn Fn(&str) -> PropList,
     member: &str,
 ) -> Reply {
     match member {
         "Get" => {
             let (iface, name): (String, String) = msg.body().deserialize().map_err(bad_args)?;
-            let props = all(&iface).ok_or_else(|| unknown_property(&iface, &name))?;
-            let v = props
-                .iter()
-                .find(|(k, _)| *k == name)
-                .ok_or_else(|| unknown_property(&iface, &name))?;
-            ok(hdr, &(to_zvalue(&v.1),))
+            ok(hdr, &(props::get(ifaces, provided, &iface, &name)?,))
         }
         "GetAll" => {
             let (iface,): (String,) = msg.body().deserialize().map_err(bad_args)?;
-            let props = all(&iface).ok_or_else(|| {
-                EngineError::new(
-                    "org.freedesktop.DBus.Error.UnknownInterface",
-                    format!("Unknown interface {iface}."),
-                )
-            })?;
-            ok(hdr, &(to_dict(&props),))
+            ok(hdr, &(props::get_all(ifaces, provided, &iface)?,))
         }
-        "Set" => Err(EngineError::new(
-            "org.freedesktop.DBus.Error.PropertyReadOnly",
-            "Property is read-only.",
-        )),
+        "Set" => {
+            let (iface, name, _): (String, String, zvariant::OwnedValue) =
+                msg.body().deserialize().map_err(bad_args)?;
+            Err(props::set(ifaces, &iface, &name))
+        }
         _ => Err(unknown_method(member, IFACE_PROPS)),
     }
 }
 
-fn manager_props(engine: &Engine, iface: &str) -> Option<PropList> {
-    if !(iface == IFACE_MANAGER || iface.is_empty()) {
-        return None;
+/// What we model of a unit's properties on `iface`, with runtime overrides applied.
+fn unit_provided(engine: &Engine, d: &Daemon, name: &str, iface: &str) -> PropList {
+    let mut props = engine.unit_properties(name, iface).unwrap_or_default();
+    if iface == IFACE_UNIT {
+        let transient = d.transient.contains(name);
+        props.retain(|(k, _)| k != "Transient" && !(transient && k == "UnitFileState"));
+        props.push(("Transient".to_string(), Value::Bool(transient)));
+        if transient {
+            props.push((
+                "UnitFileState".to_string(),
+                Value::Str("transient".to_string()),
+            ));
+        }
+        if let Some(o) = d.overrides.get(name) {
+            props.retain(|(k, _)| !o.contains_key(k));
+            props.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
     }
-    let s = |v: &str| Value::Str(v.to_string());
-    Some(vec![
-        ("Version".to_string(), s("252")),
-        ("Features".to_string(), s("")),
-        ("Virtualization".to_string(), s("")),
-        ("Architecture".to_string(), s(std::env::consts::ARCH)),
-        ("SystemState".to_string(), s("running")),
-        (
-            "NNames".to_string(),
-            Value::U32(engine.units().count() as u32),
-        ),
-        (
-            "NJobs".to_string(),
-            Value::U32(engine.units().filter(|u| u.job.is_some()).count() as u32),
-        ),
-        ("DefaultStandardOutput".to_string(), s("inherit")),
-    ])
+    props
+}
+
+fn unit_ifaces(name: &str) -> &'static [Interface] {
+    let s = schemas();
+    if name.ends_with(".service") {
+        &s.service
+    } else if name.ends_with(".target") {
+        &s.target
+    } else {
+        &s.other
+    }
 }
 
 fn job_ref_path(id: u32) -> OwnedObjectPath {
@@ -193,6 +207,7 @@ fn job_ref_path(id: u32) -> OwnedObjectPath {
 
 fn manager(
     engine: &mut Engine,
+    d: &mut Daemon,
     msg: &Message,
     hdr: &Header<'_>,
     iface: &str,
@@ -203,34 +218,29 @@ fn manager(
         return ok(hdr, &(XML_MANAGER,));
     }
     if iface == IFACE_PROPS {
-        let e: &Engine = engine;
-        return props_reply(hdr, msg, &|i| manager_props(e, i), member);
+        let (e, dd): (&Engine, &Daemon) = (engine, d);
+        let provided = |i: &str| {
+            if i == IFACE_MANAGER {
+                manager::properties(e, dd)
+            } else {
+                Vec::new()
+            }
+        };
+        return props_reply(hdr, msg, &schemas().manager, &provided, member);
     }
     if !(iface == IFACE_MANAGER || iface.is_empty()) {
         return Err(unknown_method(member, iface));
     }
     match member {
-        "Subscribe" | "Unsubscribe" => ok(hdr, &()),
+        "Subscribe" | "Unsubscribe" => {
+            let sender = hdr.sender().map(|s| s.to_string());
+            d.subscribe(sender.as_deref(), member == "Subscribe")?;
+            ok(hdr, &())
+        }
         "ListUnits" => {
             let list: Vec<UnitListEntry> = engine
                 .units()
-                .map(|u| {
-                    let job = u.job.and_then(|id| engine.job(id));
-                    (
-                        u.name.clone(),
-                        u.description(),
-                        u.load_state.to_string(),
-                        u.active.as_str().to_string(),
-                        u.sub.to_string(),
-                        String::new(),
-                        object_path(&unit_path(&u.name)),
-                        job.map(|j| j.id).unwrap_or(0),
-                        job.map(|j| j.job_type.as_str().to_string())
-                            .unwrap_or_default(),
-                        job.map(|j| job_ref_path(j.id))
-                            .unwrap_or_else(|| object_path("/")),
-                    )
-                })
+                .map(|u| manager::list_entry(engine, d, u))
                 .collect();
             ok(hdr, &(list,))
         }
@@ -240,7 +250,7 @@ fn manager(
             let state = engine.source().file_state(&name).ok_or_else(|| {
                 EngineError::new(
                     "org.freedesktop.DBus.Error.FileNotFound",
-                    format!("Unit file {name} does not exist."),
+                    "No such file or directory",
                 )
             })?;
             ok(hdr, &(state,))
@@ -302,15 +312,20 @@ fn manager(
             ok(hdr, &())
         }
         "Reload" => {
+            d.pre.push(OutSignal::Reloading(true));
             engine.reload(now);
+            d.post.push(OutSignal::Reloading(false));
             ok(hdr, &())
         }
-        _ => Err(unknown_method(member, iface)),
+        _ => manager::call(engine, d, msg, hdr, member, now)
+            .unwrap_or_else(|| Err(unknown_or_unsupported(member, iface, IFACE_MANAGER))),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn unit_object(
     engine: &mut Engine,
+    d: &mut Daemon,
     msg: &Message,
     hdr: &Header<'_>,
     name: &str,
@@ -329,8 +344,9 @@ fn unit_object(
         return ok(hdr, &(xml,));
     }
     if iface == IFACE_PROPS {
-        let e: &Engine = engine;
-        return props_reply(hdr, msg, &|i| e.unit_properties(name, i), member);
+        let (e, dd): (&Engine, &Daemon) = (engine, d);
+        let provided = |i: &str| unit_provided(e, dd, name, i);
+        return props_reply(hdr, msg, unit_ifaces(name), &provided, member);
     }
     let known = iface.is_empty()
         || iface == IFACE_UNIT
@@ -364,7 +380,8 @@ fn unit_object(
             engine.kill_unit(name, &whom, signal)?;
             ok(hdr, &())
         }
-        _ => Err(unknown_method(member, iface)),
+        _ => unit::call(engine, d, msg, hdr, name, member, now)
+            .unwrap_or_else(|| Err(unknown_or_unsupported(member, iface, IFACE_UNIT))),
     }
 }
 
@@ -392,20 +409,32 @@ fn job_object(
     }
     if iface == IFACE_PROPS {
         let e: &Engine = engine;
-        let all = |i: &str| {
-            if i == IFACE_JOB || i.is_empty() {
-                e.job(id).map(job_props)
+        let provided = |i: &str| {
+            if i == IFACE_JOB {
+                e.job(id).map(job_props).unwrap_or_default()
             } else {
-                None
+                Vec::new()
             }
         };
-        return props_reply(hdr, msg, &all, member);
+        return props_reply(hdr, msg, &schemas().job, &provided, member);
     }
     match (iface, member) {
         (IFACE_JOB | "", "Cancel") => {
             engine.cancel_job(id, now)?;
             ok(hdr, &())
         }
+        // Job ordering is not tracked per job; no job is reported as waiting on another.
+        (IFACE_JOB | "", "GetAfter" | "GetBefore") => ok(
+            hdr,
+            &(Vec::<(
+                u32,
+                String,
+                String,
+                String,
+                OwnedObjectPath,
+                OwnedObjectPath,
+            )>::new(),),
+        ),
         _ => Err(unknown_method(member, iface)),
     }
 }

@@ -4,5 +4,7 @@ pub mod bus;
 pub mod clock;
 pub mod convert;
 pub mod notify;
+pub mod private;
 pub mod procs;
 pub mod runtime;
+pub mod wire;

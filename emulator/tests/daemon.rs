@@ -1,0 +1,219 @@
+//! The daemon shell: the private peer-to-peer socket and orderly shutdown on SIGTERM.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+use zvariant::OwnedObjectPath;
+
+async fn connect_private(path: &std::path::Path) -> zbus::Connection {
+    let start = Instant::now();
+    loop {
+        if let Ok(stream) = tokio::net::UnixStream::connect(path).await {
+            return zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
+                .expect("p2p handshake");
+        }
+        assert!(start.elapsed() < DEADLINE, "private socket never appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A bare D-Bus peer on the private socket: zbus refuses messages whose sender is not a
+/// unique name, which is what systemd (and so the emulator) puts on signals there.
+struct RawPeer(std::os::unix::net::UnixStream);
+
+impl RawPeer {
+    fn connect(path: &std::path::Path) -> RawPeer {
+        use std::io::{BufRead, Write};
+        let start = Instant::now();
+        let s = loop {
+            if let Ok(s) = std::os::unix::net::UnixStream::connect(path) {
+                break s;
+            }
+            assert!(start.elapsed() < DEADLINE, "private socket never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        s.set_read_timeout(Some(DEADLINE)).expect("read timeout");
+        let uid: String = nix::unistd::geteuid()
+            .to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut w = &s;
+        write!(w, "\0AUTH EXTERNAL {uid}\r\n").expect("AUTH");
+        let mut line = String::new();
+        std::io::BufReader::new(&s)
+            .read_line(&mut line)
+            .expect("auth reply");
+        assert!(line.starts_with("OK "), "auth reply {line:?}");
+        w.write_all(b"BEGIN\r\n").expect("BEGIN");
+        RawPeer(s)
+    }
+
+    fn call<B: serde::Serialize + zvariant::DynamicType>(&mut self, member: &str, body: &B) {
+        use std::io::Write;
+        let m = zbus::Message::method_call(MANAGER, member)
+            .and_then(|b| b.interface(IFACE_MANAGER))
+            .and_then(|b| b.destination(DEST))
+            .and_then(|b| b.build(body))
+            .expect("method call");
+        self.0.write_all(m.data()).expect("send call");
+    }
+
+    fn read(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut buf = vec![0u8; 16];
+        self.0.read_exact(&mut buf).expect("message header");
+        let len = systemd_emulator::io::wire::message_len(&buf).expect("valid header");
+        buf.resize(len, 0);
+        self.0.read_exact(&mut buf[16..]).expect("message");
+        buf
+    }
+}
+
+/// The object path at `at` (u32 length, bytes) in a little-endian message.
+fn path_at(m: &[u8], at: usize) -> String {
+    let len = u32::from_le_bytes(m[at..at + 4].try_into().expect("4 bytes")) as usize;
+    String::from_utf8_lossy(&m[at + 4..at + 4 + len]).into_owned()
+}
+
+fn body_start(m: &[u8]) -> usize {
+    let fields = u32::from_le_bytes(m[12..16].try_into().expect("4 bytes")) as usize;
+    (16 + fields).div_ceil(8) * 8
+}
+
+/// Reads messages until JobRemoved for `job`; returns its header string fields.
+fn wait_job_removed(peer: &mut RawPeer, job: &str) -> Vec<(u8, String)> {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        let m = peer.read();
+        let fields = systemd_emulator::io::wire::string_fields(&m);
+        let is_removed = m[1] == 4 && fields.contains(&(3, "JobRemoved".to_string()));
+        if is_removed && path_at(&m, body_start(&m) + 4) == job {
+            return fields;
+        }
+    }
+    panic!("no JobRemoved for {job}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn private_socket_serves_calls_and_signals() {
+    let (dir, units) = unit_dir(&[(
+        "p.service",
+        "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    )]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let _emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--no-bus".as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    // zbus clients work for calls (no signals reach them before they subscribe).
+    let conn = connect_private(&sock).await;
+    let v: zvariant::OwnedValue = call(
+        &conn,
+        MANAGER,
+        IFACE_PROPS,
+        "Get",
+        &(IFACE_MANAGER, "Version"),
+    )
+    .await
+    .expect("Version over the private socket");
+    assert_eq!(String::try_from(v).expect("Version s"), "252");
+    drop(conn);
+
+    let mut peer = RawPeer::connect(&sock);
+    let mut other = RawPeer::connect(&sock);
+    peer.call("Subscribe", &());
+    peer.call("StartUnit", &("p.service", "replace"));
+    // Replies carry no sender stamp; find the StartUnit reply (the second one) for the job.
+    let mut replies = 0;
+    let job = loop {
+        let m = peer.read();
+        if m[1] == 2 {
+            replies += 1;
+            if replies == 2 {
+                break path_at(&m, body_start(&m));
+            }
+        }
+    };
+    assert!(job.starts_with("/org/freedesktop/systemd1/job/"), "{job}");
+    let fields = wait_job_removed(&mut peer, &job);
+    assert!(
+        fields.contains(&(7, DEST.to_string())),
+        "sender missing: {fields:?}"
+    );
+    // Signals go to every private connection, subscribed or not, as systemd does.
+    let fields = wait_job_removed(&mut other, &job);
+    assert!(
+        fields.contains(&(7, DEST.to_string())),
+        "sender missing: {fields:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sigterm_stops_units_in_order_then_exits() {
+    let (dir, _) = unit_dir(&[]);
+    let marker = dir.path().join("stopped");
+    let unit = format!(
+        "[Service]\nExecStart=/bin/sleep 300\nExecStop=/bin/sh -c 'echo bye > {}; kill $MAINPID'\n",
+        marker.display()
+    );
+    let s = setup(&[("long.service", unit.as_str())], &[]).await;
+    let c = &s.conn;
+    let _: OwnedObjectPath = call(
+        c,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("long.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/long_2eservice";
+    let start = Instant::now();
+    let pid = loop {
+        let v = get_prop(c, path, "org.freedesktop.systemd1.Service", "MainPID").await;
+        let pid = u32::try_from(v).expect("MainPID u32");
+        if pid != 0 {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "long.service never got a main PID"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut emu = s.emulator;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(emu.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the emulator");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = emu.0.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "emulator did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        process_gone(pid),
+        "service process {pid} survived the emulator"
+    );
+    let said = std::fs::read_to_string(&marker).expect("ExecStop ran at shutdown");
+    assert_eq!(said.trim(), "bye");
+}

@@ -1,0 +1,221 @@
+//! Shared pieces of the emulator's end-to-end tests: a private dbus-daemon, the emulator
+//! binary, zbus clients (over the bus or the private socket).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use zbus::Connection;
+
+pub const DEST: &str = "org.freedesktop.systemd1";
+pub const MANAGER: &str = "/org/freedesktop/systemd1";
+pub const IFACE_MANAGER: &str = "org.freedesktop.systemd1.Manager";
+pub const IFACE_PROPS: &str = "org.freedesktop.DBus.Properties";
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Kills the process on drop so a failing test leaves nothing behind.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start_bus(dir: &Path) -> (Guard, String) {
+    let config = dir.join("bus.conf");
+    let socket = dir.join("bus.sock");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    )
+    .expect("write bus config");
+    let mut child = Command::new("dbus-daemon")
+        .arg("--nofork")
+        .arg("--print-address")
+        .arg(format!("--config-file={}", config.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dbus-daemon must be installed");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read bus address");
+    (Guard(child), line.trim().to_string())
+}
+
+/// A temp dir with `units` written to `DIR/units`.
+pub fn unit_dir(units: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit_dir = dir.path().join("units");
+    std::fs::create_dir(&unit_dir).expect("mkdir units");
+    for (name, text) in units {
+        std::fs::write(unit_dir.join(name), text).expect("write unit");
+    }
+    (dir, unit_dir)
+}
+
+pub fn emulator(args: &[&std::ffi::OsStr]) -> Guard {
+    Guard(
+        Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+            .args(args)
+            .spawn()
+            .expect("spawn emulator"),
+    )
+}
+
+pub async fn wait_for_name(conn: &Connection) {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.expect("DBus proxy");
+    let start = Instant::now();
+    loop {
+        let name = zbus::names::BusName::try_from(DEST).expect("valid name");
+        if dbus.name_has_owner(name).await.unwrap_or(false) {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "emulator never acquired {DEST}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub _bus: Guard,
+    pub emulator: Guard,
+    pub conn: Connection,
+}
+
+/// A private bus with the emulator serving `units` on it; `extra` are more emulator flags.
+pub async fn setup(units: &[(&str, &str)], extra: &[&str]) -> Setup {
+    let (dir, units) = unit_dir(units);
+    let (bus, address) = start_bus(dir.path());
+    let runtime = dir.path().join("run");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--bus-address".as_ref(),
+        address.as_ref(),
+        "--runtime-dir".as_ref(),
+        runtime.as_os_str(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let emulator = emulator(&args);
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .expect("address")
+        .build()
+        .await
+        .expect("connect");
+    wait_for_name(&conn).await;
+    Setup {
+        dir,
+        _bus: bus,
+        emulator,
+        conn,
+    }
+}
+
+/// Calls a method; on p2p connections `dest` is ignored by the peer.
+pub async fn call_msg<B>(
+    conn: &Connection,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &B,
+) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zvariant::DynamicType,
+{
+    let dest = if conn.unique_name().is_some() {
+        Some(DEST)
+    } else {
+        None
+    };
+    conn.call_method(dest, path, Some(iface), method, body)
+        .await
+}
+
+pub async fn call<B, R>(
+    conn: &Connection,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &B,
+) -> zbus::Result<R>
+where
+    B: serde::Serialize + zvariant::DynamicType,
+    R: for<'d> serde::Deserialize<'d> + zvariant::Type,
+{
+    call_msg(conn, path, iface, method, body)
+        .await?
+        .body()
+        .deserialize::<R>()
+}
+
+/// (error name, message) of a failed call; panics if the call succeeded.
+pub fn method_error<T: std::fmt::Debug>(r: zbus::Result<T>) -> (String, String) {
+    match r {
+        Err(zbus::Error::MethodError(name, msg, _)) => (name.to_string(), msg.unwrap_or_default()),
+        other => panic!("expected a D-Bus error, got {other:?}"),
+    }
+}
+
+pub async fn get_prop(
+    conn: &Connection,
+    path: &str,
+    iface: &str,
+    name: &str,
+) -> zvariant::OwnedValue {
+    call(conn, path, IFACE_PROPS, "Get", &(iface, name))
+        .await
+        .unwrap_or_else(|e| panic!("Get {iface}.{name} on {path}: {e}"))
+}
+
+/// Polls `f` until it is true or the deadline passes.
+pub async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn process_gone(pid: u32) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        // A zombie still has a /proc entry; state Z counts as gone.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s)
+                if s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
+            {
+                return true
+            }
+            Ok(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
