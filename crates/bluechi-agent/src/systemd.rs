@@ -63,6 +63,11 @@ pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
             .await
     }
     .map_err(|e| format!("Failed to connect to systemd: {e}"))?;
+    if direct {
+        tracing::debug!("Connected to systemd on {PRIVATE_SOCKET}");
+    } else {
+        tracing::debug!("Connected to systemd on the system bus");
+    }
     msg::spawn_forwarder(&conn, tx, Event::Systemd);
     if !direct {
         let dbus = zbus::fdo::DBusProxy::new(&conn)
