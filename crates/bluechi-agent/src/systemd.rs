@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use bluechi_core::msg::{self, PropMap};
 use bluechi_core::names::*;
+use bluechi_core::sd_private::{self, PRIVATE_SOCKET};
 use tokio::sync::mpsc::UnboundedSender;
 use zbus::message::Type;
 use zbus::{Connection, Message};
 
 use crate::agent::{Agent, Event, SdPending, TrackedJob};
 
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
 /// Early job results kept at most (see `Agent::early_results`).
 const EARLY_RESULTS: usize = 64;
 
@@ -52,11 +52,10 @@ fn active_state(s: &str) -> String {
 pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
     let direct = nix::unistd::geteuid().is_root() && std::path::Path::new(PRIVATE_SOCKET).exists();
     let conn = if direct {
-        zbus::connection::Builder::address(format!("unix:path={PRIVATE_SOCKET}").as_str())
-            .map_err(|e| e.to_string())?
-            .p2p()
-            .build()
+        // Systemd signs what it sends there in a way zbus rejects; bluechi-core relays it.
+        sd_private::connect(PRIVATE_SOCKET)
             .await
+            .map_err(zbus::Error::from)
     } else {
         zbus::connection::Builder::system()
             .map_err(|e| e.to_string())?
@@ -64,6 +63,11 @@ pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
             .await
     }
     .map_err(|e| format!("Failed to connect to systemd: {e}"))?;
+    if direct {
+        tracing::debug!("Connected to systemd on {PRIVATE_SOCKET}");
+    } else {
+        tracing::debug!("Connected to systemd on the system bus");
+    }
     msg::spawn_forwarder(&conn, tx, Event::Systemd);
     if !direct {
         let dbus = zbus::fdo::DBusProxy::new(&conn)

@@ -3,7 +3,8 @@
 //! Everything that more than one binary needs lives here: the D-Bus names and paths of the
 //! contract (`names`), configuration files with upstream's INI semantics (`config`), the
 //! peer-to-peer link between agent and controller with sd-bus' SASL dialect (`sasl`, `link`),
-//! raw message helpers used instead of zbus' object server (`msg`), and logging (`logging`).
+//! raw message helpers used instead of zbus' object server (`msg`), logging (`logging`), and
+//! root's direct connection to systemd (`sd_private`).
 
 pub mod clock;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod msg;
 pub mod names;
 pub mod ordered;
 pub mod sasl;
+pub mod sd_private;
 
 /// Version printed by `--version` and `bluechictl version`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-1");

@@ -1,5 +1,6 @@
 //! The connection to the service manager and typed calls on it.
 
+use bluechi_core::sd_private::{self, PRIVATE_SOCKET};
 use std::collections::HashMap;
 use zbus::Connection;
 use zvariant::{OwnedObjectPath, OwnedValue};
@@ -118,15 +119,13 @@ pub struct Manager {
     pub conn: Connection,
 }
 
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
-
 /// Connects as systemctl does: root prefers systemd's private socket, everyone else (and root
 /// when it is missing or refuses us) uses the system bus.
 pub async fn connect() -> Result<Manager, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if root && std::path::Path::new(PRIVATE_SOCKET).exists() {
-        if let Ok(conn) = crate::private::connect(PRIVATE_SOCKET).await {
+        if let Ok(conn) = sd_private::connect(PRIVATE_SOCKET).await {
             return Ok(Manager { conn });
         }
     }

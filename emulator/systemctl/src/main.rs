@@ -10,7 +10,6 @@ mod jobs;
 mod list;
 mod names;
 mod preset;
-mod private;
 mod show;
 mod simple;
 mod status;

@@ -1,0 +1,181 @@
+//! systemd's private socket (`/run/systemd/private`), through an in-process relay.
+//!
+//! Root talks to systemd over its private socket: it works before the system bus is up and it
+//! is what upstream's agent and systemctl use. On that socket systemd stamps its well-known
+//! name `org.freedesktop.systemd1` as the SENDER of every message, but zbus 5 accepts only
+//! unique names in that field and panics on anything else (seen against systemd 252). The
+//! relay passes our bytes to systemd unchanged and drops the SENDER field from what systemd
+//! sends back: a peer-to-peer connection has exactly one peer, so the field carries nothing.
+//!
+//! Known limit: file descriptors are not relayed. Neither the agent nor systemctl calls the
+//! few manager methods that pass them.
+
+use std::io::{Error, ErrorKind};
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Where systemd listens for root's direct connections.
+pub const PRIVATE_SOCKET: &str = "/run/systemd/private";
+
+const FIELD_SENDER: u8 = 7;
+/// The D-Bus maximum message size: anything larger is refused before allocating for it.
+pub const MAX_MESSAGE: usize = 128 * 1024 * 1024;
+/// Authentication replies are short ("OK <32 hex digits>"); a longer line is not systemd.
+const MAX_AUTH_LINE: u64 = 1024;
+
+/// A zbus peer-to-peer connection to the systemd manager listening on `path`.
+pub async fn connect(path: impl AsRef<Path>) -> std::io::Result<zbus::Connection> {
+    let upstream = UnixStream::connect(path).await?;
+    let (ours, relay_end) = UnixStream::pair()?;
+    tokio::spawn(relay(upstream, relay_end));
+    zbus::connection::Builder::unix_stream(ours)
+        .p2p()
+        .build()
+        .await
+        .map_err(Error::other)
+}
+
+/// Runs both directions until either ends; dropping both sockets then closes the other side
+/// too, so neither zbus nor systemd is left with a half-dead connection.
+async fn relay(upstream: UnixStream, client: UnixStream) {
+    let (up_read, mut up_write) = upstream.into_split();
+    let (mut client_read, mut client_write) = client.into_split();
+    let result = tokio::select! {
+        r = tokio::io::copy(&mut client_read, &mut up_write) => r.map(|_| ()),
+        r = pump_down(BufReader::new(up_read), &mut client_write) => r,
+    };
+    if let Err(e) = result {
+        tracing::debug!("systemd private socket relay closed: {e}");
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::new(ErrorKind::InvalidData, what.to_string())
+}
+
+/// Forwards the authentication lines as they are, then each message without its SENDER.
+async fn pump_down<R, W>(mut from: BufReader<R>, to: &mut W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Until the first message the server speaks text lines; a message starts with its
+    // endianness byte, which no authentication reply starts with.
+    loop {
+        let buf = from.fill_buf().await?;
+        match buf.first() {
+            None => return Ok(()),
+            Some(b'l' | b'B') => break,
+            Some(_) => {
+                let mut line = Vec::new();
+                (&mut from)
+                    .take(MAX_AUTH_LINE)
+                    .read_until(b'\n', &mut line)
+                    .await?;
+                if line.last() != Some(&b'\n') {
+                    return Err(bad("authentication line too long or cut off"));
+                }
+                to.write_all(&line).await?;
+            }
+        }
+    }
+    loop {
+        let mut fixed = [0u8; 16];
+        match from.read_exact(&mut fixed).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let total = message_len(&fixed).ok_or_else(|| bad("malformed or oversized message"))?;
+        let mut msg = vec![0u8; total];
+        msg[..16].copy_from_slice(&fixed);
+        from.read_exact(&mut msg[16..]).await?;
+        let out = drop_sender(&msg).ok_or_else(|| bad("malformed message header"))?;
+        to.write_all(&out).await?;
+    }
+}
+
+/// The whole length of the message whose fixed 16-byte header is `fixed`, if it is plausible.
+fn message_len(fixed: &[u8; 16]) -> Option<usize> {
+    let le = match fixed[0] {
+        b'l' => true,
+        b'B' => false,
+        _ => return None,
+    };
+    let body_len = usize::try_from(read_u32(&fixed[4..8], le)?).ok()?;
+    let fields_len = usize::try_from(read_u32(&fixed[12..16], le)?).ok()?;
+    let total = align8(16usize.checked_add(fields_len)?)?.checked_add(body_len)?;
+    (total <= MAX_MESSAGE).then_some(total)
+}
+
+fn align8(n: usize) -> Option<usize> {
+    Some(n.checked_add(7)? & !7)
+}
+
+fn align4(n: usize) -> Option<usize> {
+    Some(n.checked_add(3)? & !3)
+}
+
+fn read_u32(b: &[u8], le: bool) -> Option<u32> {
+    let a: [u8; 4] = b.get(..4)?.try_into().ok()?;
+    Some(if le {
+        u32::from_le_bytes(a)
+    } else {
+        u32::from_be_bytes(a)
+    })
+}
+
+/// `msg` with the SENDER header field removed and the header re-padded; `None` if the header
+/// is malformed or uses a field signature that D-Bus does not define for header fields.
+pub fn drop_sender(msg: &[u8]) -> Option<Vec<u8>> {
+    let le = match *msg.first()? {
+        b'l' => true,
+        b'B' => false,
+        _ => return None,
+    };
+    let fields_len = usize::try_from(read_u32(msg.get(12..16)?, le)?).ok()?;
+    let fields_end = 16usize.checked_add(fields_len)?;
+    let body = msg.get(align8(fields_end)?..)?;
+    let mut out = msg.get(..16)?.to_vec();
+    let mut pos = 16;
+    while pos < fields_end {
+        let code = *msg.get(pos)?;
+        let sig_len = usize::from(*msg.get(pos + 1)?);
+        let sig = msg.get(pos + 2..pos + 2 + sig_len)?;
+        let value = pos + 2 + sig_len + 1;
+        let end = match sig {
+            b"s" | b"o" => {
+                let at = align4(value)?;
+                let len = usize::try_from(read_u32(msg.get(at..)?, le)?).ok()?;
+                at.checked_add(4)?.checked_add(len)?.checked_add(1)?
+            }
+            b"g" => value + 1 + usize::from(*msg.get(value)?) + 1,
+            b"u" => align4(value)? + 4,
+            _ => return None,
+        };
+        if end > fields_end {
+            return None;
+        }
+        if code != FIELD_SENDER {
+            out.resize(align8(out.len())?, 0);
+            out.extend_from_slice(msg.get(pos..end)?);
+        }
+        pos = align8(end)?;
+    }
+    let new_len = u32::try_from(out.len() - 16).ok()?;
+    let bytes = if le {
+        new_len.to_le_bytes()
+    } else {
+        new_len.to_be_bytes()
+    };
+    out[12..16].copy_from_slice(&bytes);
+    out.resize(align8(out.len())?, 0);
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+#[cfg(test)]
+#[path = "sd_private_tests.rs"]
+mod tests;
