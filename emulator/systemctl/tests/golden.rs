@@ -9,39 +9,6 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Steps of the core session the emulator cannot answer like systemd 252 yet, with the reason.
-/// `core_session_all_steps` (ignored) runs them too.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "show -p ActiveState,SubState,Foo t-oneshot.service",
-        SHOW_ORDER,
-    ),
-    (
-        "show -p SubState,ActiveState -p Id --value t-oneshot.service",
-        SHOW_ORDER,
-    ),
-    (
-        "show -p Result,ExecMainStatus t-failing.service t-oneshot.service",
-        SHOW_ORDER,
-    ),
-    (
-        "show -p Id,Description,SubState t-tmpl@a.service",
-        SHOW_ORDER,
-    ),
-    ("list-unit-files t-*", TEMPLATE_STATE),
-    ("list-unit-files --no-legend t-*e*", TEMPLATE_STATE),
-    ("status -n0 t-failing", UNIT_GC),
-    ("status -n0 t-oneshot", UNIT_GC),
-];
-
-const SHOW_ORDER: &str = "systemctl prints properties in the order GetAll sends them; systemd \
-    sends interface order, the emulator's GetAll sends a hash map's order";
-const UNIT_GC: &str = "systemd unloads an inactive unit nothing references (after stop or \
-    reset-failed), so its last run is forgotten; the emulator keeps the unit with the \
-    ExecMainPID and InactiveEnterTimestamp of that run";
-const TEMPLATE_STATE: &str = "the emulator's ListUnitFiles reports every template as static; \
-    systemd reports a template with [Install] as disabled";
-
 /// One recorded invocation: the arguments and what came out.
 #[derive(Debug, Clone, PartialEq)]
 struct Step {
@@ -258,18 +225,14 @@ fn node() -> Node {
     node
 }
 
-/// Runs `session` against the emulator and compares every step not in `skip` with the golden.
-fn compare_session(session: &str, skip: &[(&str, &str)]) {
+/// Runs `session` against the emulator and compares every step with the golden.
+fn compare_session(session: &str) {
     let golden = golden_blocks(session);
     let node = node();
     let unit_dir = node.unit_dir().display().to_string();
     let mut failures = Vec::new();
     for (line, want) in &golden {
         let got = node.systemctl(line);
-        if let Some((_, why)) = skip.iter().find(|(l, _)| l == line) {
-            eprintln!("skipped `systemctl {line}`: {why}");
-            continue;
-        }
         let want = normalise(want, &unit_dir);
         let got = normalise(&got.render(), &unit_dir);
         if want != got {
@@ -321,17 +284,10 @@ fn normalise_masks_times_pids_and_paths() {
 
 #[test]
 fn core_session_matches_golden() {
-    compare_session("core", KNOWN_GAPS);
+    compare_session("core");
 }
 
 #[test]
-#[ignore = "runs the KNOWN_GAPS steps too; enable once the emulator covers them"]
-fn core_session_all_steps() {
-    compare_session("core", &[]);
-}
-
-#[test]
-#[ignore = "the emulator has no EnableUnitFiles/DisableUnitFiles yet (stubbed in engine/types.rs)"]
 fn enable_session_matches_golden() {
-    compare_session("enable", &[]);
+    compare_session("enable");
 }
