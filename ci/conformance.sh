@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 image="${CONFORMANCE_IMAGE:-localhost/bluechi-conformance-systemd252:latest}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$root/containers/containers.conf}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-conf}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
 for tool in podman runc; do
     command -v "$tool" >/dev/null || { echo "conformance: $tool not installed (apt-get install podman runc debootstrap)" >&2; exit 2; }
