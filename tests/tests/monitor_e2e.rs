@@ -147,6 +147,29 @@ fn monitors_fleet_and_metrics_on_a_local_cluster() {
             .await?;
         let first_node_row = out.stdout.lines().nth(2).unwrap_or_default().to_string();
         assert!(first_node_row.starts_with("worker1 "), "{}", out.stdout);
+        // Columns 3 and 4 are systemd's ActiveState and SubState (not SubState and Following).
+        for row in out.stdout.lines().skip(2) {
+            let cols: Vec<&str> = row.split(" | ").map(str::trim).collect();
+            assert!(
+                matches!(
+                    cols.get(2).copied(),
+                    Some(
+                        "active"
+                            | "inactive"
+                            | "failed"
+                            | "activating"
+                            | "deactivating"
+                            | "reloading"
+                    )
+                ),
+                "ACTIVE column of {row:?} is not an active state:\n{}",
+                out.stdout
+            );
+            assert!(
+                !cols.get(3).copied().unwrap_or_default().is_empty(),
+                "{row:?}"
+            );
+        }
         Ok::<(), String>(())
     });
     if result.is_err() {

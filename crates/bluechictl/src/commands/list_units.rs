@@ -37,7 +37,7 @@ pub async fn run(client: &Client, node: Option<&String>, filter: Option<&str>) -
         .flat_map(|(node, units)| {
             units
                 .into_iter()
-                .map(move |u| vec![node.clone(), u.0, u.4, u.5])
+                .map(move |u| vec![node.clone(), u.0, u.3, u.4])
         })
         .collect();
     out(&table::padded_table(
