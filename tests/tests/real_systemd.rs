@@ -7,145 +7,40 @@
 //! (or `BLUECHI_BIN_DIR`): build them first with
 //! `cargo build -p bluechi-controller -p bluechi-agent -p bluechictl`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod support_podman;
 
-const IMAGE: &str = "localhost/bluechi-conformance-systemd252";
+use std::path::Path;
+
+use support_podman::{policy_volume, skip_reason, text, Container, IMAGE};
+
 const BIN: &str = "/opt/bluechi/bin";
 const NODE: &str = "realsd";
 const UNIT: &str = "bluechi-realsd-oneshot.service";
-const DEADLINE: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(100);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
+fn start_container(bin: &Path) -> Container {
+    let mut c = Container::start(
+        "real-systemd",
+        &[
+            "--systemd=always".to_string(),
+            "--network=none".to_string(),
+            "-v".to_string(),
+            format!("{}:{BIN}:ro", bin.display()),
+            "-v".to_string(),
+            policy_volume("crates/bluechi-controller/dbus/org.eclipse.bluechi.conf"),
+            "-v".to_string(),
+            policy_volume("crates/bluechi-agent/dbus/org.eclipse.bluechi.Agent.conf"),
+            IMAGE.to_string(),
+            "/lib/systemd/systemd".to_string(),
+        ],
+    );
+    c.diagnostics =
+        "journalctl --no-pager -o cat -u bluechi-controller -u bluechi-agent | tail -n 60"
+            .to_string();
+    c
 }
 
-fn podman() -> Command {
-    let mut cmd = Command::new("podman");
-    // The project's machines need runc and lower ulimits (see containers/containers.conf).
-    if std::env::var_os("CONTAINERS_CONF").is_none() {
-        cmd.env(
-            "CONTAINERS_CONF",
-            repo_root().join("containers/containers.conf"),
-        );
-    }
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Why the test cannot run here, if it cannot.
-fn skip_reason() -> Option<String> {
-    match podman().arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => return Some(format!("podman --version failed: {}", text(&o))),
-        Err(e) => return Some(format!("podman not available: {e}")),
-    }
-    match podman().args(["image", "exists", IMAGE]).status() {
-        Ok(s) if s.success() => None,
-        _ => Some(format!("image {IMAGE} not built (see ci/conformance.sh)")),
-    }
-}
-
-/// The running container; removed on every path, including a failed assertion.
-struct Container {
-    name: String,
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = podman().args(["rm", "-f", "-t", "0", &self.name]).output();
-    }
-}
-
-impl Container {
-    fn start(bin: &Path) -> Container {
-        let c = Container {
-            name: format!("bluechi-real-systemd-{}", std::process::id()),
-        };
-        let _ = podman().args(["rm", "-f", "-t", "0", &c.name]).output();
-        let root = repo_root();
-        let policy = |p: &str| {
-            let file = root.join(p);
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            format!(
-                "{}:/etc/dbus-1/system.d/{}:ro",
-                file.display(),
-                name.unwrap_or_default()
-            )
-        };
-        let o = run(podman().args(["run", "-d", "--name", &c.name]).args([
-            "--systemd=always",
-            "--network=none",
-            "-v",
-            &format!("{}:{BIN}:ro", bin.display()),
-            "-v",
-            &policy("crates/bluechi-controller/dbus/org.eclipse.bluechi.conf"),
-            "-v",
-            &policy("crates/bluechi-agent/dbus/org.eclipse.bluechi.Agent.conf"),
-            IMAGE,
-            "/lib/systemd/systemd",
-        ]));
-        assert!(o.status.success(), "podman run failed: {}", text(&o));
-        c
-    }
-
-    fn sh(&self, script: &str) -> Output {
-        run(podman().args(["exec", &self.name, "sh", "-c", script]))
-    }
-
-    fn sh_ok(&self, script: &str) -> String {
-        let o = self.sh(script);
-        assert!(o.status.success(), "`{script}` failed: {}", text(&o));
-        text(&o)
-    }
-
-    fn bluechictl(&self, args: &str) -> Output {
-        self.sh(&format!("{BIN}/bluechictl {args}"))
-    }
-
-    /// Polls `script` until its output satisfies `ok`; panics with the last output and the
-    /// daemons' journals at the deadline.
-    fn wait_for(&self, what: &str, script: &str, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let out = text(&self.sh(script));
-            if ok(&out) {
-                return out;
-            }
-            if Instant::now() > end {
-                panic!(
-                    "timed out waiting for {what}; last output of `{script}`:\n{out}\n{}",
-                    self.journals()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    fn journals(&self) -> String {
-        text(
-            &self.sh(
-                "journalctl --no-pager -o cat -u bluechi-controller -u bluechi-agent | tail -n 60",
-            ),
-        )
-    }
+fn bluechictl(c: &Container, args: &str) -> std::process::Output {
+    c.sh(&format!("{BIN}/bluechictl {args}"))
 }
 
 #[test]
@@ -163,7 +58,7 @@ fn controller_and_agent_drive_real_systemd_252() {
             bin.display()
         );
     }
-    let c = Container::start(&bin);
+    let c = start_container(&bin);
     c.wait_for(
         "systemd to finish booting",
         "systemctl is-system-running || true",
@@ -199,7 +94,7 @@ ControllerPort=842\\nLogTarget=stderr\\nLogLevel=DEBUG\\n' > /etc/bluechi/agent.
         |o| o.contains("Connected to systemd on /run/systemd/private"),
     );
 
-    let units = text(&c.bluechictl(&format!("list-units {NODE}")));
+    let units = text(&bluechictl(&c, &format!("list-units {NODE}")));
     for unit in ["systemd-journald.service", "-.mount", "dbus.service"] {
         assert!(
             units.lines().any(|l| l.contains(&format!(" {unit} "))),
@@ -218,7 +113,7 @@ ControllerPort=842\\nLogTarget=stderr\\nLogLevel=DEBUG\\n' > /etc/bluechi/agent.
         |o| o.contains(&format!("Subscribing to node '{NODE}' and unit '{UNIT}'")),
     );
 
-    let start = c.bluechictl(&format!("start {NODE} {UNIT}"));
+    let start = bluechictl(&c, &format!("start {NODE} {UNIT}"));
     assert!(start.status.success(), "start failed: {}", text(&start));
     assert_eq!(
         String::from_utf8_lossy(&start.stdout),
@@ -229,7 +124,7 @@ ControllerPort=842\\nLogTarget=stderr\\nLogLevel=DEBUG\\n' > /etc/bluechi/agent.
         o.contains("Unit state changed (reason: real)\n\tActive: active (exited)")
     });
 
-    let stop = c.bluechictl(&format!("stop {NODE} {UNIT}"));
+    let stop = bluechictl(&c, &format!("stop {NODE} {UNIT}"));
     assert!(stop.status.success(), "stop failed: {}", text(&stop));
     assert_eq!(
         String::from_utf8_lossy(&stop.stdout),

@@ -1,0 +1,182 @@
+//! Podman plumbing shared by the tests that judge our code against systemd 252's image: the
+//! `podman` command with the project's CONTAINERS_CONF, a container removed on every path,
+//! `sh -c` inside it and polling with a deadline.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Debian bookworm with systemd 252, built by `ci/conformance.sh`.
+pub const IMAGE: &str = "localhost/bluechi-conformance-systemd252";
+pub const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(100);
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+pub fn podman() -> Command {
+    let mut cmd = Command::new("podman");
+    // The project's machines need runc and lower ulimits (see containers/containers.conf).
+    if std::env::var_os("CONTAINERS_CONF").is_none() {
+        cmd.env(
+            "CONTAINERS_CONF",
+            repo_root().join("containers/containers.conf"),
+        );
+    }
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// stdout then stderr, for messages and for checks that do not care which stream.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Why the test cannot run here, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    match podman().arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => return Some(format!("podman --version failed: {}", text(&o))),
+        Err(e) => return Some(format!("podman not available: {e}")),
+    }
+    match podman().args(["image", "exists", IMAGE]).status() {
+        Ok(s) if s.success() => None,
+        _ => Some(format!("image {IMAGE} not built (see ci/conformance.sh)")),
+    }
+}
+
+/// `{prefix}-{tag}-{pid}`: unique per test process; `BLUECHI_CONTAINER_PREFIX` keeps developers
+/// sharing a machine apart (default `bluechi`).
+pub fn container_name(tag: &str) -> String {
+    let prefix =
+        std::env::var("BLUECHI_CONTAINER_PREFIX").unwrap_or_else(|_| "bluechi".to_string());
+    format!("{prefix}-{tag}-{}", std::process::id())
+}
+
+/// `-v HOST:/etc/dbus-1/system.d/NAME:ro` for a policy file of the repository.
+pub fn policy_volume(repo_path: &str) -> String {
+    let file = repo_root().join(repo_path);
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{}:/etc/dbus-1/system.d/{name}:ro", file.display())
+}
+
+/// Polls `probe` until it yields a value; at the deadline panics with `what` and `report()`.
+pub fn poll<T>(
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    report: impl FnOnce() -> String,
+) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out waiting for {what}\n{}", report());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A detached container; removed on every path, including a failed assertion.
+pub struct Container {
+    pub name: String,
+    /// Shell script whose output explains a failure (journals, logs); podman logs are added.
+    pub diagnostics: String,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman().args(["rm", "-f", "-t", "0", &self.name]).output();
+    }
+}
+
+impl Container {
+    /// `podman run -d --name NAME ARGS...` (ARGS include the image and command).
+    pub fn start(tag: &str, args: &[String]) -> Container {
+        let c = Container {
+            name: container_name(tag),
+            diagnostics: String::new(),
+        };
+        let _ = podman().args(["rm", "-f", "-t", "0", &c.name]).output();
+        let o = run(podman().args(["run", "-d", "--name", &c.name]).args(args));
+        assert!(o.status.success(), "podman run failed: {}", text(&o));
+        c
+    }
+
+    pub fn sh(&self, script: &str) -> Output {
+        run(podman().args(["exec", &self.name, "sh", "-c", script]))
+    }
+
+    pub fn sh_ok(&self, script: &str) -> String {
+        let o = self.sh(script);
+        assert!(
+            o.status.success(),
+            "`{script}` failed: {}\n{}",
+            text(&o),
+            self.report()
+        );
+        text(&o)
+    }
+
+    /// Polls `script` until its output satisfies `ok`; panics with the last output and the
+    /// diagnostics at the deadline.
+    pub fn wait_for(&self, what: &str, script: &str, ok: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let out = text(&self.sh(script));
+            if ok(&out) {
+                return out;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "timed out waiting for {what}; last output of `{script}`:\n{out}\n{}",
+                    self.report()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// What the container's daemons said: the diagnostics script and the tail of podman logs.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        if !self.diagnostics.is_empty() {
+            out.push_str(&text(&self.sh(&self.diagnostics)));
+        }
+        let logs = run(podman().args(["logs", "--tail", "80", &self.name]));
+        out.push_str("--- podman logs ---\n");
+        out.push_str(&text(&logs));
+        out
+    }
+
+    /// The container's state and exit code as podman reports them.
+    pub fn state(&self) -> (String, i64) {
+        let o = run(podman().args([
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &self.name,
+        ]));
+        let t = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let (status, code) = t.split_once(' ').unwrap_or((t.as_str(), ""));
+        (status.to_string(), code.parse().unwrap_or(-1))
+    }
+}
