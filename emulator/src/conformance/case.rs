@@ -270,8 +270,17 @@ fn parse_op(t: &str) -> Result<Op, String> {
     let mode = |m: Option<&&str>| -> Result<String, String> {
         let m = m.copied().unwrap_or("replace");
         match m {
-            "replace" | "fail" => Ok(m.to_string()),
-            _ => Err(format!("job mode {m:?} not supported (replace, fail)")),
+            "replace"
+            | "fail"
+            | "isolate"
+            | "ignore-dependencies"
+            | "ignore-requirements"
+            | "replace-irreversibly"
+            | "flush" => Ok(m.to_string()),
+            _ => Err(format!(
+                "job mode {m:?} not supported (replace, fail, isolate, ignore-dependencies, \
+                 ignore-requirements, replace-irreversibly, flush)"
+            )),
         }
     };
     match words.as_slice() {
