@@ -105,12 +105,20 @@ pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<MessageStream, L
             let mut stream = TcpStream::connect((host.as_str(), port)).await?;
             apply_tcp_options(&stream, tcp)?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(wrap(stream, None), guid.as_str())?).await
+            build(Builder::authenticated_socket(
+                wrap(stream, None),
+                guid.as_str(),
+            )?)
+            .await
         }
         PeerAddress::Unix { path } => {
             let mut stream = UnixStream::connect(&path).await?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(wrap(stream, None), guid.as_str())?).await
+            build(Builder::authenticated_socket(
+                wrap(stream, None),
+                guid.as_str(),
+            )?)
+            .await
         }
     }
 }

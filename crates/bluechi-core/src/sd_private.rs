@@ -20,9 +20,9 @@ use tokio::net::UnixStream;
 pub const PRIVATE_SOCKET: &str = "/run/systemd/private";
 
 // Re-exported: this module's callers used to find them here.
-pub use crate::wire::{drop_sender, message_len, MAX_MESSAGE};
 #[cfg(test)]
 use crate::wire::{align8, read_u32, FIELD_SENDER};
+pub use crate::wire::{drop_sender, message_len, MAX_MESSAGE};
 /// Authentication replies are short ("OK <32 hex digits>"); a longer line is not systemd.
 const MAX_AUTH_LINE: u64 = 1024;
 

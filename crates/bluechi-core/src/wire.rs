@@ -90,7 +90,10 @@ fn fields(msg: &[u8]) -> Option<(Vec<Field<'_>>, usize)> {
             }
             b"g" => {
                 let len = usize::from(*msg.get(value)?);
-                (value + 1 + len + 1, Some(msg.get(value + 1..value + 1 + len)?))
+                (
+                    value + 1 + len + 1,
+                    Some(msg.get(value + 1..value + 1 + len)?),
+                )
             }
             b"u" => (align4(value)? + 4, None),
             _ => return None,

@@ -3,9 +3,13 @@ use proptest::prelude::*;
 use zbus::message::Message;
 
 fn signal(member: &str) -> Message {
-    Message::signal("/org/eclipse/bluechi/internal", "org.eclipse.bluechi.internal.X", member)
-        .and_then(|b| b.build(&(7u32, "x.service")))
-        .expect("signal")
+    Message::signal(
+        "/org/eclipse/bluechi/internal",
+        "org.eclipse.bluechi.internal.X",
+        member,
+    )
+    .and_then(|b| b.build(&(7u32, "x.service")))
+    .expect("signal")
 }
 
 /// Parses bytes the way zbus' reader does; only well-formed rewrites of zbus' own messages
@@ -30,11 +34,17 @@ fn set_then_drop_round_trips() {
     assert_eq!(sender(&stamped).as_deref(), Some("org.eclipse.bluechi"));
     let restamped = set_sender(&stamped, "a.b").expect("restamped");
     assert_eq!(sender(&restamped).as_deref(), Some("a.b"));
-    assert_eq!(restamped.len(), set_sender(&bytes, "a.b").map(|v| v.len()).unwrap_or(0));
+    assert_eq!(
+        restamped.len(),
+        set_sender(&bytes, "a.b").map(|v| v.len()).unwrap_or(0)
+    );
     let dropped = drop_sender(&stamped).expect("dropped");
     assert_eq!(dropped, bytes);
     let parsed = parse(dropped).expect("zbus parses it");
-    assert_eq!(parsed.header().member().map(|m| m.as_str()), Some("Heartbeat"));
+    assert_eq!(
+        parsed.header().member().map(|m| m.as_str()),
+        Some("Heartbeat")
+    );
     let (n, s): (u32, String) = parsed.body().deserialize().expect("body");
     assert_eq!((n, s.as_str()), (7, "x.service"));
 }
