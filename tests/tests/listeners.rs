@@ -134,6 +134,25 @@ fn frozen_controller_is_dropped_by_the_agent() {
         rig.start_agent("HeartbeatInterval=200\nControllerHeartbeatThreshold=1000")
             .await;
         rig.wait_agent_status("online").await;
+        // While the controller runs its heartbeats keep the agent online for several
+        // thresholds (regression: the heartbeat used to be unbuildable and never sent).
+        let start = std::time::Instant::now();
+        poll("three controller heartbeat thresholds to pass", || async {
+            assert_eq!(
+                rig.agent_status().await.as_deref(),
+                Some("online"),
+                "the agent dropped a live controller:\n{}",
+                rig.logs()
+            );
+            (start.elapsed() > std::time::Duration::from_millis(3000)).then_some(())
+        })
+        .await;
+        assert!(
+            !rig.log("bluechi-agent")
+                .contains("Did not receive heartbeat from controller"),
+            "{}",
+            rig.logs()
+        );
         rig.signal("bluechi-controller", "STOP");
         rig.wait_agent_status("offline").await;
         assert!(
@@ -145,5 +164,55 @@ fn frozen_controller_is_dropped_by_the_agent() {
         rig.signal("bluechi-controller", "CONT");
         rig.wait_agent_status("online").await;
         rig.wait_node_status("online").await;
+    });
+}
+
+/// The controller's Heartbeat reaches a raw agent-side reader stamped with
+/// SENDER=org.eclipse.bluechi, as upstream's controller sends it (spec §1.4.2).
+#[test]
+fn controller_heartbeat_carries_its_well_known_sender() {
+    use bluechi_core::{names, sasl, wire};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    runtime().block_on(async {
+        let rig = Rig::start(Activated::Unix, CONTROLLER_HEARTBEATS).await;
+        let path = rig
+            .controller_address
+            .strip_prefix("unix:path=")
+            .expect("unix address")
+            .to_string();
+        let mut s = tokio::net::UnixStream::connect(&path)
+            .await
+            .expect("connect to the controller");
+        sasl::client_handshake(&mut s).await.expect("handshake");
+        let register = zbus::Message::method_call(names::INTERNAL_CONTROLLER_PATH, "Register")
+            .and_then(|b| b.interface(names::INTERNAL_CONTROLLER_IFACE))
+            .and_then(|b| b.destination(names::CONTROLLER_BUS_NAME))
+            .and_then(|b| b.build(&("lis",)))
+            .expect("Register call");
+        s.write_all(register.data()).await.expect("send Register");
+        let read = async {
+            loop {
+                let mut msg = vec![0u8; wire::FIXED_HEADER];
+                s.read_exact(&mut msg).await.expect("fixed header");
+                let total = wire::message_len(&msg).expect("plausible message");
+                msg.resize(total, 0);
+                s.read_exact(&mut msg[wire::FIXED_HEADER..])
+                    .await
+                    .expect("message");
+                if wire::string_field(&msg, 3).as_deref() == Some("Heartbeat") {
+                    return msg;
+                }
+            }
+        };
+        let heartbeat = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .unwrap_or_else(|_| panic!("no Heartbeat from the controller:\n{}", rig.logs()));
+        assert_eq!(
+            wire::sender(&heartbeat).as_deref(),
+            Some("org.eclipse.bluechi"),
+            "{}",
+            rig.logs()
+        );
+        assert_eq!(heartbeat[1], 4, "a signal");
     });
 }

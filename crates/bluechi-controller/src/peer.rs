@@ -450,7 +450,7 @@ impl Controller {
                 INTERNAL_CONTROLLER_IFACE,
                 "Heartbeat",
             )
-            .and_then(|b| b.sender(CONTROLLER_BUS_NAME))
+            // The link's write half stamps SENDER=org.eclipse.bluechi (zbus cannot).
             .and_then(|b| b.build(&()));
             msg::send(&link.conn, m).await;
         }

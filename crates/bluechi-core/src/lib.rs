@@ -4,7 +4,8 @@
 //! contract (`names`), configuration files with upstream's INI semantics (`config`), the
 //! peer-to-peer link between agent and controller with sd-bus' SASL dialect (`sasl`, `link`),
 //! raw message helpers used instead of zbus' object server (`msg`), logging (`logging`), and
-//! root's direct connection to systemd (`sd_private`).
+//! root's direct connection to systemd (`sd_private`), SENDER header editing for sd-bus peers
+//! (`wire`, `wire_socket`).
 
 pub mod clock;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod names;
 pub mod ordered;
 pub mod sasl;
 pub mod sd_private;
+pub mod wire;
+pub mod wire_socket;
 
 /// Version printed by `--version` and `bluechictl version`.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-1");

@@ -1,5 +1,9 @@
 //! The agent ↔ controller peer link: sd-bus style addresses, TCP options, the custom SASL
 //! handshake, and the zbus peer-to-peer connection built on the authenticated socket.
+//!
+//! Both ends drop the SENDER header field from what they receive (upstream's controller stamps
+//! its well-known name there, which zbus cannot parse), and the controller end stamps
+//! `SENDER=org.eclipse.bluechi` on what it sends, as upstream does.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -9,7 +13,9 @@ use zbus::connection::Builder;
 use zbus::MessageStream;
 
 use crate::config::TcpOptions;
+use crate::names::CONTROLLER_BUS_NAME;
 use crate::sasl;
+use crate::wire_socket::wrap;
 
 /// Upstream's method-call timeout on the peer link (`BC_DEFAULT_DBUS_TIMEOUT`).
 pub const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,12 +105,20 @@ pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<MessageStream, L
             let mut stream = TcpStream::connect((host.as_str(), port)).await?;
             apply_tcp_options(&stream, tcp)?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(stream, guid.as_str())?).await
+            build(Builder::authenticated_socket(
+                wrap(stream, None),
+                guid.as_str(),
+            )?)
+            .await
         }
         PeerAddress::Unix { path } => {
             let mut stream = UnixStream::connect(&path).await?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(stream, guid.as_str())?).await
+            build(Builder::authenticated_socket(
+                wrap(stream, None),
+                guid.as_str(),
+            )?)
+            .await
         }
     }
 }
@@ -132,7 +146,8 @@ pub async fn accept_tcp(
     )
     .await
     .map_err(|_| LinkError::Timeout)??;
-    build(Builder::authenticated_socket(stream, guid)?).await
+    let stamped = wrap(stream, Some(CONTROLLER_BUS_NAME));
+    build(Builder::authenticated_socket(stamped, guid)?).await
 }
 
 /// Accepts an agent on an already-accepted unix socket.
@@ -143,7 +158,8 @@ pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<MessageSt
     )
     .await
     .map_err(|_| LinkError::Timeout)??;
-    build(Builder::authenticated_socket(stream, guid)?).await
+    let stamped = wrap(stream, Some(CONTROLLER_BUS_NAME));
+    build(Builder::authenticated_socket(stamped, guid)?).await
 }
 
 /// Builds the connection together with its message stream: a stream created afterwards could

@@ -19,9 +19,10 @@ use tokio::net::UnixStream;
 /// Where systemd listens for root's direct connections.
 pub const PRIVATE_SOCKET: &str = "/run/systemd/private";
 
-const FIELD_SENDER: u8 = 7;
-/// The D-Bus maximum message size: anything larger is refused before allocating for it.
-pub const MAX_MESSAGE: usize = 128 * 1024 * 1024;
+// Re-exported: this module's callers used to find them here.
+#[cfg(test)]
+use crate::wire::{align8, read_u32, FIELD_SENDER};
+pub use crate::wire::{drop_sender, message_len, MAX_MESSAGE};
 /// Authentication replies are short ("OK <32 hex digits>"); a longer line is not systemd.
 const MAX_AUTH_LINE: u64 = 1024;
 
@@ -95,85 +96,6 @@ where
         let out = drop_sender(&msg).ok_or_else(|| bad("malformed message header"))?;
         to.write_all(&out).await?;
     }
-}
-
-/// The whole length of the message whose fixed 16-byte header is `fixed`, if it is plausible.
-fn message_len(fixed: &[u8; 16]) -> Option<usize> {
-    let le = match fixed[0] {
-        b'l' => true,
-        b'B' => false,
-        _ => return None,
-    };
-    let body_len = usize::try_from(read_u32(&fixed[4..8], le)?).ok()?;
-    let fields_len = usize::try_from(read_u32(&fixed[12..16], le)?).ok()?;
-    let total = align8(16usize.checked_add(fields_len)?)?.checked_add(body_len)?;
-    (total <= MAX_MESSAGE).then_some(total)
-}
-
-fn align8(n: usize) -> Option<usize> {
-    Some(n.checked_add(7)? & !7)
-}
-
-fn align4(n: usize) -> Option<usize> {
-    Some(n.checked_add(3)? & !3)
-}
-
-fn read_u32(b: &[u8], le: bool) -> Option<u32> {
-    let a: [u8; 4] = b.get(..4)?.try_into().ok()?;
-    Some(if le {
-        u32::from_le_bytes(a)
-    } else {
-        u32::from_be_bytes(a)
-    })
-}
-
-/// `msg` with the SENDER header field removed and the header re-padded; `None` if the header
-/// is malformed or uses a field signature that D-Bus does not define for header fields.
-pub fn drop_sender(msg: &[u8]) -> Option<Vec<u8>> {
-    let le = match *msg.first()? {
-        b'l' => true,
-        b'B' => false,
-        _ => return None,
-    };
-    let fields_len = usize::try_from(read_u32(msg.get(12..16)?, le)?).ok()?;
-    let fields_end = 16usize.checked_add(fields_len)?;
-    let body = msg.get(align8(fields_end)?..)?;
-    let mut out = msg.get(..16)?.to_vec();
-    let mut pos = 16;
-    while pos < fields_end {
-        let code = *msg.get(pos)?;
-        let sig_len = usize::from(*msg.get(pos + 1)?);
-        let sig = msg.get(pos + 2..pos + 2 + sig_len)?;
-        let value = pos + 2 + sig_len + 1;
-        let end = match sig {
-            b"s" | b"o" => {
-                let at = align4(value)?;
-                let len = usize::try_from(read_u32(msg.get(at..)?, le)?).ok()?;
-                at.checked_add(4)?.checked_add(len)?.checked_add(1)?
-            }
-            b"g" => value + 1 + usize::from(*msg.get(value)?) + 1,
-            b"u" => align4(value)? + 4,
-            _ => return None,
-        };
-        if end > fields_end {
-            return None;
-        }
-        if code != FIELD_SENDER {
-            out.resize(align8(out.len())?, 0);
-            out.extend_from_slice(msg.get(pos..end)?);
-        }
-        pos = align8(end)?;
-    }
-    let new_len = u32::try_from(out.len() - 16).ok()?;
-    let bytes = if le {
-        new_len.to_le_bytes()
-    } else {
-        new_len.to_be_bytes()
-    };
-    out[12..16].copy_from_slice(&bytes);
-    out.resize(align8(out.len())?, 0);
-    out.extend_from_slice(body);
-    Some(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,185 @@
+use super::*;
+use crate::config::TcpOptions;
+use crate::{link, sasl};
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zbus::message::Type;
+
+/// Only catches hangs: every step below takes milliseconds.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+const NO_OPTS: TcpOptions = TcpOptions {
+    ip_receive_errors: false,
+    keepalive_time: 0,
+    keepalive_interval: 0,
+    keepalive_count: 0,
+};
+
+async fn read_raw(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut msg = vec![0u8; wire::FIXED_HEADER];
+    s.read_exact(&mut msg).await.expect("fixed header");
+    let total = wire::message_len(&msg).expect("plausible message");
+    msg.resize(total, 0);
+    s.read_exact(&mut msg[wire::FIXED_HEADER..])
+        .await
+        .expect("message");
+    msg
+}
+
+/// An upstream controller stamps SENDER=org.eclipse.bluechi on everything it sends; our agent's
+/// link must parse those messages (zbus alone panics on them) and answer.
+#[tokio::test]
+async fn agent_link_reads_messages_stamped_by_an_upstream_controller() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        sasl::server_handshake(&mut s, &link::new_guid(), false)
+            .await
+            .unwrap();
+        let call = Message::method_call("/org/eclipse/bluechi/internal/agent", "Ping")
+            .and_then(|b| b.interface("org.eclipse.bluechi.internal.Agent"))
+            .and_then(|b| b.build(&("hello",)))
+            .unwrap();
+        let signal = Message::signal("/org/eclipse/bluechi/internal", "a.b.C", "Heartbeat")
+            .and_then(|b| b.build(&()))
+            .unwrap();
+        for m in [&signal, &call] {
+            let stamped = wire::set_sender(m.data(), "org.eclipse.bluechi").unwrap();
+            s.write_all(&stamped).await.unwrap();
+        }
+        // The agent's reply, which must name our call as the one it answers.
+        read_raw(&mut s).await
+    });
+    let mut stream = link::connect(&format!("tcp:host=127.0.0.1,port={port}"), &NO_OPTS)
+        .await
+        .unwrap();
+    let conn = zbus::Connection::from(&stream);
+    let mut members = Vec::new();
+    while members.len() < 2 {
+        let m = tokio::time::timeout(DEADLINE, stream.next())
+            .await
+            .expect("agent link hung")
+            .expect("stream ended")
+            .expect("message parsed");
+        let h = m.header();
+        assert_eq!(h.sender(), None, "SENDER must be gone");
+        members.push(h.member().map(|m| m.to_string()).unwrap_or_default());
+        if m.message_type() == Type::MethodCall {
+            let (s,): (String,) = m.body().deserialize().unwrap();
+            assert_eq!(s, "hello");
+            conn.reply(&h, &("pong",)).await.unwrap();
+        }
+    }
+    assert_eq!(members, ["Heartbeat", "Ping"]);
+    let reply = tokio::time::timeout(DEADLINE, fake).await.unwrap().unwrap();
+    assert_eq!(wire::sender(&reply), None, "the agent stamps nothing");
+    assert_eq!(reply[1], 2, "a method return");
+}
+
+/// Our controller's link stamps its well-known name on what it sends, including replies.
+#[tokio::test]
+async fn controller_link_stamps_its_name() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let stream = link::accept_tcp(s, &NO_OPTS, &link::new_guid())
+            .await
+            .unwrap();
+        let conn = zbus::Connection::from(&stream);
+        conn.emit_signal(None::<&str>, "/x", "a.b.C", "Heartbeat", &())
+            .await
+            .unwrap();
+        // Keep the connection until the peer has read.
+        (stream, conn)
+    });
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    sasl::client_handshake(&mut s).await.unwrap();
+    let raw = tokio::time::timeout(DEADLINE, read_raw(&mut s))
+        .await
+        .expect("no signal");
+    assert_eq!(wire::sender(&raw).as_deref(), Some("org.eclipse.bluechi"));
+    assert_eq!(wire::string_field(&raw, 3).as_deref(), Some("Heartbeat"));
+    drop(server);
+}
+
+/// Descriptors keep travelling with their message through both wrappers on a unix socket.
+#[tokio::test]
+async fn file_descriptors_pass_through_the_wrappers() {
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    let guid = link::new_guid();
+    let g = guid.clone();
+    let server = tokio::spawn(async move {
+        zbus::connection::Builder::authenticated_socket(wrap(a, Some("org.eclipse.bluechi")), g)
+            .unwrap()
+            .p2p()
+            .build()
+            .await
+            .unwrap()
+    });
+    let client = zbus::connection::Builder::authenticated_socket(wrap(b, None), guid)
+        .unwrap()
+        .p2p()
+        .build_message_stream()
+        .await
+        .unwrap();
+    let server = server.await.unwrap();
+    let file = tempfile::tempfile().unwrap();
+    let fd = zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file));
+    server
+        .emit_signal(None::<&str>, "/x", "a.b.C", "Fd", &(fd, "after"))
+        .await
+        .unwrap();
+    let mut client = client;
+    let m = tokio::time::timeout(DEADLINE, client.next())
+        .await
+        .expect("hung")
+        .expect("ended")
+        .expect("parsed");
+    let (got, tail): (zvariant::OwnedFd, String) = m.body().deserialize().unwrap();
+    assert_eq!(tail, "after");
+    use std::os::unix::fs::MetadataExt;
+    let a = file.metadata().unwrap();
+    let b = std::fs::File::from(std::os::fd::OwnedFd::from(got))
+        .metadata()
+        .unwrap();
+    assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+}
+
+/// Garbage after a valid prefix ends the agent's stream with an error instead of a panic.
+#[tokio::test]
+async fn garbage_ends_the_agent_link() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        sasl::server_handshake(&mut s, &link::new_guid(), false)
+            .await
+            .unwrap();
+        // A little-endian header claiming an unknown field signature.
+        let mut bad = b"l\x04\x01\x01\x00\x00\x00\x00\x01\x00\x00\x00\x08\x00\x00\x00".to_vec();
+        bad.extend_from_slice(b"\x07\x01z\x00\x00\x00\x00\x00");
+        s.write_all(&bad).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    });
+    let mut stream = link::connect(&format!("tcp:host=127.0.0.1,port={port}"), &NO_OPTS)
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(DEADLINE, async {
+        let mut parsed = 0;
+        while let Some(item) = stream.next().await {
+            if item.is_ok() {
+                parsed += 1;
+            }
+        }
+        parsed
+    })
+    .await
+    .expect("agent link hung on garbage");
+    assert_eq!(outcome, 0);
+}
