@@ -7,4 +7,3 @@ pub mod notify;
 pub mod private;
 pub mod procs;
 pub mod runtime;
-pub mod wire;

@@ -2,55 +2,16 @@
 //! sd-bus clients (systemctl, the BlueChi agent) use without a bus daemon.
 
 use super::runtime::{Event, BUS_NAME};
-use std::os::fd::BorrowedFd;
+use bluechi_core::wire_socket::StampSender;
 use std::path::Path;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc::UnboundedSender;
 use zbus::connection::socket::{BoxedSplit, ReadHalf, Socket, Split, WriteHalf};
-use zbus::message::Type as MsgType;
-use zbus::Message;
-
-/// The write half of a private connection: signals leave with systemd's name as sender.
-#[derive(Debug)]
-struct StampSender(Box<dyn WriteHalf>);
-
-#[async_trait::async_trait]
-impl WriteHalf for StampSender {
-    async fn send_message(&mut self, msg: &Message) -> zbus::Result<()> {
-        let stamped = (msg.message_type() == MsgType::Signal && msg.header().sender().is_none())
-            .then(|| super::wire::add_sender(msg.data(), BUS_NAME))
-            .flatten();
-        let Some(bytes) = stamped else {
-            return self.0.send_message(msg).await;
-        };
-        let mut pos = 0;
-        while pos < bytes.len() {
-            pos += self.0.sendmsg(&bytes[pos..], &[]).await?;
-        }
-        Ok(())
-    }
-
-    async fn sendmsg(&mut self, buffer: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<usize> {
-        self.0.sendmsg(buffer, fds).await
-    }
-
-    async fn close(&mut self) -> std::io::Result<()> {
-        self.0.close().await
-    }
-
-    fn can_pass_unix_fd(&self) -> bool {
-        self.0.can_pass_unix_fd()
-    }
-
-    async fn peer_credentials(&mut self) -> std::io::Result<zbus::fdo::ConnectionCredentials> {
-        self.0.peer_credentials().await
-    }
-}
 
 fn stamped(stream: tokio::net::UnixStream) -> BoxedSplit {
     let (read, write) = stream.split().take();
     let read: Box<dyn ReadHalf> = Box::new(read);
-    let write: Box<dyn WriteHalf> = Box::new(StampSender(Box::new(write)));
+    let write: Box<dyn WriteHalf> = Box::new(StampSender::new(write, BUS_NAME));
     Split::new(read, write)
 }
 
@@ -84,8 +45,13 @@ pub async fn accept_loop(listener: UnixListener, tx: UnboundedSender<Event>, fir
         let tx = tx.clone();
         // Authentication waits on the peer; a slow client must not block the others.
         tokio::spawn(async move {
-            let built = match zbus::connection::Builder::socket(stamped(stream))
-                .server(zbus::Guid::generate())
+            let built = match zbus::connection::Builder::socket(
+                // Everything leaves with systemd's name as sender, as sd_bus_set_sender does.
+                // Only the write side is wrapped: zbus reads the SASL handshake through the
+                // read half, which must stay a plain byte stream.
+                stamped(stream),
+            )
+            .server(zbus::Guid::generate())
             {
                 Ok(b) => b.p2p().build().await,
                 Err(e) => Err(e),
