@@ -91,6 +91,21 @@ struct Harness {
     live: BTreeMap<u64, BTreeSet<i32>>,
     units: Vec<String>,
     jobs: Vec<String>,
+    trace: Vec<JobEvent>,
+}
+
+/// A job appearing or going away, for any unit: what invariant checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    New {
+        id: u32,
+        unit: String,
+    },
+    Removed {
+        id: u32,
+        unit: String,
+        result: String,
+    },
 }
 
 impl Harness {
@@ -149,8 +164,15 @@ impl Harness {
             Action::SetTimer { id, delay_us } => {
                 self.schedule(now.saturating_add(delay_us), Event::Timer(id))
             }
-            Action::JobRemoved { unit, result, .. } if self.units.contains(&unit) => {
-                self.jobs.push(format!("{unit} {}", result.as_str()));
+            Action::JobNew { id, unit, .. } => self.trace.push(JobEvent::New { id, unit }),
+            Action::JobRemoved {
+                id, unit, result, ..
+            } => {
+                if self.units.contains(&unit) {
+                    self.jobs.push(format!("{unit} {}", result.as_str()));
+                }
+                let result = result.as_str().to_string();
+                self.trace.push(JobEvent::Removed { id, unit, result });
             }
             _ => {}
         }
@@ -269,6 +291,11 @@ impl Harness {
 
 /// Replays `case` on a fresh engine; one observation per step.
 pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
+    Ok(run_traced(case)?.into_iter().map(|(o, _)| o).collect())
+}
+
+/// Like [`run`], with every job event of each step.
+pub fn run_traced(case: &Case) -> Result<Vec<(StepObs, Vec<JobEvent>)>, String> {
     let mut src = MapSource::default();
     for (n, t) in &case.units {
         src = src.with(n, t);
@@ -284,6 +311,7 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         live: BTreeMap::new(),
         units: case.recorded_units(),
         jobs: Vec::new(),
+        trace: Vec::new(),
     };
     let mut out = Vec::new();
     for step in &case.steps {
@@ -295,12 +323,16 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         h.pump();
         let mut jobs = std::mem::take(&mut h.jobs);
         jobs.sort();
-        out.push(StepObs {
-            op: step.op.to_string(),
-            outcome,
-            jobs,
-            units,
-        });
+        let trace = std::mem::take(&mut h.trace);
+        out.push((
+            StepObs {
+                op: step.op.to_string(),
+                outcome,
+                jobs,
+                units,
+            },
+            trace,
+        ));
     }
     Ok(out)
 }

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Container name; `CONFORMANCE_container` overrides it so that recordings can run side by side.
+/// Container name; `CONFORMANCE_CONTAINER` overrides it so that recordings can run side by side.
 fn container() -> String {
-    std::env::var("CONFORMANCE_container")
+    std::env::var("CONFORMANCE_CONTAINER")
         .unwrap_or_else(|_| "bluechi-conformance-recorder".to_string())
 }
 
