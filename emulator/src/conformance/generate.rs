@@ -3,9 +3,9 @@
 //!
 //! The graphs are shaped so that real systemd settles to a state that does not depend on when
 //! the recorder samples it:
-//! - dependencies that start other units (Requires, Wants, Requisite, BindsTo, Upholds,
-//!   OnFailure) only point to units later in the list, so no chain of starts and failures can
-//!   loop; Conflicts= and PartOf= point either way;
+//! - dependencies that start other units (Requires, Wants, BindsTo, Upholds, OnFailure) only
+//!   point to units later in the list, so no chain of starts and failures can loop; Conflicts=,
+//!   PartOf= and Requisite= (always with After=) point to earlier ones;
 //! - ordering (After=/Before=) follows one fixed rank, in which targets come last and later
 //!   targets first, matching the implicit After= a target gets on what it wants or requires;
 //! - a service only ends on its own within 0.2 s of starting, inside the recorder's 0.4 s
@@ -72,11 +72,11 @@ impl Dep {
     }
 }
 
-const ANY_DIRECTION: &[Dep] = &[Dep::PartOf, Dep::Conflicts];
+/// Kinds that start nothing, allowed towards earlier units.
+const BACKWARD: &[Dep] = &[Dep::PartOf, Dep::Conflicts, Dep::Requisite];
 const FORWARD: &[Dep] = &[
     Dep::Requires,
     Dep::Wants,
-    Dep::Requisite,
     Dep::BindsTo,
     Dep::PartOf,
     Dep::Conflicts,
@@ -149,20 +149,24 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
             }
         })
         .collect();
+    // Rank for ordering: services in list order, then targets, later targets first.
+    let rank = |i: usize| if i >= targets { i } else { 2 * n - i };
     for i in 0..n {
         for j in 0..n {
             if j > i && rng.chance(1, 4) {
                 let dep = rng.pick(FORWARD);
                 out[i].deps.push((dep, j));
-            } else if j < i && rng.chance(1, 10) {
-                let dep = rng.pick(ANY_DIRECTION);
+            } else if j < i && rng.chance(1, 8) {
+                let dep = match rng.pick(BACKWARD) {
+                    // Requisite= goes with After= (below), which the rank must allow.
+                    Dep::Requisite if rank(j) > rank(i) => Dep::Conflicts,
+                    d => d,
+                };
                 out[i].deps.push((dep, j));
             }
         }
     }
     keep_upheld_running(&mut out);
-    // Rank for ordering: services in list order, then targets, later targets first.
-    let rank = |i: usize| if i >= targets { i } else { 2 * n - i };
     for i in 0..n {
         for j in i + 1..n {
             if !rng.chance(1, 3) {
@@ -173,6 +177,21 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
                 out[later].after.push(first);
             } else {
                 out[first].before.push(later);
+            }
+        }
+    }
+    // Without After= the requisite check races the unit's own start inside systemd (its
+    // documentation says to combine the two): the outcome depends on its run queue order.
+    for u in out.iter_mut() {
+        let requisites: Vec<usize> = u
+            .deps
+            .iter()
+            .filter(|(d, _)| *d == Dep::Requisite)
+            .map(|(_, j)| *j)
+            .collect();
+        for j in requisites {
+            if !u.after.contains(&j) {
+                u.after.push(j);
             }
         }
     }
@@ -200,12 +219,16 @@ fn keep_upheld_running(units: &mut [Unit]) {
         }
     }
     for (i, u) in units.iter_mut().enumerate() {
-        u.deps
-            .retain(|(d, j)| *d != Dep::Conflicts || !(upheld.contains(j) || upheld.contains(&i)));
-        if upheld.contains(&i) {
+        let up = upheld.contains(&i);
+        u.deps.retain(|(d, j)| match d {
+            Dep::Conflicts => !(up || upheld.contains(j)),
+            Dep::Requisite => !up,
+            _ => true,
+        });
+        if up {
             // A failing or vanishing requirement would take the upheld unit down every time.
             for (d, _) in u.deps.iter_mut() {
-                if matches!(d, Dep::Requires | Dep::Requisite | Dep::BindsTo) {
+                if matches!(d, Dep::Requires | Dep::BindsTo) {
                     *d = Dep::Wants;
                 }
             }

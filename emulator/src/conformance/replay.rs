@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 const SETTLE_US: u64 = 500_000;
 /// A step whose jobs never finish within this much simulated time is reported as stuck.
 const STEP_LIMIT_US: u64 = 600_000_000;
+/// The recorder's observations load every case unit; systemd garbage-collects the unreferenced
+/// inactive ones again before the next call (KillUnit and ResetFailedUnit then answer
+/// NoSuchUnit), so the engine's collection timer runs out before each step.
+const BEFORE_STEP_MS: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -243,10 +247,7 @@ impl Harness {
             Op::Restart(u, m) => self.engine.enqueue(u, JobType::Restart, m, now).map(|_| ()),
             Op::Kill(u, s) => {
                 let sig = signal_number(s).unwrap_or(libc::SIGTERM);
-                self.engine
-                    .load_unit(u, now)
-                    .map(|_| ())
-                    .and_then(|_| self.engine.kill_unit(u, "all", sig))
+                self.engine.kill_unit(u, "all", sig)
             }
             Op::ResetFailed(u) => self.engine.reset_failed(u.as_deref(), now),
             Op::SleepMs(ms) => {
@@ -315,6 +316,7 @@ pub fn run_traced(case: &Case) -> Result<Vec<(StepObs, Vec<JobEvent>)>, String> 
     };
     let mut out = Vec::new();
     for step in &case.steps {
+        h.sleep(BEFORE_STEP_MS);
         h.jobs.clear();
         let outcome = h.run_op(&step.op);
         h.wait_idle()

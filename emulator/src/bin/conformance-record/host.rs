@@ -67,7 +67,13 @@ fn record(container: &str, only: &[String]) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         let out = Command::new("podman")
-            .args(["exec", container, "systemctl", "is-system-running", "--wait"])
+            .args([
+                "exec",
+                container,
+                "systemctl",
+                "is-system-running",
+                "--wait",
+            ])
             .output()
             .map_err(|e| format!("cannot run podman: {e}"))?;
         let state = String::from_utf8_lossy(&out.stdout);
