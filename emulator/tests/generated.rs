@@ -95,3 +95,27 @@ fn the_recorded_seeds_keep_engine_invariants() {
         }
     }
 }
+
+#[test]
+fn committed_gen_cases_match_the_generator() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/cases");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("cases directory").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(seed) = name
+            .strip_prefix("gen-")
+            .and_then(|s| s.strip_suffix(".case"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path()).expect("readable case");
+        let want = systemd_emulator::conformance::generate::render(&generate(seed));
+        assert_eq!(
+            text, want,
+            "{name} differs from generate({seed}): regenerate and re-record it"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} gen-*.case files");
+}

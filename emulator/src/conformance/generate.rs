@@ -151,18 +151,18 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
         .collect();
     // Rank for ordering: services in list order, then targets, later targets first.
     let rank = |i: usize| if i >= targets { i } else { 2 * n - i };
-    for i in 0..n {
+    for (i, u) in out.iter_mut().enumerate() {
         for j in 0..n {
             if j > i && rng.chance(1, 4) {
                 let dep = rng.pick(FORWARD);
-                out[i].deps.push((dep, j));
+                u.deps.push((dep, j));
             } else if j < i && rng.chance(1, 8) {
                 let dep = match rng.pick(BACKWARD) {
                     // Requisite= goes with After= (below), which the rank must allow.
                     Dep::Requisite if rank(j) > rank(i) => Dep::Conflicts,
                     d => d,
                 };
-                out[i].deps.push((dep, j));
+                u.deps.push((dep, j));
             }
         }
     }

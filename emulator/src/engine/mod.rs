@@ -564,6 +564,31 @@ impl Engine {
         progress
     }
 
+    /// systemd checks a `Requisite=` unit with a verify-active job of its own, which ends
+    /// `skipped` when the unit is not active; clients see it come and go.
+    fn skipped_verify_job(&mut self, unit: &str) {
+        if self.units.get(unit).is_some_and(|u| u.job.is_some()) {
+            return;
+        }
+        let id = self.next_job_id;
+        self.next_job_id += 1;
+        for a in [
+            Action::JobNew {
+                id,
+                path: job_path(id),
+                unit: unit.to_string(),
+            },
+            Action::JobRemoved {
+                id,
+                path: job_path(id),
+                unit: unit.to_string(),
+                result: JobResult::Skipped,
+            },
+        ] {
+            self.actions.push(a);
+        }
+    }
+
     /// Returns false when the job could not run yet (it stays waiting).
     fn run_job(&mut self, j: &Job, now: Now) -> bool {
         let Some(u) = self.units.get(&j.unit) else {
@@ -596,6 +621,7 @@ impl Engine {
                         LogLevel::Warn,
                         format!("{}: Requisite unit {r} is not active.", j.unit),
                     );
+                    self.skipped_verify_job(&r);
                     self.finish_job(j.id, JobResult::Dependency, true, now);
                     return true;
                 }
@@ -864,6 +890,8 @@ impl Engine {
     }
 }
 
+/// Every unit named in `u`'s dependencies; in systemd each of them, ordering included, is a
+/// reference that keeps the named unit loaded while `u` is.
 pub(crate) fn all_dep_names(u: &Unit) -> Vec<String> {
     let d = u.deps();
     [
@@ -873,6 +901,8 @@ pub(crate) fn all_dep_names(u: &Unit) -> Vec<String> {
         &d.binds_to,
         &d.upholds,
         &d.conflicts,
+        &d.after,
+        &d.before,
         &d.part_of,
         &d.on_failure,
         &d.on_success,
