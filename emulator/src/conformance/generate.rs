@@ -3,13 +3,13 @@
 //!
 //! The graphs are shaped so that real systemd settles to a state that does not depend on when
 //! the recorder samples it:
-//! - dependencies that start other units (Requires, Wants, BindsTo, Upholds, OnFailure) only
-//!   point to units later in the list, so no chain of starts and failures can loop; Conflicts=,
-//!   PartOf= and Requisite= (always with After=) point to earlier ones;
+//! - dependencies that start other units (Requires, Wants, Upholds, OnFailure) only point to
+//!   units later in the list, so no chain of starts and failures can loop; Conflicts=, PartOf=,
+//!   and Requisite= and BindsTo= (both always with After=) point to earlier ones;
 //! - ordering (After=/Before=) follows one fixed rank, in which targets come last and later
 //!   targets first, matching the implicit After= a target gets on what it wants or requires;
 //! - a service only ends on its own within 0.2 s of starting, inside the recorder's 0.4 s
-//!   stability window;
+//!   stability window, and no two simple/exec services do (see [`avoid_spawn_races`]);
 //! - Restart=on-failure is only set on services that never end by themselves, so it only acts
 //!   after a kill, and restarts within 0.1 s, again inside the window (a longer RestartSec= would
 //!   leave start jobs of the auto-restarting unit waiting for the timer, which systemd does);
@@ -72,12 +72,11 @@ impl Dep {
     }
 }
 
-/// Kinds that start nothing, allowed towards earlier units.
-const BACKWARD: &[Dep] = &[Dep::PartOf, Dep::Conflicts, Dep::Requisite];
+/// Kinds allowed towards earlier units; Requisite= and BindsTo= always come with After=.
+const BACKWARD: &[Dep] = &[Dep::PartOf, Dep::Conflicts, Dep::Requisite, Dep::BindsTo];
 const FORWARD: &[Dep] = &[
     Dep::Requires,
     Dep::Wants,
-    Dep::BindsTo,
     Dep::PartOf,
     Dep::Conflicts,
     Dep::Upholds,
@@ -156,10 +155,10 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
             if j > i && rng.chance(1, 4) {
                 let dep = rng.pick(FORWARD);
                 u.deps.push((dep, j));
-            } else if j < i && rng.chance(1, 8) {
+            } else if j < i && rng.chance(1, 6) {
                 let dep = match rng.pick(BACKWARD) {
-                    // Requisite= goes with After= (below), which the rank must allow.
-                    Dep::Requisite if rank(j) > rank(i) => Dep::Conflicts,
+                    // These go with After= (below), which the rank must allow.
+                    Dep::Requisite | Dep::BindsTo if rank(j) > rank(i) => Dep::Conflicts,
                     d => d,
                 };
                 u.deps.push((dep, j));
@@ -167,6 +166,7 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
         }
     }
     keep_upheld_running(&mut out);
+    avoid_spawn_races(&mut out);
     for i in 0..n {
         for j in i + 1..n {
             if !rng.chance(1, 3) {
@@ -180,13 +180,14 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
             }
         }
     }
-    // Without After= the requisite check races the unit's own start inside systemd (its
-    // documentation says to combine the two): the outcome depends on its run queue order.
+    // Without After= the requisite check, or the bound unit failing, races the unit's own
+    // start inside systemd (its documentation says to combine them): the outcome depends on
+    // its run queue order and on how far the spawn got.
     for u in out.iter_mut() {
         let requisites: Vec<usize> = u
             .deps
             .iter()
-            .filter(|(d, _)| *d == Dep::Requisite)
+            .filter(|(d, _)| matches!(d, Dep::Requisite | Dep::BindsTo))
             .map(|(_, j)| *j)
             .collect();
         for j in requisites {
@@ -222,17 +223,44 @@ fn keep_upheld_running(units: &mut [Unit]) {
         let up = upheld.contains(&i);
         u.deps.retain(|(d, j)| match d {
             Dep::Conflicts => !(up || upheld.contains(j)),
-            Dep::Requisite => !up,
+            Dep::Requisite | Dep::BindsTo => !up,
             _ => true,
         });
         if up {
-            // A failing or vanishing requirement would take the upheld unit down every time.
+            // A failing requirement would take the upheld unit down every time.
             for (d, _) in u.deps.iter_mut() {
-                if matches!(d, Dep::Requires | Dep::BindsTo) {
+                if *d == Dep::Requires {
                     *d = Dep::Wants;
                 }
             }
             u.stop_when_unneeded = false;
+        }
+    }
+}
+
+/// Two services ending on their own at the same moment race each other, and a stop that
+/// reaches a service while systemd is still spawning it can be lost (Result=timeout after
+/// TimeoutStopSec=): at most one simple/exec service ends by itself, and StopWhenUnneeded=
+/// services are oneshots, which are only stopped once their start job is over.
+fn avoid_spawn_races(units: &mut [Unit]) {
+    let mut self_ending = false;
+    for u in units.iter_mut() {
+        let swu = u.stop_when_unneeded;
+        let Some(svc) = u.svc.as_mut() else {
+            continue;
+        };
+        if swu && svc.ty != "oneshot" {
+            svc.ty = "oneshot";
+            svc.remain = true;
+            if svc.exec.contains("sleep infinity") {
+                svc.exec = "/bin/true".to_string();
+            }
+        }
+        if svc.ty != "oneshot" && !svc.exec.contains("sleep infinity") {
+            if self_ending {
+                svc.exec = "/bin/sleep infinity".to_string();
+            }
+            self_ending = true;
         }
     }
 }

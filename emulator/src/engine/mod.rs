@@ -625,6 +625,28 @@ impl Engine {
                     self.finish_job(j.id, JobResult::Dependency, true, now);
                     return true;
                 }
+                // systemd's unit_verify_deps: a BindsTo= unit this one is ordered after must
+                // still be active when the start runs (a oneshot may already be gone again).
+                let gone_binding = u.deps().binds_to.iter().find(|b| {
+                    let ordered_after = u.deps().after.contains(*b)
+                        || self
+                            .units
+                            .get(*b)
+                            .is_some_and(|o| o.deps().before.contains(&j.unit));
+                    ordered_after
+                        && !self
+                            .units
+                            .get(*b)
+                            .is_some_and(|o| o.active.is_active_or_reloading())
+                });
+                if let Some(b) = gone_binding.cloned() {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("{}: Bound to unit {b}, but unit isn't active.", j.unit),
+                    );
+                    self.finish_job(j.id, JobResult::Dependency, true, now);
+                    return true;
+                }
                 self.mark_running(j.id);
                 self.start_unit(&j.unit, now);
             }
