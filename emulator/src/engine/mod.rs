@@ -398,7 +398,7 @@ impl Engine {
     /// Removes a job and emits JobRemoved (after the unit's pending change signal, as systemd
     /// does). On failure with `recursive`, start jobs of units requiring this one fail with
     /// `dependency`.
-    fn finish_job(&mut self, id: u32, result: JobResult, recursive: bool, _now: Now) {
+    fn finish_job(&mut self, id: u32, result: JobResult, recursive: bool, now: Now) {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
@@ -449,8 +449,13 @@ impl Engine {
                 })
                 .collect();
             for jid in dependents {
-                self.finish_job(jid, JobResult::Dependency, true, _now);
+                self.finish_job(jid, JobResult::Dependency, true, now);
             }
+        }
+        // A job failing this way may leave the unit's state untouched (it never started), so
+        // systemd triggers OnFailure= from the job itself.
+        if matches!(result, JobResult::Dependency | JobResult::Timeout) {
+            self.start_handlers(&job.unit, "OnFailure=", |d| &d.on_failure, now);
         }
         self.schedule_gc();
     }
