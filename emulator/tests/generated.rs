@@ -87,9 +87,19 @@ proptest! {
     }
 }
 
+/// Seeds that once broke an invariant, plus the range the recorded `gen-*` cases come from.
+const REGRESSIONS: &[u64] = &[
+    4202757903384875205,
+    8408574117576165071,
+    16001999750856320329,
+];
+
 #[test]
 fn the_recorded_seeds_keep_engine_invariants() {
-    for seed in 1..=60 {
+    for &seed in REGRESSIONS
+        .iter()
+        .chain((1..=60).collect::<Vec<_>>().iter())
+    {
         if let Err(e) = check(seed) {
             panic!("seed {seed}: {e}");
         }

@@ -3,11 +3,12 @@
 //!
 //! The graphs are shaped so that real systemd settles to a state that does not depend on when
 //! the recorder samples it:
-//! - dependencies that start other units (Requires, Wants, Upholds, OnFailure) only point to
-//!   units later in the list, so no chain of starts and failures can loop; Conflicts=, PartOf=,
-//!   and Requisite= and BindsTo= (both always with After=) point to earlier ones;
-//! - ordering (After=/Before=) follows one fixed rank, in which targets come last and later
-//!   targets first, matching the implicit After= a target gets on what it wants or requires;
+//! - dependencies that pull in, check or start other units (Requires, Wants, Requisite, BindsTo,
+//!   Upholds, OnFailure) only point to units later in the list, so no chain of starts and
+//!   failures can loop; Conflicts= and PartOf= point either way;
+//! - ordering (After=/Before=) follows one fixed rank: later units first, targets last, which
+//!   agrees with the implicit After= a target gets on its dependencies and lets Requisite= and
+//!   BindsTo= always come with After= (without it systemd's outcome depends on its run queue);
 //! - a service only ends on its own within 0.2 s of starting, inside the recorder's 0.4 s
 //!   stability window, and no two simple/exec services do (see [`avoid_spawn_races`]);
 //! - Restart=on-failure is only set on services that never end by themselves, so it only acts
@@ -72,11 +73,13 @@ impl Dep {
     }
 }
 
-/// Kinds allowed towards earlier units; Requisite= and BindsTo= always come with After=.
-const BACKWARD: &[Dep] = &[Dep::PartOf, Dep::Conflicts, Dep::Requisite, Dep::BindsTo];
+/// Kinds that start nothing, allowed towards earlier units.
+const BACKWARD: &[Dep] = &[Dep::PartOf, Dep::Conflicts];
 const FORWARD: &[Dep] = &[
     Dep::Requires,
     Dep::Wants,
+    Dep::Requisite,
+    Dep::BindsTo,
     Dep::PartOf,
     Dep::Conflicts,
     Dep::Upholds,
@@ -148,19 +151,16 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
             }
         })
         .collect();
-    // Rank for ordering: services in list order, then targets, later targets first.
-    let rank = |i: usize| if i >= targets { i } else { 2 * n - i };
+    // Rank for ordering: services in reverse list order (what a unit pulls in comes first),
+    // then targets, also in reverse, matching the implicit After= a target gets on its deps.
+    let rank = |i: usize| if i >= targets { n - i } else { 2 * n - i };
     for (i, u) in out.iter_mut().enumerate() {
         for j in 0..n {
             if j > i && rng.chance(1, 4) {
                 let dep = rng.pick(FORWARD);
                 u.deps.push((dep, j));
-            } else if j < i && rng.chance(1, 6) {
-                let dep = match rng.pick(BACKWARD) {
-                    // These go with After= (below), which the rank must allow.
-                    Dep::Requisite | Dep::BindsTo if rank(j) > rank(i) => Dep::Conflicts,
-                    d => d,
-                };
+            } else if j < i && rng.chance(1, 8) {
+                let dep = rng.pick(BACKWARD);
                 u.deps.push((dep, j));
             }
         }

@@ -223,12 +223,34 @@ impl Harness {
             }
             if self.engine.has_jobs() {
                 if !self.pop_until(u64::MAX) {
-                    return Err("jobs pending but nothing left to happen".into());
+                    return Err(format!(
+                        "jobs pending but nothing left to happen: {}",
+                        self.pending_jobs()
+                    ));
                 }
             } else if !self.pop_until(self.now.monotonic_us + SETTLE_US) {
                 return Ok(());
             }
         }
+    }
+
+    /// `unit job-type/job-state (active/sub)` of every unit with a job, for stuck-step errors.
+    fn pending_jobs(&self) -> String {
+        let e = &self.engine;
+        e.units()
+            .filter_map(|u| {
+                let j = e.job(u.job?)?;
+                Some(format!(
+                    "{} {:?}/{:?} ({}/{})",
+                    u.name,
+                    j.job_type,
+                    j.state,
+                    u.active.as_str(),
+                    u.sub
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn sleep(&mut self, ms: u64) {

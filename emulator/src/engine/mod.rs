@@ -654,6 +654,16 @@ impl Engine {
                 }
                 self.mark_running(j.id);
                 self.start_unit(&j.unit, now);
+                // A start refused outright (start limit) leaves an already failed unit as it
+                // was, so no state change ends the job; systemd fails it from the refusal.
+                let refused = self.jobs.contains_key(&j.id)
+                    && self
+                        .units
+                        .get(&j.unit)
+                        .is_some_and(|u| u.active == ActiveState::Failed);
+                if refused {
+                    self.finish_job(j.id, JobResult::Failed, true, now);
+                }
             }
             JobType::Stop | JobType::Restart => {
                 if state.is_inactive_or_failed() && !service::has_processes(u) {

@@ -122,7 +122,16 @@ impl Engine {
                 }
             }
             JobType::Stop => {
+                // systemd drops a non-anchor stop of a unit that is already down as redundant,
+                // and then the jobs only that stop pulled in as garbage.
+                let redundant = !tx.entries.is_empty()
+                    && u.active.is_inactive_or_failed()
+                    && u.job.is_none()
+                    && !super::service::has_processes(u);
                 tx.entries.push((name.to_string(), JobType::Stop));
+                if redundant {
+                    return Ok(());
+                }
                 let mut dependents = self.requiring_units(name);
                 dependents.extend(self.part_of_units(name));
                 for dep in dependents {
