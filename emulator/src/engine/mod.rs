@@ -248,7 +248,10 @@ impl Engine {
                 unexpected = self.process_job_on_state(&j, active, now);
             }
         }
-        if unexpected && old.is_active_or_activating() && active.is_inactive_or_deactivating() {
+        // systemd 252 passes a service through failed/dead before auto-restart, which is
+        // enough to stop the units bound to it.
+        let going_down = active.is_inactive_or_deactivating() || sub == "auto-restart";
+        if unexpected && old.is_active_or_activating() && going_down {
             self.retroactively_stop_bound(name, now);
         }
         if unexpected && old.is_inactive_or_failed() && active.is_active_or_activating() {
@@ -610,23 +613,26 @@ impl Engine {
                 if service::busy_stopping(u) {
                     return false;
                 }
-                let missing_requisite = u
+                let missing_requisites: Vec<String> = u
                     .deps()
                     .requisite
                     .iter()
-                    .find(|r| {
+                    .filter(|r| {
                         !self
                             .units
                             .get(*r)
                             .is_some_and(|o| o.active.is_active_or_reloading())
                     })
-                    .cloned();
-                if let Some(r) = missing_requisite {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("{}: Requisite unit {r} is not active.", j.unit),
-                    );
-                    self.skipped_verify_job(&r);
+                    .cloned()
+                    .collect();
+                if !missing_requisites.is_empty() {
+                    for r in &missing_requisites {
+                        self.log(
+                            LogLevel::Warn,
+                            format!("{}: Requisite unit {r} is not active.", j.unit),
+                        );
+                        self.skipped_verify_job(r);
+                    }
                     self.finish_job(j.id, JobResult::Dependency, true, now);
                     return true;
                 }
