@@ -7,6 +7,7 @@ use crate::names::job_path;
 /// Planned jobs, anchor first.
 struct Tx {
     entries: Vec<(String, JobType)>,
+    mode: JobMode,
 }
 
 impl Tx {
@@ -55,6 +56,7 @@ impl Engine {
         }
         let mut tx = Tx {
             entries: Vec::new(),
+            mode,
         };
         self.plan(&mut tx, anchor, job_type, true)?;
         self.drop_redundant(&mut tx, anchor);
@@ -95,11 +97,20 @@ impl Engine {
                         tx.entries.truncate(before);
                     }
                 }
-                // Conflicts= is symmetric: units naming this one in theirs are stopped too.
+                // Conflicts= is symmetric: units naming this one in theirs are stopped too, but
+                // those stops do not matter to systemd's anchor job, so mode `fail` drops them
+                // (transaction_minimize_impact) instead of stopping a running unit, and so does
+                // a clash with a job this unit requires of the same unit.
+                let needed = |o: &str| {
+                    [&d.requires, &d.requisite, &d.binds_to]
+                        .iter()
+                        .any(|l| l.iter().any(|x| x == o))
+                };
                 let conflicted_by: Vec<String> = self
                     .units
                     .values()
                     .filter(|o| o.deps().conflicts.iter().any(|c| c == name))
+                    .filter(|o| tx.mode != JobMode::Fail && !needed(&o.name))
                     .map(|o| o.name.clone())
                     .collect();
                 for c in d.conflicts.iter().chain(conflicted_by.iter()) {
