@@ -7,8 +7,9 @@
 //!   Upholds, OnFailure) only point to units later in the list, so no chain of starts and
 //!   failures can loop; Conflicts= and PartOf= point either way;
 //! - ordering (After=/Before=) follows one fixed rank: later units first, targets last, which
-//!   agrees with the implicit After= a target gets on its dependencies and lets Requisite= and
-//!   BindsTo= always come with After= (without it systemd's outcome depends on its run queue);
+//!   agrees with the implicit After= a target gets on its dependencies and lets Requires=,
+//!   Requisite= and BindsTo= always come with After= (without it systemd's outcome depends on
+//!   its run queue);
 //! - a service only ends on its own within 0.2 s of starting, inside the recorder's 0.4 s
 //!   stability window, and no two simple/exec services do (see [`avoid_spawn_races`]);
 //! - Restart=on-failure is only set on services that never end by themselves, so it only acts
@@ -180,14 +181,14 @@ fn units(rng: &mut Rng) -> Vec<Unit> {
             }
         }
     }
-    // Without After= the requisite check, or the bound unit failing, races the unit's own
-    // start inside systemd (its documentation says to combine them): the outcome depends on
-    // its run queue order and on how far the spawn got.
+    // Without After= the requisite check, or the required or bound unit failing, races the
+    // unit's own start inside systemd (its documentation says to combine them): the outcome
+    // depends on its run queue order and on how far the spawn got.
     for u in out.iter_mut() {
         let requisites: Vec<usize> = u
             .deps
             .iter()
-            .filter(|(d, _)| matches!(d, Dep::Requisite | Dep::BindsTo))
+            .filter(|(d, _)| matches!(d, Dep::Requires | Dep::Requisite | Dep::BindsTo))
             .map(|(_, j)| *j)
             .collect();
         for j in requisites {
@@ -307,11 +308,11 @@ fn steps(rng: &mut Rng, units: &[Unit]) -> Vec<Op> {
             0..=2 => Op::Start(any(rng), mode(rng)),
             3..=4 => Op::Stop(any(rng), mode(rng)),
             5..=6 => Op::Restart(any(rng), mode(rng)),
-            7..=8 => Op::Kill(
+            7..=8 if !services.is_empty() => Op::Kill(
                 rng.pick(&services).to_string(),
                 rng.pick(&["TERM", "KILL"]).to_string(),
             ),
-            9 => Op::SleepMs(1500),
+            7..=9 => Op::SleepMs(1500),
             _ if rng.chance(1, 2) => Op::ResetFailed(None),
             _ => Op::ResetFailed(Some(any(rng))),
         };
