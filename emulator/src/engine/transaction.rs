@@ -8,12 +8,9 @@ use crate::names::job_path;
 struct Tx {
     entries: Vec<(String, JobType)>,
     mode: JobMode,
-}
-
-impl Tx {
-    fn has(&self, unit: &str) -> bool {
-        self.entries.iter().any(|(u, _)| u == unit)
-    }
+    /// Units whose job matters to the anchor (systemd's `matters_to_anchor`): reached only
+    /// through requirement-like dependencies, so dropping it would break the request.
+    matters: Vec<String>,
 }
 
 fn load_error(u: &super::Unit) -> EngineError {
@@ -57,8 +54,9 @@ impl Engine {
         let mut tx = Tx {
             entries: Vec::new(),
             mode,
+            matters: Vec::new(),
         };
-        self.plan(&mut tx, anchor, job_type, true)?;
+        self.plan(&mut tx, anchor, job_type, true, true)?;
         self.drop_redundant(&mut tx, anchor);
         if mode == JobMode::Fail {
             self.check_destructive(&tx, anchor, job_type)?;
@@ -72,9 +70,24 @@ impl Engine {
         name: &str,
         job_type: JobType,
         required: bool,
+        matters: bool,
     ) -> Result<(), EngineError> {
-        if tx.has(name) {
+        if let Some((_, old)) = tx.entries.iter().find(|(u, _)| u == name) {
+            // Two jobs that cannot merge and both matter: systemd refuses the transaction.
+            if matters && tx.matters.iter().any(|m| m == name) && !mergeable(*old, job_type) {
+                return Err(EngineError::new(
+                    ERR_JOBS_CONFLICTING,
+                    format!(
+                        "Transaction contains conflicting jobs '{}' and '{}' for {name}. Probably contradicting requirement dependencies configured.",
+                        job_type.as_str(),
+                        old.as_str()
+                    ),
+                ));
+            }
             return Ok(());
+        }
+        if matters {
+            tx.matters.push(name.to_string());
         }
         self.ensure_loaded(name);
         let Some(u) = self.units.get(name) else {
@@ -89,11 +102,11 @@ impl Engine {
                 tx.entries.push((name.to_string(), job_type));
                 for r in d.requires.iter().chain(d.binds_to.iter()) {
                     // A required dependency that cannot load fails the whole request.
-                    self.plan(tx, r, JobType::Start, true)?;
+                    self.plan(tx, r, JobType::Start, true, matters)?;
                 }
                 for w in d.wants.iter().chain(d.upholds.iter()) {
                     let before = tx.entries.len();
-                    if self.plan(tx, w, JobType::Start, false).is_err() {
+                    if self.plan(tx, w, JobType::Start, false, false).is_err() {
                         tx.entries.truncate(before);
                     }
                 }
@@ -113,8 +126,11 @@ impl Engine {
                     .filter(|o| tx.mode != JobMode::Fail && !needed(&o.name))
                     .map(|o| o.name.clone())
                     .collect();
-                for c in d.conflicts.iter().chain(conflicted_by.iter()) {
-                    self.plan(tx, c, JobType::Stop, false)?;
+                for c in &d.conflicts {
+                    self.plan(tx, c, JobType::Stop, false, matters)?;
+                }
+                for c in &conflicted_by {
+                    self.plan(tx, c, JobType::Stop, false, false)?;
                 }
                 if job_type == JobType::Restart {
                     // Units that require this one (or are PartOf= it) are restarted along with
@@ -127,7 +143,7 @@ impl Engine {
                             .get(&dep)
                             .is_some_and(|o| o.active.is_active_or_activating());
                         if active {
-                            self.plan(tx, &dep, JobType::Restart, false)?;
+                            self.plan(tx, &dep, JobType::Restart, false, matters)?;
                         }
                     }
                 }
@@ -146,7 +162,7 @@ impl Engine {
                 let mut dependents = self.requiring_units(name);
                 dependents.extend(self.part_of_units(name));
                 for dep in dependents {
-                    self.plan(tx, &dep, JobType::Stop, false)?;
+                    self.plan(tx, &dep, JobType::Stop, false, matters)?;
                 }
             }
         }
