@@ -73,8 +73,11 @@ impl Engine {
         matters: bool,
     ) -> Result<(), EngineError> {
         if let Some((_, old)) = tx.entries.iter().find(|(u, _)| u == name) {
-            // Two jobs that cannot merge and both matter: systemd refuses the transaction.
-            if matters && tx.matters.iter().any(|m| m == name) && !mergeable(*old, job_type) {
+            // Two jobs that cannot merge: if both matter systemd refuses the transaction; if
+            // only the old one does, the new one goes, with the jobs that needed it (the
+            // caller that pulled in a job which does not matter drops that whole branch).
+            let old_matters = tx.matters.iter().any(|m| m == name);
+            if old_matters && !mergeable(*old, job_type) {
                 return Err(EngineError::new(
                     ERR_JOBS_CONFLICTING,
                     format!(
@@ -130,7 +133,10 @@ impl Engine {
                     self.plan(tx, c, JobType::Stop, false, matters)?;
                 }
                 for c in &conflicted_by {
-                    self.plan(tx, c, JobType::Stop, false, false)?;
+                    let before = tx.entries.len();
+                    if self.plan(tx, c, JobType::Stop, false, false).is_err() {
+                        tx.entries.truncate(before);
+                    }
                 }
                 if job_type == JobType::Restart {
                     // Units that require this one (or are PartOf= it) are restarted along with
