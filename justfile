@@ -44,3 +44,20 @@ bench *ARGS:
 # podman, runc, debootstrap; builds the base image offline on first use), then replay them.
 conformance *CASES:
     ci/conformance.sh {{CASES}}
+
+# The live differential proptest: N fresh random unit graphs (`conformance::generate`), recorded
+# against real systemd 252 in Podman, replayed against the emulator; prints the agreement.
+conformance-generate N:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-conf}"
+    export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/containers/containers.conf}"
+    ci/conformance.sh --image-only
+    cargo build -q -p systemd-emulator --bin conformance-record --bin conformance-generate
+    dir="$(mktemp -d /var/tmp/conformance-generate.XXXXXX)"
+    "$CARGO_TARGET_DIR/debug/conformance-generate" write --out "$dir" --count {{N}} >/dev/null
+    "$CARGO_TARGET_DIR/debug/conformance-record" --cases "$dir" --fixtures "$dir" \
+        --image "${CONFORMANCE_IMAGE:-localhost/bluechi-conformance-systemd252:latest}" \
+        || echo "conformance-generate: some cases could not be recorded" >&2
+    echo "conformance-generate: cases and fixtures in $dir"
+    "$CARGO_TARGET_DIR/debug/conformance-generate" compare "$dir"

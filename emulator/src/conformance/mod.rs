@@ -3,5 +3,6 @@
 
 pub mod case;
 pub mod fixture;
+pub mod generate;
 pub mod known;
 pub mod replay;

@@ -22,6 +22,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 const SETTLE_US: u64 = 500_000;
 /// A step whose jobs never finish within this much simulated time is reported as stuck.
 const STEP_LIMIT_US: u64 = 600_000_000;
+/// The recorder's observations load every case unit; systemd garbage-collects the unreferenced
+/// inactive ones again before the next call (KillUnit and ResetFailedUnit then answer
+/// NoSuchUnit), so the engine's collection timer runs out before each step.
+const BEFORE_STEP_MS: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -219,6 +223,21 @@ struct Harness {
     background: BTreeMap<u64, (Option<u64>, BTreeSet<i32>)>,
     /// The case's unit files by name, readable as environment files.
     files: BTreeMap<String, String>,
+    trace: Vec<JobEvent>,
+}
+
+/// A job appearing or going away, for any unit: what invariant checks look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    New {
+        id: u32,
+        unit: String,
+    },
+    Removed {
+        id: u32,
+        unit: String,
+        result: String,
+    },
 }
 
 type Env = Vec<(String, String)>;
@@ -378,8 +397,15 @@ impl Harness {
             Action::SetTimer { id, delay_us } => {
                 self.schedule(now.saturating_add(delay_us), Event::Timer(id))
             }
-            Action::JobRemoved { unit, result, .. } if self.units.contains(&unit) => {
-                self.jobs.push(format!("{unit} {}", result.as_str()));
+            Action::JobNew { id, unit, .. } => self.trace.push(JobEvent::New { id, unit }),
+            Action::JobRemoved {
+                id, unit, result, ..
+            } => {
+                if self.units.contains(&unit) {
+                    self.jobs.push(format!("{unit} {}", result.as_str()));
+                }
+                let result = result.as_str().to_string();
+                self.trace.push(JobEvent::Removed { id, unit, result });
             }
             _ => {}
         }
@@ -434,12 +460,34 @@ impl Harness {
             }
             if self.engine.has_jobs() {
                 if !self.pop_until(u64::MAX) {
-                    return Err("jobs pending but nothing left to happen".into());
+                    return Err(format!(
+                        "jobs pending but nothing left to happen: {}",
+                        self.pending_jobs()
+                    ));
                 }
             } else if !self.pop_until(self.now.monotonic_us + SETTLE_US) {
                 return Ok(());
             }
         }
+    }
+
+    /// `unit job-type/job-state (active/sub)` of every unit with a job, for stuck-step errors.
+    fn pending_jobs(&self) -> String {
+        let e = &self.engine;
+        e.units()
+            .filter_map(|u| {
+                let j = e.job(u.job?)?;
+                Some(format!(
+                    "{} {:?}/{:?} ({}/{})",
+                    u.name,
+                    j.job_type,
+                    j.state,
+                    u.active.as_str(),
+                    u.sub
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn sleep(&mut self, ms: u64) {
@@ -458,10 +506,7 @@ impl Harness {
             Op::Restart(u, m) => self.engine.enqueue(u, JobType::Restart, m, now).map(|_| ()),
             Op::Kill(u, s) => {
                 let sig = signal_number(s).unwrap_or(libc::SIGTERM);
-                self.engine
-                    .load_unit(u, now)
-                    .map(|_| ())
-                    .and_then(|_| self.engine.kill_unit(u, "all", sig))
+                self.engine.kill_unit(u, "all", sig)
             }
             Op::ResetFailed(u) => self.engine.reset_failed(u.as_deref(), now),
             Op::SleepMs(ms) => {
@@ -526,6 +571,11 @@ impl Harness {
 
 /// Replays `case` on a fresh engine; one observation per step.
 pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
+    Ok(run_traced(case)?.into_iter().map(|(o, _)| o).collect())
+}
+
+/// Like [`run`], with every job event of each step.
+pub fn run_traced(case: &Case) -> Result<Vec<(StepObs, Vec<JobEvent>)>, String> {
     let mut src = MapSource::default();
     for (n, t) in case.units.iter().chain(&case.files) {
         src = src.with(n, t);
@@ -547,9 +597,11 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         notes: Vec::new(),
         background: BTreeMap::new(),
         files: case.units.iter().cloned().collect(),
+        trace: Vec::new(),
     };
     let mut out = Vec::new();
     for step in &case.steps {
+        h.sleep(BEFORE_STEP_MS);
         h.jobs.clear();
         let outcome = h.run_op(&step.op);
         h.wait_idle()
@@ -558,12 +610,16 @@ pub fn run(case: &Case) -> Result<Vec<StepObs>, String> {
         h.pump();
         let mut jobs = std::mem::take(&mut h.jobs);
         jobs.sort();
-        out.push(StepObs {
-            op: step.op.to_string(),
-            outcome,
-            jobs,
-            units,
-        });
+        let trace = std::mem::take(&mut h.trace);
+        out.push((
+            StepObs {
+                op: step.op.to_string(),
+                outcome,
+                jobs,
+                units,
+            },
+            trace,
+        ));
     }
     Ok(out)
 }

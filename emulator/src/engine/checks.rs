@@ -112,7 +112,7 @@ impl Engine {
         progress
     }
 
-    /// Inactive units without a job that an active unit `Upholds=` get a start job.
+    /// Inactive units without a job that an active unit without a job `Upholds=` get a start job.
     pub(crate) fn check_upholds(&mut self, now: Now) -> bool {
         let candidates: Vec<(String, String)> = self
             .units
@@ -125,7 +125,11 @@ impl Engine {
                 self.units
                     .values()
                     .find(|o| {
-                        o.active.is_active_or_reloading() && o.deps().upholds.contains(&u.name)
+                        // Like systemd, an upholder with a pending job (e.g. being stopped)
+                        // does not act.
+                        o.job.is_none()
+                            && o.active.is_active_or_reloading()
+                            && o.deps().upholds.contains(&u.name)
                     })
                     .map(|o| (u.name.clone(), o.name.clone()))
             })

@@ -305,7 +305,10 @@ impl Engine {
                 unexpected = self.process_job_on_state(&j, active, now);
             }
         }
-        if unexpected && old.is_active_or_activating() && active.is_inactive_or_deactivating() {
+        // systemd 252 passes a service through failed/dead before auto-restart, which is
+        // enough to stop the units bound to it.
+        let going_down = active.is_inactive_or_deactivating() || sub == "auto-restart";
+        if unexpected && old.is_active_or_activating() && going_down {
             self.retroactively_stop_bound(name, now);
         }
         if unexpected && old.is_inactive_or_failed() && active.is_active_or_activating() {
@@ -465,7 +468,7 @@ impl Engine {
     /// Removes a job and emits JobRemoved (after the unit's pending change signal, as systemd
     /// does). On failure with `recursive`, start jobs of units requiring this one fail with
     /// `dependency`.
-    fn finish_job(&mut self, id: u32, result: JobResult, recursive: bool, _now: Now) {
+    fn finish_job(&mut self, id: u32, result: JobResult, recursive: bool, now: Now) {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
@@ -516,8 +519,13 @@ impl Engine {
                 })
                 .collect();
             for jid in dependents {
-                self.finish_job(jid, JobResult::Dependency, true, _now);
+                self.finish_job(jid, JobResult::Dependency, true, now);
             }
+        }
+        // A job failing this way may leave the unit's state untouched (it never started), so
+        // systemd triggers OnFailure= from the job itself.
+        if matches!(result, JobResult::Dependency | JobResult::Timeout) {
+            self.start_handlers(&job.unit, "OnFailure=", |d| &d.on_failure, now);
         }
         self.schedule_gc();
     }
@@ -676,6 +684,31 @@ impl Engine {
         progress
     }
 
+    /// systemd checks a `Requisite=` unit with a verify-active job of its own, which ends
+    /// `skipped` when the unit is not active; clients see it come and go.
+    fn skipped_verify_job(&mut self, unit: &str) {
+        if self.units.get(unit).is_some_and(|u| u.job.is_some()) {
+            return;
+        }
+        let id = self.next_job_id;
+        self.next_job_id += 1;
+        for a in [
+            Action::JobNew {
+                id,
+                path: job_path(id),
+                unit: unit.to_string(),
+            },
+            Action::JobRemoved {
+                id,
+                path: job_path(id),
+                unit: unit.to_string(),
+                result: JobResult::Skipped,
+            },
+        ] {
+            self.actions.push(a);
+        }
+    }
+
     /// Returns false when the job could not run yet (it stays waiting).
     fn run_job(&mut self, j: &Job, now: Now) -> bool {
         let Some(u) = self.units.get(&j.unit) else {
@@ -692,27 +725,63 @@ impl Engine {
                 if service::busy_stopping(u) {
                     return false;
                 }
-                let missing_requisite = u
+                let missing_requisites: Vec<String> = u
                     .deps()
                     .requisite
                     .iter()
-                    .find(|r| {
+                    .filter(|r| {
                         !self
                             .units
                             .get(*r)
                             .is_some_and(|o| o.active.is_active_or_reloading())
                     })
-                    .cloned();
-                if let Some(r) = missing_requisite {
+                    .cloned()
+                    .collect();
+                if !missing_requisites.is_empty() {
+                    for r in &missing_requisites {
+                        self.log(
+                            LogLevel::Warn,
+                            format!("{}: Requisite unit {r} is not active.", j.unit),
+                        );
+                        self.skipped_verify_job(r);
+                    }
+                    self.finish_job(j.id, JobResult::Dependency, true, now);
+                    return true;
+                }
+                // systemd's unit_verify_deps: a BindsTo= unit this one is ordered after must
+                // still be active when the start runs (a oneshot may already be gone again).
+                let gone_binding = u.deps().binds_to.iter().find(|b| {
+                    let ordered_after = u.deps().after.contains(*b)
+                        || self
+                            .units
+                            .get(*b)
+                            .is_some_and(|o| o.deps().before.contains(&j.unit));
+                    ordered_after
+                        && !self
+                            .units
+                            .get(*b)
+                            .is_some_and(|o| o.active.is_active_or_reloading())
+                });
+                if let Some(b) = gone_binding.cloned() {
                     self.log(
                         LogLevel::Warn,
-                        format!("{}: Requisite unit {r} is not active.", j.unit),
+                        format!("{}: Bound to unit {b}, but unit isn't active.", j.unit),
                     );
                     self.finish_job(j.id, JobResult::Dependency, true, now);
                     return true;
                 }
                 self.mark_running(j.id);
                 self.start_unit(&j.unit, now);
+                // A start refused outright (start limit) leaves an already failed unit as it
+                // was, so no state change ends the job; systemd fails it from the refusal.
+                let refused = self.jobs.contains_key(&j.id)
+                    && self
+                        .units
+                        .get(&j.unit)
+                        .is_some_and(|u| u.active == ActiveState::Failed);
+                if refused {
+                    self.finish_job(j.id, JobResult::Failed, true, now);
+                }
             }
             JobType::Nop => {
                 self.finish_job(j.id, JobResult::Done, true, now);
@@ -993,6 +1062,8 @@ impl Engine {
     }
 }
 
+/// Every unit named in `u`'s dependencies; in systemd each of them, ordering included, is a
+/// reference that keeps the named unit loaded while `u` is.
 pub(crate) fn all_dep_names(u: &Unit) -> Vec<String> {
     let d = u.deps();
     [
@@ -1002,6 +1073,8 @@ pub(crate) fn all_dep_names(u: &Unit) -> Vec<String> {
         &d.binds_to,
         &d.upholds,
         &d.conflicts,
+        &d.after,
+        &d.before,
         &d.part_of,
         &d.on_failure,
         &d.on_success,

@@ -7,12 +7,10 @@ use crate::names::job_path;
 /// Planned jobs, anchor first.
 struct Tx {
     entries: Vec<(String, JobType)>,
-}
-
-impl Tx {
-    fn has(&self, unit: &str) -> bool {
-        self.entries.iter().any(|(u, _)| u == unit)
-    }
+    mode: JobMode,
+    /// Units whose job matters to the anchor (systemd's `matters_to_anchor`): reached only
+    /// through requirement-like dependencies, so dropping it would break the request.
+    matters: Vec<String>,
 }
 
 const ERR_BAD_MESSAGE: &str = "org.freedesktop.DBus.Error.InconsistentMessage";
@@ -63,8 +61,10 @@ impl Engine {
         }
         let mut tx = Tx {
             entries: Vec::new(),
+            mode,
+            matters: Vec::new(),
         };
-        self.plan(&mut tx, anchor, job_type, true)?;
+        self.plan(&mut tx, anchor, job_type, true, true)?;
         self.drop_redundant(&mut tx, anchor);
         if mode == JobMode::Fail {
             self.check_destructive(&tx, anchor, job_type)?;
@@ -78,9 +78,27 @@ impl Engine {
         name: &str,
         job_type: JobType,
         required: bool,
+        matters: bool,
     ) -> Result<(), EngineError> {
-        if tx.has(name) {
+        if let Some((_, old)) = tx.entries.iter().find(|(u, _)| u == name) {
+            // Two jobs that cannot merge: if both matter systemd refuses the transaction; if
+            // only the old one does, the new one goes, with the jobs that needed it (the
+            // caller that pulled in a job which does not matter drops that whole branch).
+            let old_matters = tx.matters.iter().any(|m| m == name);
+            if old_matters && !mergeable(*old, job_type) {
+                return Err(EngineError::new(
+                    ERR_JOBS_CONFLICTING,
+                    format!(
+                        "Transaction contains conflicting jobs '{}' and '{}' for {name}. Probably contradicting requirement dependencies configured.",
+                        job_type.as_str(),
+                        old.as_str()
+                    ),
+                ));
+            }
             return Ok(());
+        }
+        if matters {
+            tx.matters.push(name.to_string());
         }
         self.ensure_loaded(name);
         let Some(u) = self.units.get(name) else {
@@ -95,23 +113,38 @@ impl Engine {
                 tx.entries.push((name.to_string(), job_type));
                 for r in d.requires.iter().chain(d.binds_to.iter()) {
                     // A required dependency that cannot load fails the whole request.
-                    self.plan(tx, r, JobType::Start, true)?;
+                    self.plan(tx, r, JobType::Start, true, matters)?;
                 }
                 for w in d.wants.iter().chain(d.upholds.iter()) {
                     let before = tx.entries.len();
-                    if self.plan(tx, w, JobType::Start, false).is_err() {
+                    if self.plan(tx, w, JobType::Start, false, false).is_err() {
                         tx.entries.truncate(before);
                     }
                 }
-                // Conflicts= is symmetric: units naming this one in theirs are stopped too.
+                // Conflicts= is symmetric: units naming this one in theirs are stopped too, but
+                // those stops do not matter to systemd's anchor job, so mode `fail` drops them
+                // (transaction_minimize_impact) instead of stopping a running unit, and so does
+                // a clash with a job this unit requires of the same unit.
+                let needed = |o: &str| {
+                    [&d.requires, &d.requisite, &d.binds_to]
+                        .iter()
+                        .any(|l| l.iter().any(|x| x == o))
+                };
                 let conflicted_by: Vec<String> = self
                     .units
                     .values()
                     .filter(|o| o.deps().conflicts.iter().any(|c| c == name))
+                    .filter(|o| tx.mode != JobMode::Fail && !needed(&o.name))
                     .map(|o| o.name.clone())
                     .collect();
-                for c in d.conflicts.iter().chain(conflicted_by.iter()) {
-                    self.plan(tx, c, JobType::Stop, false)?;
+                for c in &d.conflicts {
+                    self.plan(tx, c, JobType::Stop, false, matters)?;
+                }
+                for c in &conflicted_by {
+                    let before = tx.entries.len();
+                    if self.plan(tx, c, JobType::Stop, false, false).is_err() {
+                        tx.entries.truncate(before);
+                    }
                 }
                 if job_type == JobType::Restart {
                     // Units that require this one (or are PartOf= it) are restarted along with
@@ -124,7 +157,7 @@ impl Engine {
                             .get(&dep)
                             .is_some_and(|o| o.active.is_active_or_activating());
                         if active {
-                            self.plan(tx, &dep, JobType::Restart, false)?;
+                            self.plan(tx, &dep, JobType::Restart, false, matters)?;
                         }
                     }
                 }
@@ -136,11 +169,20 @@ impl Engine {
                 tx.entries.push((name.to_string(), job_type));
             }
             JobType::Stop => {
+                // systemd drops a non-anchor stop of a unit that is already down as redundant,
+                // and then the jobs only that stop pulled in as garbage.
+                let redundant = !tx.entries.is_empty()
+                    && u.active.is_inactive_or_failed()
+                    && u.job.is_none()
+                    && !super::service::has_processes(u);
                 tx.entries.push((name.to_string(), JobType::Stop));
+                if redundant {
+                    return Ok(());
+                }
                 let mut dependents = self.requiring_units(name);
                 dependents.extend(self.part_of_units(name));
                 for dep in dependents {
-                    self.plan(tx, &dep, JobType::Stop, false)?;
+                    self.plan(tx, &dep, JobType::Stop, false, matters)?;
                 }
             }
         }

@@ -296,6 +296,7 @@ pub const ERR_NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 pub const ERR_NO_SUCH_JOB: &str = "org.freedesktop.systemd1.NoSuchJob";
 pub const ERR_INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
 pub const ERR_DESTRUCTIVE: &str = "org.freedesktop.systemd1.TransactionIsDestructive";
+pub const ERR_JOBS_CONFLICTING: &str = "org.freedesktop.systemd1.TransactionJobsConflicting";
 pub const ERR_BAD_SETTING: &str = "org.freedesktop.systemd1.BadUnitSetting";
 pub const ERR_LOAD_FAILED: &str = "org.freedesktop.systemd1.LoadFailed";
 pub const ERR_NO_SUCH_PROCESS: &str = "org.freedesktop.systemd1.NoSuchProcess";

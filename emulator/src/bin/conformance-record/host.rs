@@ -6,7 +6,6 @@ use std::process::Command;
 /// Container name; `CONFORMANCE_CONTAINER` overrides it so that recordings can run side by side.
 fn container() -> String {
     std::env::var("CONFORMANCE_CONTAINER")
-        .or_else(|_| std::env::var("CONFORMANCE_container"))
         .unwrap_or_else(|_| "bluechi-conformance-recorder".to_string())
 }
 
@@ -63,14 +62,26 @@ pub fn run(image: &str, cases: &Path, fixtures: &Path, only: &[String]) -> Resul
 }
 
 fn record(container: &str, only: &[String]) -> Result<(), String> {
-    // `is-system-running --wait` returns non-zero when degraded, which is fine for us.
-    let _ = podman(&[
-        "exec",
-        container,
-        "systemctl",
-        "is-system-running",
-        "--wait",
-    ]);
+    // Right after `podman run` systemctl may not reach systemd yet and returns at once; poll
+    // until it reports a settled system (`degraded` is fine for us).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let out = Command::new("podman")
+            .args([
+                "exec",
+                container,
+                "systemctl",
+                "is-system-running",
+                "--wait",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run podman: {e}"))?;
+        let state = String::from_utf8_lossy(&out.stdout);
+        if matches!(state.trim(), "running" | "degraded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let mut args = vec![
         "exec",
         container,

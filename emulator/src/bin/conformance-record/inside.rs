@@ -299,9 +299,20 @@ async fn observe_unit(sd: &Sd, name: &str) -> Result<UnitObs, String> {
 /// Leaves no trace of the case: processes killed, units stopped, failures reset, files gone.
 async fn cleanup(sd: &Sd, c: &Case) {
     let units = c.recorded_units();
-    for u in &units {
-        let _ = call(sd, "KillUnit", &(u, "all", libc::SIGKILL)).await;
-        let _ = call(sd, "StopUnit", &(u, "replace")).await;
+    // A unit stopped while its upholder is still active is started again: repeat until all
+    // are down.
+    for _ in 0..3 {
+        for u in &units {
+            let _ = call(sd, "KillUnit", &(u, "all", libc::SIGKILL)).await;
+            let _ = call(sd, "StopUnit", &(u, "replace")).await;
+        }
+        let states = wait_idle(sd, &units).await.unwrap_or_default();
+        if states
+            .iter()
+            .all(|o| o.active == "inactive" || o.active == "failed")
+        {
+            break;
+        }
     }
     for step in &c.steps {
         if let Op::Enable(u) = &step.op {
