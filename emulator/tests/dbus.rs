@@ -1,97 +1,13 @@
 //! End to end: a private dbus-daemon, the emulator binary, and a zbus client.
 
+mod support;
+
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 use zbus::Connection;
 use zvariant::{OwnedObjectPath, OwnedValue};
-
-const DEST: &str = "org.freedesktop.systemd1";
-const MANAGER: &str = "/org/freedesktop/systemd1";
-const IFACE_MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Kills the process on drop so a failing test leaves nothing behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_bus(dir: &Path) -> (Guard, String) {
-    let config = dir.join("bus.conf");
-    let socket = dir.join("bus.sock");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-            socket.display()
-        ),
-    )
-    .expect("write bus config");
-    let mut child = Command::new("dbus-daemon")
-        .arg("--nofork")
-        .arg("--print-address")
-        .arg(format!("--config-file={}", config.display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dbus-daemon must be installed");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read bus address");
-    (Guard(child), line.trim().to_string())
-}
-
-async fn wait_for_name(conn: &Connection) {
-    let dbus = zbus::fdo::DBusProxy::new(conn).await.expect("DBus proxy");
-    let start = Instant::now();
-    loop {
-        let name = zbus::names::BusName::try_from(DEST).expect("valid name");
-        if dbus.name_has_owner(name).await.unwrap_or(false) {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "emulator never acquired {DEST}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn call<B, R>(
-    conn: &Connection,
-    path: &str,
-    iface: &str,
-    method: &str,
-    body: &B,
-) -> zbus::Result<R>
-where
-    B: serde::Serialize + zvariant::DynamicType,
-    R: for<'d> serde::Deserialize<'d> + zvariant::Type,
-{
-    let reply = conn
-        .call_method(Some(DEST), path, Some(iface), method, body)
-        .await?;
-    reply.body().deserialize::<R>()
-}
 
 async fn prop(conn: &Connection, path: &str, name: &str) -> String {
     let v: OwnedValue = call(
@@ -125,62 +41,12 @@ async fn wait_job_removed(
         .expect("JobRemoved within deadline")
 }
 
-fn process_gone(pid: u32) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < DEADLINE {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    _bus: Guard,
-    emulator: Guard,
-    conn: Connection,
-}
-
-/// A private bus with the emulator serving `units` on it.
-async fn setup(units: &[(&str, &str)]) -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let unit_dir = dir.path().join("units");
-    std::fs::create_dir(&unit_dir).expect("mkdir units");
-    for (name, text) in units {
-        std::fs::write(unit_dir.join(name), text).expect("write unit");
-    }
-    let (bus, address) = start_bus(dir.path());
-    let emulator = Guard(
-        Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
-            .arg("--unit-dir")
-            .arg(&unit_dir)
-            .arg("--bus-address")
-            .arg(&address)
-            .spawn()
-            .expect("spawn emulator"),
-    );
-    let conn = zbus::connection::Builder::address(address.as_str())
-        .expect("address")
-        .build()
-        .await
-        .expect("connect");
-    wait_for_name(&conn).await;
-    Setup {
-        _dir: dir,
-        _bus: bus,
-        emulator,
-        conn,
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn start_stop_over_dbus() {
-    let Setup { _dir, _bus, mut emulator, conn } = setup(&[
+    let Setup { dir: _dir, _bus, mut emulator, conn } = setup(&[
         ("oneshot.service", "[Unit]\nDescription=Reference oneshot unit\n[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n"),
         ("sleeper.service", "[Service]\nExecStart=sleep 300\n"),
-    ])
+    ], &[])
     .await;
 
     let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
@@ -318,10 +184,10 @@ async fn start_stop_over_dbus() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn failing_target_shows_running_then_failed_and_dep_stops() {
-    let Setup { _dir, _bus, emulator: _emulator, conn } = setup(&[
+    let Setup { dir: _dir, _bus, emulator: _emulator, conn } = setup(&[
         ("target.service", "[Unit]\nDescription=Target service\n[Service]\nType=simple\nExecStart=/bin/false\nRemainAfterExit=yes\n"),
         ("bluechi-dep@.service", "[Unit]\nBindsTo=%i.service\nAfter=%i.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStop=true\n"),
-    ])
+    ], &[])
     .await;
     let target = "/org/freedesktop/systemd1/unit/target_2eservice";
     let props = zbus::Proxy::new(&conn, DEST, target, "org.freedesktop.DBus.Properties")
@@ -403,12 +269,12 @@ async fn service_prop_u32(conn: &Connection, path: &str, name: &str) -> u32 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn notify_forking_and_exec_services_with_real_processes() {
-    let Setup { _dir, _bus, emulator: _emulator, conn } = setup(&[
+    let Setup { dir: _dir, _bus, emulator: _emulator, conn } = setup(&[
         ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"sleep 0.2; systemd-notify --ready --status=serving; exec sleep 300\"\n"),
         ("f.service", "[Service]\nType=forking\nExecStart=/bin/sh -c \"sleep 300 &\"\n"),
         ("e.service", "[Service]\nType=exec\nExecStart=/nonexistent/prog\n"),
         ("w.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nWorkingDirectory=/tmp\nEnvironment=X=1\nExecStart=/bin/sh -c 'test \"$PWD\" = /tmp'\nExecReload=/bin/sh -c 'test \"$X\" = 1'\n"),
-    ])
+    ], &[])
     .await;
     let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
         .await
