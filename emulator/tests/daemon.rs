@@ -11,10 +11,9 @@ use zvariant::OwnedObjectPath;
 async fn connect_private(path: &std::path::Path) -> zbus::Connection {
     let start = Instant::now();
     loop {
-        if path.exists() {
-            return bluechi_core::sd_private::connect(path)
-                .await
-                .expect("p2p handshake through the relay");
+        // The socket file appears just before the emulator listens on it: retry refusals.
+        if let Ok(conn) = bluechi_core::sd_private::connect(path).await {
+            return conn;
         }
         assert!(start.elapsed() < DEADLINE, "private socket never appeared");
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -215,20 +215,27 @@ impl Engine {
         }
     }
 
-    /// Runs the next ExecStartPre= line as the control process, or goes on to ExecStart=.
-    fn start_pre_next(&mut self, name: &str, now: Now) {
+    /// Spawns the next queued control command (ExecStartPre=, ExecReload=, ExecStop=); false
+    /// when the queue is empty.
+    fn next_control(&mut self, name: &str) -> bool {
         let next = self
             .units
             .get_mut(name)
             .and_then(|u| u.svc.pending.pop_front());
-        match next {
-            Some(cmd) => {
-                let p = self.spawn(name, &cmd, Role::Control);
-                if let Some(u) = self.units.get_mut(name) {
-                    u.svc.control = Some(p);
-                }
-            }
-            None => self.enter_start(name, now),
+        let Some(cmd) = next else {
+            return false;
+        };
+        let p = self.spawn(name, &cmd, Role::Control);
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.control = Some(p);
+        }
+        true
+    }
+
+    /// Runs the next ExecStartPre= line as the control process, or goes on to ExecStart=.
+    fn start_pre_next(&mut self, name: &str, now: Now) {
+        if !self.next_control(name) {
+            self.enter_start(name, now);
         }
     }
 
@@ -478,18 +485,8 @@ impl Engine {
     }
 
     fn reload_next(&mut self, name: &str, now: Now) {
-        let next = self
-            .units
-            .get_mut(name)
-            .and_then(|u| u.svc.pending.pop_front());
-        match next {
-            Some(cmd) => {
-                let p = self.spawn(name, &cmd, Role::Control);
-                if let Some(u) = self.units.get_mut(name) {
-                    u.svc.control = Some(p);
-                }
-            }
-            None => self.reload_finish(name, true, now),
+        if !self.next_control(name) {
+            self.reload_finish(name, true, now);
         }
     }
 
@@ -547,18 +544,8 @@ impl Engine {
     }
 
     fn stop_next(&mut self, name: &str, now: Now) {
-        let next = self
-            .units
-            .get_mut(name)
-            .and_then(|u| u.svc.pending.pop_front());
-        match next {
-            Some(cmd) => {
-                let p = self.spawn(name, &cmd, Role::Control);
-                if let Some(u) = self.units.get_mut(name) {
-                    u.svc.control = Some(p);
-                }
-            }
-            None => self.enter_sigterm(name, now),
+        if !self.next_control(name) {
+            self.enter_sigterm(name, now);
         }
     }
 
