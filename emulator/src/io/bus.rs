@@ -32,18 +32,7 @@ const XML_EMPTY: &str =
 type Reply = Result<Message, EngineError>;
 type PropList = Vec<(String, Value)>;
 /// One `ListUnits` entry: `(ssssssouso)`.
-type UnitListEntry = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
+type UnitListEntry = bluechi_core::msg::ListedUnit;
 
 fn ok<B: Serialize + DynamicType>(hdr: &Header<'_>, body: &B) -> Reply {
     Message::method_return(hdr)

@@ -3,7 +3,7 @@
 use bluechi_core::sd_private::{self, PRIVATE_SOCKET};
 use std::collections::HashMap;
 use zbus::Connection;
-use zvariant::{OwnedObjectPath, OwnedValue};
+use zvariant::OwnedValue;
 
 pub const DEST: &str = "org.freedesktop.systemd1";
 pub const MANAGER: &str = "/org/freedesktop/systemd1";
@@ -12,18 +12,7 @@ const DEFAULT_SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 /// One `ListUnits` entry: name, description, load, active and sub state, followed unit, object
 /// path, job id, job type, job path.
-pub type ListedUnit = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
+pub use bluechi_core::msg::ListedUnit;
 
 /// A failed call: the D-Bus error name (empty for transport errors) and its message.
 #[derive(Debug, Clone)]

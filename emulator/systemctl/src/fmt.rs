@@ -1,5 +1,6 @@
 //! Text formats shared by the verbs: timestamps, time spans, exit statuses, tables.
 
+pub use bluechi_core::fnmatch::fnmatch as glob;
 use zvariant::Value;
 
 /// A wall-clock time in microseconds, the way systemd prints it in local time.
@@ -213,43 +214,6 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
-/// Glob matching as fnmatch(3) without flags: `*`, `?` and `[...]` classes.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn m(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| m(rest, &t[i..])),
-            Some(('?', rest)) => !t.is_empty() && m(rest, &t[1..]),
-            Some(('[', rest)) => {
-                let Some(end) = rest.iter().skip(1).position(|c| *c == ']').map(|e| e + 1) else {
-                    return t.first() == Some(&'[') && m(rest, &t[1..]);
-                };
-                let Some(c) = t.first() else { return false };
-                let (neg, class) = match rest[..end].split_first() {
-                    Some(('!' | '^', cl)) => (true, cl),
-                    _ => (false, &rest[..end]),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= *c && *c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&rest[end + 1..], &t[1..])
-            }
-            Some((c, rest)) => t.first() == Some(c) && m(rest, &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    m(&p, &t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,14 +231,6 @@ mod tests {
         assert_eq!(exit_info(1, 0), "code=exited, status=0/SUCCESS");
         assert_eq!(exit_info(1, 42), "code=exited, status=42");
         assert_eq!(exit_info(2, 15), "code=killed, signal=TERM");
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("t-*", "t-a.service"));
-        assert!(!glob("t-*", "a.service"));
-        assert!(glob("t-[a-c]?.service", "t-bx.service"));
-        assert!(!glob("t-[!a-c]*", "t-b.service"));
     }
 
     #[test]

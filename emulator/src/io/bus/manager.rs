@@ -9,6 +9,7 @@ use crate::engine::{
 };
 use crate::io::convert::object_path;
 use crate::names::unit_path;
+pub use bluechi_core::fnmatch::fnmatch as glob;
 use zbus::message::{Header, Message};
 use zvariant::OwnedObjectPath;
 
@@ -52,44 +53,6 @@ pub fn list_entry(engine: &Engine, d: &Daemon, u: &Unit) -> UnitListEntry {
         job.map(|j| job_ref_path(j.id))
             .unwrap_or_else(|| object_path("/")),
     )
-}
-
-/// fnmatch(3) without flags: `*`, `?` and `[...]` classes (with `!`/`^` negation and ranges).
-pub fn glob(pattern: &str, s: &str) -> bool {
-    fn m(p: &[char], s: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('*') => (0..=s.len()).any(|i| m(&p[1..], &s[i..])),
-            Some('?') => !s.is_empty() && m(&p[1..], &s[1..]),
-            Some('[') => {
-                let Some(c) = s.first() else { return false };
-                let Some(end) = p.iter().skip(2).position(|x| *x == ']').map(|e| e + 2) else {
-                    return *c == '[' && m(&p[1..], &s[1..]);
-                };
-                let class = &p[1..end];
-                let (neg, class) = match class.first() {
-                    Some('!') | Some('^') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= *c && *c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[end + 1..], &s[1..])
-            }
-            Some(x) => s.first() == Some(x) && m(&p[1..], &s[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = s.chars().collect();
-    m(&p, &s)
 }
 
 fn state_matches(states: &[String], u: &Unit) -> bool {
@@ -561,22 +524,5 @@ fn architecture() -> &'static str {
         "riscv64" => "riscv64",
         "s390x" => "s390x",
         other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn glob_like_fnmatch() {
-        assert!(glob("*.service", "a.service"));
-        assert!(!glob("*.service", "a.target"));
-        assert!(glob("ss?d.*", "sshd.service"));
-        assert!(glob("[ab]x.service", "bx.service"));
-        assert!(!glob("[!ab]x.service", "bx.service"));
-        assert!(glob("[a-c]x", "cx"));
-        assert!(glob("", ""));
-        assert!(!glob("a", ""));
     }
 }
