@@ -593,4 +593,5 @@ fn properties_all_interfaces_merged() {
 }
 
 mod directives;
+mod modes;
 mod services;
