@@ -237,3 +237,19 @@ fn isolate_with_several_handlers_is_a_bad_setting() {
     let e = enqueue(&mut h, "f.service", JobType::Start, "replace").unwrap_err();
     assert_eq!(e.name, ERR_BAD_SETTING);
 }
+
+#[test]
+fn isolate_settings_are_unit_properties() {
+    let mut h = H::new(MapSource::default().with(
+        "iso.target",
+        "[Unit]\nAllowIsolate=yes\nIgnoreOnIsolate=yes\nOnFailureJobMode=flush\n",
+    ));
+    h.e.load_unit("iso.target", h.now).unwrap();
+    let all = h.e.unit_properties("iso.target", "").unwrap();
+    let get = |k: &str| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("CanIsolate"), Some(Value::Bool(true)));
+    assert_eq!(get("AllowIsolate"), Some(Value::Bool(true)));
+    assert_eq!(get("IgnoreOnIsolate"), Some(Value::Bool(true)));
+    assert_eq!(get("OnFailureJobMode"), Some(Value::Str("flush".into())));
+    assert_eq!(get("OnSuccessJobMode"), Some(Value::Str("replace".into())));
+}
