@@ -317,28 +317,24 @@ impl Engine {
         // Same conditions as systemd 252's unit_notify: failing from anything but failed
         // triggers OnFailure=, reaching inactive from a running-ish state triggers OnSuccess=.
         if old != ActiveState::Failed && active == ActiveState::Failed {
-            self.start_handlers(name, "OnFailure=", |d| &d.on_failure, now);
+            self.start_handlers(name, false, now);
         }
         if active == ActiveState::Inactive && !old.is_inactive_or_failed() {
-            self.start_handlers(name, "OnSuccess=", |d| &d.on_success, now);
+            self.start_handlers(name, true, now);
         }
         self.schedule_gc();
     }
 
-    /// systemd's `unit_start_on_failure`: start jobs in mode `replace` (the default
-    /// OnFailureJobMode=/OnSuccessJobMode=); a handler that cannot be queued is only logged.
-    fn start_handlers(
-        &mut self,
-        name: &str,
-        key: &str,
-        pick: fn(&crate::unitfile::Deps) -> &Vec<String>,
-        now: Now,
-    ) {
-        let handlers: Vec<String> = self
-            .units
-            .get(name)
-            .map(|u| pick(u.deps()).clone())
-            .unwrap_or_default();
+    /// systemd's `unit_start_on_failure`: start jobs for OnFailure= (or OnSuccess= with
+    /// `success`) in OnFailureJobMode=/OnSuccessJobMode=; a handler that cannot be queued is
+    /// only logged.
+    fn start_handlers(&mut self, name: &str, success: bool, now: Now) {
+        let key = if success { "OnSuccess=" } else { "OnFailure=" };
+        let (handlers, mode) = match self.units.get(name) {
+            Some(u) if success => (u.deps().on_success.clone(), u.handler_job_mode(true)),
+            Some(u) => (u.deps().on_failure.clone(), u.handler_job_mode(false)),
+            None => return,
+        };
         if handlers.is_empty() {
             return;
         }
@@ -347,7 +343,7 @@ impl Engine {
             format!("{name}: Triggering {key} dependencies."),
         );
         for h in handlers {
-            if let Err(e) = self.add_transaction(&h, JobType::Start, JobMode::Replace, now) {
+            if let Err(e) = self.add_transaction(&h, JobType::Start, mode, now) {
                 self.log(
                     LogLevel::Warn,
                     format!(
@@ -525,7 +521,7 @@ impl Engine {
         // A job failing this way may leave the unit's state untouched (it never started), so
         // systemd triggers OnFailure= from the job itself.
         if matches!(result, JobResult::Dependency | JobResult::Timeout) {
-            self.start_handlers(&job.unit, "OnFailure=", |d| &d.on_failure, now);
+            self.start_handlers(&job.unit, false, now);
         }
         self.schedule_gc();
     }
@@ -628,6 +624,9 @@ impl Engine {
         let Some(u) = self.units.get(&j.unit) else {
             return true;
         };
+        if j.ignore_order {
+            return true;
+        }
         let other_job = |n: &String| {
             self.units
                 .get(n)

@@ -94,6 +94,23 @@ pub fn unit_props(u: &Unit, jobs: &BTreeMap<u32, Job>) -> Vec<(String, Value)> {
             Value::Bool(u.load_state == "loaded"),
         ),
         ("CanStop".to_string(), Value::Bool(u.load_state == "loaded")),
+        (
+            "CanIsolate".to_string(),
+            Value::Bool(u.load_state == "loaded" && u.allow_isolate()),
+        ),
+        ("AllowIsolate".to_string(), Value::Bool(u.allow_isolate())),
+        (
+            "IgnoreOnIsolate".to_string(),
+            Value::Bool(u.ignore_on_isolate()),
+        ),
+        (
+            "OnFailureJobMode".to_string(),
+            Value::Str(u.handler_job_mode(false).as_str().to_string()),
+        ),
+        (
+            "OnSuccessJobMode".to_string(),
+            Value::Str(u.handler_job_mode(true).as_str().to_string()),
+        ),
         ("CanReload".to_string(), Value::Bool(false)),
         ("CanFreeze".to_string(), Value::Bool(false)),
         ("Transient".to_string(), Value::Bool(false)),

@@ -434,9 +434,9 @@ fn missing_required_unit_fails_the_request() {
             .unwrap_err();
     assert_eq!(e.message, "Unit nothere.service not found.");
     let e =
-        h.e.enqueue("target.service", JobType::Start, "isolate", h.now)
+        h.e.enqueue("target.service", JobType::Start, "bogus", h.now)
             .unwrap_err();
-    assert_eq!(e.message, "Job mode isolate is invalid.");
+    assert_eq!(e.message, "Job mode bogus is invalid.");
     // The not-found stub is announced and later collected.
     h.pump();
     assert!(h
@@ -593,4 +593,5 @@ fn properties_all_interfaces_merged() {
 }
 
 mod directives;
+mod modes;
 mod services;

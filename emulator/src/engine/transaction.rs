@@ -59,17 +59,78 @@ impl Engine {
                 format!("Unit {anchor} not loaded."),
             ));
         }
+        if mode == JobMode::Isolate {
+            if job_type != JobType::Start {
+                return Err(EngineError::new(
+                    ERR_INVALID_ARGS,
+                    "Isolate is only valid for start.",
+                ));
+            }
+            if !u.allow_isolate() {
+                return Err(EngineError::new(
+                    ERR_NO_ISOLATION,
+                    "Operation refused, unit may not be isolated.",
+                ));
+            }
+        }
         let mut tx = Tx {
             entries: Vec::new(),
             mode,
             matters: Vec::new(),
         };
         self.plan(&mut tx, anchor, job_type, true, true)?;
+        if mode == JobMode::Isolate {
+            self.plan_isolate_stops(&mut tx);
+        }
         self.drop_redundant(&mut tx, anchor);
-        if mode == JobMode::Fail {
-            self.check_destructive(&tx, anchor, job_type)?;
+        self.check_destructive(&tx, anchor, job_type)?;
+        if matches!(mode, JobMode::Isolate | JobMode::Flush) {
+            self.cancel_outside(&tx, now);
         }
         Ok(self.install(&tx, anchor, now))
+    }
+
+    /// systemd's `transaction_add_isolate_jobs`: stop every unit that is up (or has a job)
+    /// and is neither part of the transaction nor IgnoreOnIsolate=; a stop that cannot be
+    /// planned is left out.
+    fn plan_isolate_stops(&mut self, tx: &mut Tx) {
+        let victims: Vec<String> = self
+            .units
+            .values()
+            .filter(|u| !u.ignore_on_isolate())
+            .filter(|u| !u.active.is_inactive_or_failed() || u.job.is_some())
+            .filter(|u| !tx.entries.iter().any(|(n, _)| *n == u.name))
+            .map(|u| u.name.clone())
+            .collect();
+        for v in victims {
+            if tx.entries.iter().any(|(n, _)| *n == v) {
+                continue;
+            }
+            let before = tx.entries.len();
+            if self.plan(tx, &v, JobType::Stop, false, false).is_err() {
+                tx.entries.truncate(before);
+            }
+        }
+    }
+
+    /// Modes `isolate` and `flush` cancel every queued job outside the new transaction, not
+    /// recursively (dependent jobs and OnFailure= are left alone), as systemd does.
+    fn cancel_outside(&mut self, tx: &Tx, now: Now) {
+        let outside: Vec<u32> = self
+            .jobs
+            .values()
+            .filter(|j| !tx.entries.iter().any(|(n, _)| *n == j.unit))
+            .filter(|j| {
+                !self
+                    .units
+                    .get(&j.unit)
+                    .is_some_and(|u| u.ignore_on_isolate())
+            })
+            .map(|j| j.id)
+            .collect();
+        for id in outside {
+            self.finish_job(id, JobResult::Canceled, false, now);
+        }
     }
 
     fn plan(
@@ -111,6 +172,9 @@ impl Engine {
                 }
                 let d = u.deps().clone();
                 tx.entries.push((name.to_string(), job_type));
+                if tx.mode.ignores_requirements() {
+                    return Ok(());
+                }
                 for r in d.requires.iter().chain(d.binds_to.iter()) {
                     // A required dependency that cannot load fails the whole request.
                     self.plan(tx, r, JobType::Start, true, matters)?;
@@ -176,7 +240,7 @@ impl Engine {
                     && u.job.is_none()
                     && !super::service::has_processes(u);
                 tx.entries.push((name.to_string(), JobType::Stop));
-                if redundant {
+                if redundant || tx.mode.ignores_requirements() {
                     return Ok(());
                 }
                 let mut dependents = self.requiring_units(name);
@@ -240,6 +304,8 @@ impl Engine {
         });
     }
 
+    /// systemd's `transaction_is_destructive`: in mode `fail` no queued job may be replaced,
+    /// in any mode no irreversible one.
     fn check_destructive(
         &self,
         tx: &Tx,
@@ -255,7 +321,7 @@ impl Engine {
             else {
                 continue;
             };
-            if !mergeable(j.job_type, *jt) {
+            if (tx.mode == JobMode::Fail || j.irreversible) && !mergeable(j.job_type, *jt) {
                 return Err(EngineError::new(
                     ERR_DESTRUCTIVE,
                     format!(
@@ -272,7 +338,10 @@ impl Engine {
 
     fn install(&mut self, tx: &Tx, anchor: &str, now: Now) -> u32 {
         let mut anchor_id = 0;
+        let irreversible = tx.mode == JobMode::ReplaceIrreversibly;
         for (name, jt) in &tx.entries {
+            // Only the anchor itself skips ordering, as in systemd.
+            let ignore_order = tx.mode == JobMode::IgnoreDependencies && name == anchor;
             let existing = self
                 .units
                 .get(name)
@@ -289,13 +358,22 @@ impl Engine {
                             jm.job_type = JobType::Restart;
                         }
                     }
+                    if let Some(jm) = self.jobs.get_mut(&j.id) {
+                        jm.ignore_order |= ignore_order;
+                        jm.irreversible |= irreversible;
+                    }
                     j.id
                 }
                 other => {
                     if let Some(old) = other {
                         self.finish_job(old.id, JobResult::Canceled, false, now);
                     }
-                    self.new_job(name, *jt)
+                    let id = self.new_job(name, *jt);
+                    if let Some(jm) = self.jobs.get_mut(&id) {
+                        jm.ignore_order = ignore_order;
+                        jm.irreversible = irreversible;
+                    }
+                    id
                 }
             };
             if name == anchor {
@@ -315,6 +393,8 @@ impl Engine {
                 unit: unit.to_string(),
                 job_type,
                 state: JobState::Waiting,
+                ignore_order: false,
+                irreversible: false,
             },
         );
         if let Some(u) = self.units.get_mut(unit) {

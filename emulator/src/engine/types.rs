@@ -148,6 +148,16 @@ impl JobResult {
 pub enum JobMode {
     Replace,
     Fail,
+    /// Start the unit and stop everything it does not pull in (needs AllowIsolate=yes).
+    Isolate,
+    /// The job alone: no dependencies pulled in, no ordering waits.
+    IgnoreDependencies,
+    /// No requirement dependencies pulled in; ordering still applies.
+    IgnoreRequirements,
+    /// Like replace, and cancels every queued job outside the transaction.
+    Flush,
+    /// Like replace, and later transactions may not replace the installed jobs.
+    ReplaceIrreversibly,
 }
 
 impl JobMode {
@@ -155,8 +165,33 @@ impl JobMode {
         match s {
             "replace" => Some(JobMode::Replace),
             "fail" => Some(JobMode::Fail),
+            "isolate" => Some(JobMode::Isolate),
+            "ignore-dependencies" => Some(JobMode::IgnoreDependencies),
+            "ignore-requirements" => Some(JobMode::IgnoreRequirements),
+            "flush" => Some(JobMode::Flush),
+            "replace-irreversibly" => Some(JobMode::ReplaceIrreversibly),
             _ => None,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobMode::Replace => "replace",
+            JobMode::Fail => "fail",
+            JobMode::Isolate => "isolate",
+            JobMode::IgnoreDependencies => "ignore-dependencies",
+            JobMode::IgnoreRequirements => "ignore-requirements",
+            JobMode::Flush => "flush",
+            JobMode::ReplaceIrreversibly => "replace-irreversibly",
+        }
+    }
+
+    /// Whether dependencies are left out of the transaction.
+    pub fn ignores_requirements(self) -> bool {
+        matches!(
+            self,
+            JobMode::IgnoreDependencies | JobMode::IgnoreRequirements
+        )
     }
 }
 
@@ -166,6 +201,10 @@ pub struct Job {
     pub unit: String,
     pub job_type: JobType,
     pub state: JobState,
+    /// Runs regardless of After=/Before= (job mode `ignore-dependencies`).
+    pub ignore_order: bool,
+    /// Conflicting transactions may not replace it (job mode `replace-irreversibly`).
+    pub irreversible: bool,
 }
 
 /// How a process ended.
@@ -304,6 +343,7 @@ pub const ERR_ONLY_BY_DEPENDENCY: &str = "org.freedesktop.systemd1.OnlyByDepende
 pub const ERR_JOB_TYPE_NOT_APPLICABLE: &str = "org.freedesktop.systemd1.JobTypeNotApplicable";
 pub const ERR_UNIT_INACTIVE: &str = "org.freedesktop.systemd1.UnitInactive";
 pub const ERR_UNIT_BUSY: &str = "org.freedesktop.systemd1.UnitBusy";
+pub const ERR_NO_ISOLATION: &str = "org.freedesktop.systemd1.NoIsolation";
 pub const ERR_NOT_SUPPORTED: &str = "org.freedesktop.DBus.Error.NotSupported";
 
 /// What a unit source found for a name.

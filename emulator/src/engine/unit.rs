@@ -196,6 +196,23 @@ impl Unit {
         self.def.as_ref().is_some_and(|d| d.stop_when_unneeded)
     }
 
+    pub fn allow_isolate(&self) -> bool {
+        self.def.as_ref().is_some_and(|d| d.allow_isolate)
+    }
+
+    pub fn ignore_on_isolate(&self) -> bool {
+        self.def.as_ref().is_some_and(|d| d.ignore_on_isolate)
+    }
+
+    /// OnFailureJobMode= (`success` false) or OnSuccessJobMode= (`success` true).
+    pub fn handler_job_mode(&self, success: bool) -> super::types::JobMode {
+        match &self.def {
+            Some(d) if success => d.on_success_job_mode,
+            Some(d) => d.on_failure_job_mode,
+            None => super::types::JobMode::Replace,
+        }
+    }
+
     /// systemd's `bus_unit_queue_job` check: a restart counts as both a start and a stop.
     pub fn refuses_manual(&self, job_type: super::types::JobType) -> bool {
         use super::types::JobType;

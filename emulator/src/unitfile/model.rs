@@ -172,6 +172,11 @@ pub struct UnitDef {
     pub refuse_manual_stop: bool,
     /// `DefaultDependencies=` (targets then order themselves after what they pull in).
     pub default_dependencies: bool,
+    pub allow_isolate: bool,
+    pub ignore_on_isolate: bool,
+    /// OnFailureJobMode=/OnSuccessJobMode=: how OnFailure=/OnSuccess= units are enqueued.
+    pub on_failure_job_mode: crate::engine::JobMode,
+    pub on_success_job_mode: crate::engine::JobMode,
     pub has_install: bool,
     /// Every name of the unit (`Names`): its id first, then aliases.
     pub names: Vec<String>,
@@ -307,6 +312,13 @@ impl Builder<'_> {
         }
     }
 
+    fn job_mode(&mut self, target: &mut crate::engine::JobMode, value: &str, line: usize) {
+        match crate::engine::JobMode::parse(value) {
+            Some(m) => *target = m,
+            None => self.warn(line, format!("Failed to parse job mode, ignoring: {value}")),
+        }
+    }
+
     fn exec(
         &mut self,
         list: &mut Vec<ExecCommand>,
@@ -402,6 +414,10 @@ fn build_inner<'a>(
         refuse_manual_start: false,
         refuse_manual_stop: false,
         default_dependencies: true,
+        allow_isolate: false,
+        ignore_on_isolate: false,
+        on_failure_job_mode: crate::engine::JobMode::Replace,
+        on_success_job_mode: crate::engine::JobMode::Replace,
         has_install: false,
         names: vec![name.to_string()],
         drop_in_paths: files.iter().skip(1).map(|(p, _)| p.clone()).collect(),
@@ -437,6 +453,10 @@ fn build_inner<'a>(
             ("Unit", "DefaultDependencies") => {
                 b.boolean(&mut def.default_dependencies, v, line, key)
             }
+            ("Unit", "AllowIsolate") => b.boolean(&mut def.allow_isolate, v, line, key),
+            ("Unit", "IgnoreOnIsolate") => b.boolean(&mut def.ignore_on_isolate, v, line, key),
+            ("Unit", "OnFailureJobMode") => b.job_mode(&mut def.on_failure_job_mode, v, line),
+            ("Unit", "OnSuccessJobMode") => b.job_mode(&mut def.on_success_job_mode, v, line),
             ("Unit", "Documentation") => {}
             ("Install", k) if INSTALL_KEYS.contains(&k) => def.has_install = true,
             (sec, _) if sec.starts_with("X-") => {}
@@ -652,6 +672,7 @@ fn build_inner<'a>(
         }
     }
     b.path = path;
+    validate_isolate_handlers(path, &def)?;
     if is_service {
         validate_service(path, &svc, type_line)?;
         def.kind = UnitKind::Service(svc);
@@ -659,6 +680,27 @@ fn build_inner<'a>(
         def.kind = UnitKind::Target;
     }
     Ok(def)
+}
+
+/// systemd's unit_verify: an isolating handler must be the only one, since each isolate
+/// would stop the others.
+fn validate_isolate_handlers(path: &str, def: &UnitDef) -> Result<(), LoadFailure> {
+    let checks = [
+        ("OnFailure", def.on_failure_job_mode, &def.deps.on_failure),
+        ("OnSuccess", def.on_success_job_mode, &def.deps.on_success),
+    ];
+    for (key, mode, handlers) in checks {
+        if mode == crate::engine::JobMode::Isolate && handlers.len() > 1 {
+            return Err(LoadFailure {
+                load_state: "bad-setting",
+                error_name: "org.freedesktop.systemd1.BadUnitSetting",
+                message: format!(
+                    "{path}: More than one {key}= dependencies specified but {key}JobMode=isolate set. Refusing."
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn validate_service(path: &str, svc: &ServiceDef, type_line: usize) -> Result<(), LoadFailure> {
