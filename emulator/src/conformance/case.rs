@@ -15,6 +15,7 @@
 //! start a.service [mode]
 //! stop a.service [mode]
 //! restart a.service [mode]
+//! reload a.service [mode]     (ReloadUnit)
 //! kill a.service SIGNAL        (KillUnit whom=all, signal name without SIG, e.g. TERM)
 //! reset-failed [a.service]
 //! sleep-ms 1500                (only where the unit's own timing needs it)
@@ -35,6 +36,8 @@ pub enum Op {
     Start(String, String),
     Stop(String, String),
     Restart(String, String),
+    /// `ReloadUnit`.
+    Reload(String, String),
     Kill(String, String),
     ResetFailed(Option<String>),
     SleepMs(u64),
@@ -98,6 +101,7 @@ impl fmt::Display for Op {
             Op::Start(u, m) => write!(f, "start {u} {m}"),
             Op::Stop(u, m) => write!(f, "stop {u} {m}"),
             Op::Restart(u, m) => write!(f, "restart {u} {m}"),
+            Op::Reload(u, m) => write!(f, "reload {u} {m}"),
             Op::Kill(u, s) => write!(f, "kill {u} {s}"),
             Op::ResetFailed(Some(u)) => write!(f, "reset-failed {u}"),
             Op::ResetFailed(None) => write!(f, "reset-failed"),
@@ -288,6 +292,9 @@ fn parse_op(t: &str) -> Result<Op, String> {
         ["stop", u, rest @ ..] if rest.len() <= 1 => Ok(Op::Stop(unit(u)?, mode(rest.first())?)),
         ["restart", u, rest @ ..] if rest.len() <= 1 => {
             Ok(Op::Restart(unit(u)?, mode(rest.first())?))
+        }
+        ["reload", u, rest @ ..] if rest.len() <= 1 => {
+            Ok(Op::Reload(unit(u)?, mode(rest.first())?))
         }
         ["kill", u, sig] => {
             let s = sig.trim_start_matches("SIG");

@@ -11,7 +11,7 @@
 
 use super::case::{signal_number, Case, Op};
 use super::fixture::{StepObs, UnitObs};
-use crate::engine::{expand_argv, Action, Engine, ExecContext, Exit, JobType, Now};
+use crate::engine::{expand_argv, Action, Engine, ExecContext, Exit, JobType, Now, Request};
 use crate::loader::MapSource;
 use crate::unitfile::envfile::parse_env_file;
 use std::cmp::Reverse;
@@ -504,6 +504,10 @@ impl Harness {
             Op::Start(u, m) => self.engine.enqueue(u, JobType::Start, m, now).map(|_| ()),
             Op::Stop(u, m) => self.engine.enqueue(u, JobType::Stop, m, now).map(|_| ()),
             Op::Restart(u, m) => self.engine.enqueue(u, JobType::Restart, m, now).map(|_| ()),
+            Op::Reload(u, m) => self
+                .engine
+                .enqueue_request(u, Request::Reload, m, now)
+                .map(|_| ()),
             Op::Kill(u, s) => {
                 let sig = signal_number(s).unwrap_or(libc::SIGTERM);
                 self.engine.kill_unit(u, "all", sig)

@@ -178,6 +178,7 @@ async fn run_op(sd: &Sd, op: &Op) -> Result<(), String> {
         Op::Start(u, m) => call(sd, "StartUnit", &(u, m)).await,
         Op::Stop(u, m) => call(sd, "StopUnit", &(u, m)).await,
         Op::Restart(u, m) => call(sd, "RestartUnit", &(u, m)).await,
+        Op::Reload(u, m) => call(sd, "ReloadUnit", &(u, m)).await,
         Op::Kill(u, s) => {
             let sig = signal_number(s).unwrap_or(libc::SIGTERM);
             call(sd, "KillUnit", &(u, "all", sig)).await
