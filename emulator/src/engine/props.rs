@@ -111,8 +111,12 @@ pub fn unit_props(u: &Unit, jobs: &BTreeMap<u32, Job>) -> Vec<(String, Value)> {
             "OnSuccessJobMode".to_string(),
             Value::Str(u.handler_job_mode(true).as_str().to_string()),
         ),
-        ("CanReload".to_string(), Value::Bool(false)),
-        ("CanFreeze".to_string(), Value::Bool(false)),
+        (
+            "CanReload".to_string(),
+            Value::Bool(u.service_def().is_some_and(|s| !s.exec_reload.is_empty())),
+        ),
+        // Services can be frozen (SIGSTOP on their process groups, see engine/freezer.rs).
+        ("CanFreeze".to_string(), Value::Bool(u.is_service())),
         ("Transient".to_string(), Value::Bool(false)),
     ];
     let (en, em) = u.load_error.clone().unwrap_or_default();

@@ -586,10 +586,26 @@ fn properties_all_interfaces_merged() {
         .find(|(n, _)| n == "UnitFileState")
         .map(|(_, v)| v.clone());
     assert_eq!(ufs, Some(Value::Str("disabled".into())));
+    let get = |k: &str| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    // No ExecReload=: cannot reload; a service can always be frozen here.
+    assert_eq!(get("CanReload"), Some(Value::Bool(false)));
+    assert_eq!(get("CanFreeze"), Some(Value::Bool(true)));
     assert!(h
         .e
         .unit_properties("target.service", "org.example.Nope")
         .is_none());
+}
+
+#[test]
+fn can_reload_follows_exec_reload() {
+    let mut h = target_node("[Service]\nExecStart=/bin/sleep 100\nExecReload=/bin/true\n");
+    h.start("target.service");
+    let all = h.e.unit_properties("target.service", "").unwrap();
+    let can = all
+        .iter()
+        .find(|(n, _)| n == "CanReload")
+        .map(|(_, v)| v.clone());
+    assert_eq!(can, Some(Value::Bool(true)));
 }
 
 mod directives;
