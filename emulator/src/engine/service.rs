@@ -99,7 +99,7 @@ fn exit_in(set: &(Vec<i32>, Vec<i32>), svc: &ServiceRuntime) -> bool {
 }
 
 /// systemd's `service_shall_restart` (the caller handles manual stops and the start limit).
-fn shall_restart(def: &ServiceDef, svc: &ServiceRuntime) -> bool {
+pub(crate) fn shall_restart(def: &ServiceDef, svc: &ServiceRuntime) -> bool {
     if exit_in(&def.restart_prevent, svc) {
         return false;
     }

@@ -594,4 +594,5 @@ fn properties_all_interfaces_merged() {
 
 mod directives;
 mod modes;
+mod post;
 mod services;
