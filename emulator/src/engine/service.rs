@@ -623,6 +623,9 @@ impl Engine {
         }
         u.svc.pending = stops;
         self.set_phase(name, SvcPhase::Stop, now);
+        // TimeoutStopSec= also bounds the ExecStop= lines.
+        let timeout = self.stop_timeout_of(name);
+        self.arm_stop_timer(name, timeout);
         self.stop_next(name, now);
     }
 
@@ -765,7 +768,19 @@ impl Engine {
         }
         u.svc.timer = None;
         match u.svc.phase {
-            SvcPhase::StopSigterm | SvcPhase::Stop if !sigkill => {
+            SvcPhase::Stop => {
+                // Like systemd: a hanging ExecStop= gets KillSignal= first, SIGKILL only later.
+                u.svc.pending.clear();
+                if u.svc.result == "success" {
+                    u.svc.result = "timeout";
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: Stopping timed out. Terminating."),
+                );
+                self.enter_sigterm(name, now);
+            }
+            SvcPhase::StopSigterm if !sigkill => {
                 if let Some(u) = self.units.get_mut(name) {
                     if u.svc.result == "success" {
                         u.svc.result = "timeout";
@@ -777,7 +792,7 @@ impl Engine {
                 );
                 self.enter_stop_post(name, now);
             }
-            SvcPhase::StopSigterm | SvcPhase::Stop | SvcPhase::FinalSigterm => {
+            SvcPhase::StopSigterm | SvcPhase::FinalSigterm => {
                 let final_ = u.svc.phase == SvcPhase::FinalSigterm;
                 if u.svc.result == "success" {
                     u.svc.result = "timeout";

@@ -206,3 +206,27 @@ fn restart_policies_follow_result_and_exit_status_sets() {
     assert!(crate::engine::service::shall_restart(&force, &killed));
     assert!(!crate::engine::service::shall_restart(&force, &exit3));
 }
+
+#[test]
+fn hanging_exec_stop_gets_kill_signal_before_sigkill() {
+    let mut h = H::new(MapSource::default().with(
+        "a.service",
+        "[Service]\nExecStart=/bin/daemon\nExecStop=/bin/hang\nKillSignal=SIGINT\nTimeoutStopSec=1\n",
+    ));
+    h.auto_kill = false;
+    h.start("a.service");
+    h.stop("a.service");
+    h.assert_state("a.service", "deactivating", "stop");
+    h.advance(1_000_000);
+    h.fire_timers();
+    h.assert_state("a.service", "deactivating", "stop-sigterm");
+    assert_eq!(h.kill_signals("a.service"), [libc::SIGINT]);
+    h.advance(1_000_000);
+    h.fire_timers();
+    h.assert_state("a.service", "deactivating", "stop-sigkill");
+    h.exit("a.service", "hang", Exit::Signal(libc::SIGKILL));
+    h.exit("a.service", "daemon", Exit::Signal(libc::SIGKILL));
+    h.assert_state("a.service", "failed", "failed");
+    assert_eq!(h.svc_result("a.service"), "timeout");
+    assert_eq!(h.kill_signals("a.service"), [libc::SIGINT, libc::SIGKILL]);
+}
