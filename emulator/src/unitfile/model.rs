@@ -985,4 +985,41 @@ mod tests {
         assert_eq!(parse_timespan_us("100ms"), Some(100_000));
         assert_eq!(parse_timespan_us("abc"), None);
     }
+
+    #[test]
+    fn post_commands_kill_signals_and_restart_sets() {
+        let (d, w) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nExecStartPost=-/bin/post\nExecStopPost=/bin/clean\n\
+KillSignal=SIGINT\nRestartKillSignal=9\nSendSIGKILL=no\nRestart=on-abnormal\n\
+RestartPreventExitStatus=3 SIGHUP\nRestartForceExitStatus=4\nRestartForceExitStatus=\n",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let UnitKind::Service(s) = d.kind else {
+            panic!("not a service");
+        };
+        assert_eq!(s.exec_start_post[0].argv, vec!["/bin/post"]);
+        assert!(s.exec_start_post[0].ignore_failure);
+        assert_eq!(s.exec_stop_post[0].argv, vec!["/bin/clean"]);
+        assert_eq!(s.kill_signal, libc::SIGINT);
+        assert_eq!(s.restart_kill_signal, Some(libc::SIGKILL));
+        assert!(!s.send_sigkill);
+        assert_eq!(s.restart, RestartPolicy::OnAbnormal);
+        assert_eq!(s.restart_prevent, (vec![3], vec![libc::SIGHUP]));
+        assert_eq!(s.restart_force, (vec![], vec![]));
+        let (_, w) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nKillSignal=SIGNOPE\nRestartForceExitStatus=999\n",
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.contains(":3:") && l.contains("KillSignal=SIGNOPE")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.contains(":4:") && l.contains("RestartForceExitStatus")),
+            "{w:?}"
+        );
+    }
 }
