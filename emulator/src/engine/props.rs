@@ -175,11 +175,7 @@ pub fn service_changed_props(u: &Unit) -> Vec<(String, Value)> {
 
 pub fn service_props(u: &Unit) -> Vec<(String, Value)> {
     let def = u.service_def();
-    let restart = match def.map(|d| d.restart) {
-        Some(crate::unitfile::RestartPolicy::Always) => "always",
-        Some(crate::unitfile::RestartPolicy::OnFailure) => "on-failure",
-        _ => "no",
-    };
+    let restart = def.map(|d| d.restart.as_str()).unwrap_or("no");
     let kill_mode = match def.map(|d| d.kill_mode) {
         Some(crate::unitfile::KillMode::Mixed) => "mixed",
         Some(crate::unitfile::KillMode::Process) => "process",
@@ -194,6 +190,21 @@ pub fn service_props(u: &Unit) -> Vec<(String, Value)> {
             Value::Bool(def.is_some_and(|d| d.remain_after_exit)),
         ),
         ("KillMode".to_string(), s(kill_mode)),
+        (
+            "KillSignal".to_string(),
+            Value::I32(def.map(|d| d.kill_signal).unwrap_or(libc::SIGTERM)),
+        ),
+        (
+            "RestartKillSignal".to_string(),
+            Value::I32(
+                def.map(|d| d.restart_kill_signal.unwrap_or(d.kill_signal))
+                    .unwrap_or(libc::SIGTERM),
+            ),
+        ),
+        (
+            "SendSIGKILL".to_string(),
+            Value::Bool(def.is_none_or(|d| d.send_sigkill)),
+        ),
         (
             "RestartUSec".to_string(),
             Value::U64(def.map(|d| d.restart_sec_us).unwrap_or(100_000)),

@@ -1,10 +1,11 @@
 //! The service state machine (systemd's `service.c` subset): simple, exec, oneshot, notify and
-//! forking, with ExecStartPre=, start/stop timeouts and the start rate limit.
+//! forking, with ExecStartPre=/ExecStartPost=/ExecStopPost=, start/stop timeouts, kill signals,
+//! restart policies and the start rate limit.
 
 use super::types::*;
-use super::unit::{Proc, SvcPhase, Unit};
+use super::unit::{Proc, ServiceRuntime, SvcPhase, Unit};
 use super::{Engine, Role, TimerKind};
-use crate::unitfile::{ExecCommand, KillMode, RestartPolicy, ServiceType};
+use crate::unitfile::{ExecCommand, KillMode, RestartPolicy, ServiceDef, ServiceType};
 
 const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
@@ -17,7 +18,12 @@ pub(crate) fn has_processes(u: &Unit) -> bool {
 pub(crate) fn busy_stopping(u: &Unit) -> bool {
     matches!(
         u.svc.phase,
-        SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill
+        SvcPhase::Stop
+            | SvcPhase::StopSigterm
+            | SvcPhase::StopSigkill
+            | SvcPhase::StopPost
+            | SvcPhase::FinalSigterm
+            | SvcPhase::FinalSigkill
     )
 }
 
@@ -25,11 +31,18 @@ fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
     match phase {
         SvcPhase::Dead => ActiveState::Inactive,
         SvcPhase::Failed => ActiveState::Failed,
-        SvcPhase::StartPre | SvcPhase::Start | SvcPhase::AutoRestart => ActiveState::Activating,
+        SvcPhase::StartPre | SvcPhase::Start | SvcPhase::StartPost | SvcPhase::AutoRestart => {
+            ActiveState::Activating
+        }
         SvcPhase::Reload => ActiveState::Reloading,
         SvcPhase::Running if stype == ServiceType::Exec => ActiveState::Active,
         SvcPhase::Running | SvcPhase::Exited => ActiveState::Active,
-        SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => ActiveState::Deactivating,
+        SvcPhase::Stop
+        | SvcPhase::StopSigterm
+        | SvcPhase::StopSigkill
+        | SvcPhase::StopPost
+        | SvcPhase::FinalSigterm
+        | SvcPhase::FinalSigkill => ActiveState::Deactivating,
     }
 }
 
@@ -72,6 +85,36 @@ fn describe_exit(exit: Exit) -> String {
                 .map(|s| s.as_str().trim_start_matches("SIG").to_string());
             format!("code=killed, status={s}/{}", name.unwrap_or_default())
         }
+    }
+}
+
+/// Whether the main process's exit is in `set` (codes for exits, signals for kills), as
+/// systemd's `exit_status_set_test`.
+fn exit_in(set: &(Vec<i32>, Vec<i32>), svc: &ServiceRuntime) -> bool {
+    match svc.exec_main_code {
+        CLD_EXITED => set.0.contains(&svc.exec_main_status),
+        CLD_KILLED => set.1.contains(&svc.exec_main_status),
+        _ => false,
+    }
+}
+
+/// systemd's `service_shall_restart` (the caller handles manual stops and the start limit).
+pub(crate) fn shall_restart(def: &ServiceDef, svc: &ServiceRuntime) -> bool {
+    if exit_in(&def.restart_prevent, svc) {
+        return false;
+    }
+    if exit_in(&def.restart_force, svc) {
+        return true;
+    }
+    let r = svc.result;
+    match def.restart {
+        RestartPolicy::No => false,
+        RestartPolicy::Always => true,
+        RestartPolicy::OnSuccess => r == "success",
+        RestartPolicy::OnFailure => r != "success",
+        RestartPolicy::OnAbnormal => !matches!(r, "success" | "exit-code"),
+        RestartPolicy::OnWatchdog => r == "watchdog",
+        RestartPolicy::OnAbort => matches!(r, "signal" | "core-dump"),
     }
 }
 
@@ -290,11 +333,56 @@ impl Engine {
         }
     }
 
-    /// The start completed: `active/running`.
+    /// The main start finished (forked, exec'd, READY=1, PID found or every oneshot line ran):
+    /// ExecStartPost= lines run in `activating/start-post` before the start completes.
     pub(crate) fn enter_running(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let posts: std::collections::VecDeque<ExecCommand> = u
+            .service_def()
+            .map(|s| s.exec_start_post.iter().cloned().collect())
+            .unwrap_or_default();
+        if posts.is_empty() {
+            self.start_complete(name, now);
+            return;
+        }
+        u.svc.pending = posts;
+        self.set_phase(name, SvcPhase::StartPost, now);
+        self.start_post_next(name, now);
+    }
+
+    fn start_post_next(&mut self, name: &str, now: Now) {
+        if !self.next_control(name) {
+            self.start_complete(name, now);
+        }
+    }
+
+    /// systemd's `service_enter_running`: `active/running` while the main process lives, else
+    /// `exited` (RemainAfterExit=) or stop; a failure recorded meanwhile terminates instead.
+    fn start_complete(&mut self, name: &str, now: Now) {
         self.disarm_timer(name);
-        self.log(LogLevel::Info, format!("Started {name}."));
-        self.set_phase(name, SvcPhase::Running, now);
+        let Some(u) = self.units.get(name) else {
+            return;
+        };
+        let oneshot = u
+            .service_def()
+            .is_some_and(|s| s.service_type == ServiceType::Oneshot);
+        let remain = u.service_def().is_some_and(|s| s.remain_after_exit);
+        if u.svc.result != "success" {
+            self.enter_sigterm(name, now);
+        } else if u.svc.main.is_some() {
+            self.log(LogLevel::Info, format!("Started {name}."));
+            self.set_phase(name, SvcPhase::Running, now);
+        } else {
+            let verb = if oneshot { "Finished" } else { "Started" };
+            self.log(LogLevel::Info, format!("{verb} {name}."));
+            if remain {
+                self.set_phase(name, SvcPhase::Exited, now);
+            } else {
+                self.enter_stop(name, now);
+            }
+        }
     }
 
     pub(crate) fn disarm_timer(&mut self, name: &str) {
@@ -324,7 +412,10 @@ impl Engine {
             return;
         }
         u.svc.timer = None;
-        if !matches!(u.svc.phase, SvcPhase::StartPre | SvcPhase::Start) {
+        if !matches!(
+            u.svc.phase,
+            SvcPhase::StartPre | SvcPhase::Start | SvcPhase::StartPost
+        ) {
             return;
         }
         u.svc.pending.clear();
@@ -416,20 +507,7 @@ impl Engine {
             .and_then(|u| u.svc.pending.pop_front());
         match next {
             Some(cmd) => self.start_main(name, &cmd, now),
-            None => {
-                let remain = self
-                    .units
-                    .get(name)
-                    .and_then(|u| u.service_def())
-                    .is_some_and(|s| s.remain_after_exit);
-                self.disarm_timer(name);
-                self.log(LogLevel::Info, format!("Finished {name}."));
-                if remain {
-                    self.set_phase(name, SvcPhase::Exited, now);
-                } else {
-                    self.enter_stop(name, now);
-                }
-            }
+            None => self.enter_running(name, now),
         }
     }
 
@@ -453,7 +531,7 @@ impl Engine {
                 }
                 self.set_phase(name, SvcPhase::Dead, now);
             }
-            SvcPhase::StartPre | SvcPhase::Start | SvcPhase::Reload => {
+            SvcPhase::StartPre | SvcPhase::Start | SvcPhase::StartPost | SvcPhase::Reload => {
                 if let Some(u) = self.units.get_mut(name) {
                     u.svc.pending.clear();
                 }
@@ -464,7 +542,12 @@ impl Engine {
                 self.log(LogLevel::Info, format!("Stopping {name}..."));
                 self.enter_stop(name, now);
             }
-            SvcPhase::Stop | SvcPhase::StopSigterm | SvcPhase::StopSigkill => {}
+            SvcPhase::Stop
+            | SvcPhase::StopSigterm
+            | SvcPhase::StopSigkill
+            | SvcPhase::StopPost
+            | SvcPhase::FinalSigterm
+            | SvcPhase::FinalSigkill => {}
         }
     }
 
@@ -540,6 +623,9 @@ impl Engine {
         }
         u.svc.pending = stops;
         self.set_phase(name, SvcPhase::Stop, now);
+        // TimeoutStopSec= also bounds the ExecStop= lines.
+        let timeout = self.stop_timeout_of(name);
+        self.arm_stop_timer(name, timeout);
         self.stop_next(name, now);
     }
 
@@ -568,29 +654,104 @@ impl Engine {
         }
     }
 
-    /// Sends SIGTERM to the remaining processes (`deactivating/stop-sigterm`), or finishes.
+    /// KillSignal=, or RestartKillSignal= while a restart job stops the unit.
+    fn term_signal(&self, u: &Unit) -> i32 {
+        let Some(def) = u.service_def() else {
+            return libc::SIGTERM;
+        };
+        let restarting = u
+            .job
+            .and_then(|id| self.jobs.get(&id))
+            .is_some_and(|j| j.job_type == JobType::Restart);
+        match def.restart_kill_signal {
+            Some(sig) if restarting => sig,
+            _ => def.kill_signal,
+        }
+    }
+
+    fn stop_timeout_of(&self, name: &str) -> u64 {
+        self.units
+            .get(name)
+            .and_then(|u| u.service_def())
+            .map(|s| s.timeout_stop_us)
+            .unwrap_or(90_000_000)
+    }
+
+    fn sends_sigkill(&self, name: &str) -> bool {
+        self.units
+            .get(name)
+            .and_then(|u| u.service_def())
+            .is_none_or(|s| s.send_sigkill)
+    }
+
+    /// Sends KillSignal= to the remaining processes (`deactivating/stop-sigterm`), or goes on
+    /// to ExecStopPost=.
     fn enter_sigterm(&mut self, name: &str, now: Now) {
+        if !self.signal_remaining(name, SvcPhase::StopSigterm, now) {
+            self.forget_processes(name);
+            self.enter_stop_post(name, now);
+        }
+    }
+
+    /// Sends KillSignal= to what is left and enters `phase` with the stop timeout; false when
+    /// nothing is left to signal.
+    fn signal_remaining(&mut self, name: &str, phase: SvcPhase, now: Now) -> bool {
         let Some(u) = self.units.get(name) else {
-            return;
+            return false;
         };
         let tokens = self.kill_tokens(u, false);
         if tokens.is_empty() {
-            self.forget_processes(name);
-            self.enter_dead(name, now);
-            return;
+            return false;
         }
-        let timeout = u
-            .service_def()
-            .map(|s| s.timeout_stop_us)
-            .unwrap_or(90_000_000);
+        let signal = self.term_signal(u);
+        let timeout = self.stop_timeout_of(name);
         self.actions.push(Action::Kill {
             unit: name.to_string(),
             tokens,
-            signal: libc::SIGTERM,
+            signal,
         });
         self.thaw_for_stop(name);
-        self.set_phase(name, SvcPhase::StopSigterm, now);
+        self.set_phase(name, phase, now);
         self.arm_stop_timer(name, timeout);
+        true
+    }
+
+    /// Runs ExecStopPost= lines in `deactivating/stop-post` (after every stop, failed starts
+    /// included), then cleans up what is left.
+    fn enter_stop_post(&mut self, name: &str, now: Now) {
+        let Some(u) = self.units.get_mut(name) else {
+            return;
+        };
+        let posts: std::collections::VecDeque<ExecCommand> = u
+            .service_def()
+            .map(|s| s.exec_stop_post.iter().cloned().collect())
+            .unwrap_or_default();
+        if posts.is_empty() {
+            self.enter_final_sigterm(name, now);
+            return;
+        }
+        u.svc.pending = posts;
+        self.set_phase(name, SvcPhase::StopPost, now);
+        let timeout = self.stop_timeout_of(name);
+        self.arm_stop_timer(name, timeout);
+        self.stop_post_next(name, now);
+    }
+
+    fn stop_post_next(&mut self, name: &str, now: Now) {
+        if !self.next_control(name) {
+            self.enter_final_sigterm(name, now);
+        }
+    }
+
+    /// Terminates what ExecStopPost= (or SendSIGKILL=no) left behind (`final-sigterm`).
+    fn enter_final_sigterm(&mut self, name: &str, now: Now) {
+        if let Some(u) = self.units.get_mut(name) {
+            u.svc.pending.clear();
+        }
+        if !self.signal_remaining(name, SvcPhase::FinalSigterm, now) {
+            self.forget_processes(name);
+            self.enter_dead(name, now);
+        }
     }
 
     pub(crate) fn arm_stop_timer(&mut self, name: &str, timeout: u64) {
@@ -598,6 +759,7 @@ impl Engine {
     }
 
     pub(crate) fn service_stop_timeout(&mut self, name: &str, timer: u64, now: Now) {
+        let sigkill = self.sends_sigkill(name);
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
@@ -606,37 +768,94 @@ impl Engine {
         }
         u.svc.timer = None;
         match u.svc.phase {
-            SvcPhase::StopSigterm | SvcPhase::Stop => {
+            SvcPhase::Stop => {
+                // Like systemd: a hanging ExecStop= gets KillSignal= first, SIGKILL only later.
+                u.svc.pending.clear();
                 if u.svc.result == "success" {
                     u.svc.result = "timeout";
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: Stopping timed out. Terminating."),
+                );
+                self.enter_sigterm(name, now);
+            }
+            SvcPhase::StopSigterm if !sigkill => {
+                if let Some(u) = self.units.get_mut(name) {
+                    if u.svc.result == "success" {
+                        u.svc.result = "timeout";
+                    }
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: State 'stop-sigterm' timed out. Skipping SIGKILL."),
+                );
+                self.enter_stop_post(name, now);
+            }
+            SvcPhase::StopSigterm | SvcPhase::FinalSigterm => {
+                let final_ = u.svc.phase == SvcPhase::FinalSigterm;
+                if u.svc.result == "success" {
+                    u.svc.result = "timeout";
+                }
+                if final_ && !sigkill {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("{name}: State 'final-sigterm' timed out. Skipping SIGKILL. Entering failed mode."),
+                    );
+                    self.forget_processes(name);
+                    self.enter_dead(name, now);
+                    return;
                 }
                 let tokens = self
                     .units
                     .get(name)
                     .map(|u| self.kill_tokens(u, true))
                     .unwrap_or_default();
+                let (state, next) = if final_ {
+                    ("final-sigterm", SvcPhase::FinalSigkill)
+                } else {
+                    ("stop-sigterm", SvcPhase::StopSigkill)
+                };
                 self.log(
                     LogLevel::Warn,
-                    format!("{name}: State 'stop-sigterm' timed out. Killing."),
+                    format!("{name}: State '{state}' timed out. Killing."),
                 );
                 self.actions.push(Action::Kill {
                     unit: name.to_string(),
                     tokens,
                     signal: libc::SIGKILL,
                 });
-                let timeout = self
-                    .units
-                    .get(name)
-                    .and_then(|u| u.service_def())
-                    .map(|s| s.timeout_stop_us)
-                    .unwrap_or(90_000_000);
-                self.set_phase(name, SvcPhase::StopSigkill, now);
+                let timeout = self.stop_timeout_of(name);
+                self.set_phase(name, next, now);
                 self.arm_stop_timer(name, timeout);
             }
             SvcPhase::StopSigkill => {
                 self.log(
                     LogLevel::Warn,
                     format!("{name}: Processes still around after SIGKILL. Ignoring."),
+                );
+                self.forget_processes(name);
+                self.enter_stop_post(name, now);
+            }
+            SvcPhase::StopPost => {
+                if u.svc.result == "success" {
+                    u.svc.result = "timeout";
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!("{name}: State 'stop-post' timed out. Terminating."),
+                );
+                self.enter_final_sigterm(name, now);
+            }
+            SvcPhase::FinalSigkill => {
+                if u.svc.result == "success" {
+                    u.svc.result = "timeout";
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{name}: Processes still around after final SIGKILL. Entering failed mode."
+                    ),
                 );
                 self.forget_processes(name);
                 self.enter_dead(name, now);
@@ -672,11 +891,7 @@ impl Engine {
         let policy = u.service_def().map(|s| (s.restart, s.restart_sec_us));
         let restart = !u.svc.stop_requested
             && u.svc.result != "start-limit-hit"
-            && match policy {
-                Some((RestartPolicy::Always, _)) => true,
-                Some((RestartPolicy::OnFailure, _)) => !success,
-                _ => false,
-            };
+            && u.service_def().is_some_and(|s| shall_restart(s, &u.svc));
         if !success {
             let r = u.svc.result;
             self.log(LogLevel::Warn, format!("{name}: Failed with result '{r}'."));
@@ -806,11 +1021,12 @@ impl Engine {
         let Some(def) = u.service_def().cloned() else {
             return;
         };
-        let proc_ = match role {
-            Role::Main => u.svc.main.take(),
-            Role::Control => u.svc.control.take(),
+        let slot = match role {
+            Role::Main => &mut u.svc.main,
+            Role::Control => &mut u.svc.control,
         };
-        let Some(proc_) = proc_.filter(|p| p.token == token) else {
+        // A superseded process (its slot now holds a newer one) must not clear that slot.
+        let Some(proc_) = slot.take_if(|p| p.token == token) else {
             return;
         };
         let daemon = role == Role::Main && def.service_type != ServiceType::Oneshot;
@@ -910,6 +1126,36 @@ impl Engine {
                     self.reload_finish(&name, false, now);
                 }
             }
+            (SvcPhase::StartPost, Role::Control) => {
+                if clean {
+                    self.start_post_next(&name, now);
+                } else {
+                    self.enter_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::StartPost, Role::Main) => {
+                // The start-post commands finish first, unless none is running any more.
+                let control = self
+                    .units
+                    .get(&name)
+                    .is_some_and(|u| u.svc.control.is_some());
+                if !control {
+                    self.enter_stop(&name, now);
+                }
+            }
+            (SvcPhase::StopPost, Role::Control) => {
+                if clean {
+                    self.stop_post_next(&name, now);
+                } else {
+                    self.enter_final_sigterm(&name, now);
+                }
+            }
+            (SvcPhase::FinalSigterm | SvcPhase::FinalSigkill, _) => {
+                let left = self.units.get(&name).is_some_and(has_processes);
+                if !left {
+                    self.enter_dead(&name, now);
+                }
+            }
             (SvcPhase::Stop, Role::Control) => {
                 if clean {
                     self.stop_next(&name, now);
@@ -920,7 +1166,7 @@ impl Engine {
             (SvcPhase::StopSigterm | SvcPhase::StopSigkill, _) => {
                 let left = self.units.get(&name).is_some_and(has_processes);
                 if !left {
-                    self.enter_dead(&name, now);
+                    self.enter_stop_post(&name, now);
                 }
             }
             _ => {}

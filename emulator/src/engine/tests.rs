@@ -610,4 +610,5 @@ fn can_reload_follows_exec_reload() {
 
 mod directives;
 mod modes;
+mod post;
 mod services;

@@ -37,8 +37,26 @@ pub enum KillMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartPolicy {
     No,
+    OnSuccess,
     OnFailure,
+    OnAbnormal,
+    OnWatchdog,
+    OnAbort,
     Always,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnSuccess => "on-success",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::OnAbnormal => "on-abnormal",
+            RestartPolicy::OnWatchdog => "on-watchdog",
+            RestartPolicy::OnAbort => "on-abort",
+            RestartPolicy::Always => "always",
+        }
+    }
 }
 
 /// Who may send sd_notify messages (NotifyAccess=).
@@ -68,7 +86,9 @@ pub struct ServiceDef {
     pub service_type: ServiceType,
     pub exec_start_pre: Vec<ExecCommand>,
     pub exec_start: Vec<ExecCommand>,
+    pub exec_start_post: Vec<ExecCommand>,
     pub exec_stop: Vec<ExecCommand>,
+    pub exec_stop_post: Vec<ExecCommand>,
     pub exec_reload: Vec<ExecCommand>,
     pub remain_after_exit: bool,
     pub kill_mode: KillMode,
@@ -76,6 +96,13 @@ pub struct ServiceDef {
     pub success_signals: Vec<i32>,
     pub restart: RestartPolicy,
     pub restart_sec_us: u64,
+    /// RestartPreventExitStatus= / RestartForceExitStatus=: (exit codes, signals).
+    pub restart_prevent: (Vec<i32>, Vec<i32>),
+    pub restart_force: (Vec<i32>, Vec<i32>),
+    pub kill_signal: i32,
+    /// RestartKillSignal=: `None` means KillSignal=.
+    pub restart_kill_signal: Option<i32>,
+    pub send_sigkill: bool,
     pub timeout_stop_us: u64,
     /// `u64::MAX` for `infinity`; `None` for the default (see [`ServiceDef::start_timeout_us`]).
     pub timeout_start_us: Option<u64>,
@@ -116,7 +143,9 @@ impl Default for ServiceDef {
             service_type: ServiceType::Simple,
             exec_start_pre: Vec::new(),
             exec_start: Vec::new(),
+            exec_start_post: Vec::new(),
             exec_stop: Vec::new(),
+            exec_stop_post: Vec::new(),
             exec_reload: Vec::new(),
             remain_after_exit: false,
             kill_mode: KillMode::ControlGroup,
@@ -124,6 +153,11 @@ impl Default for ServiceDef {
             success_signals: Vec::new(),
             restart: RestartPolicy::No,
             restart_sec_us: 100_000,
+            restart_prevent: (Vec::new(), Vec::new()),
+            restart_force: (Vec::new(), Vec::new()),
+            kill_signal: libc::SIGTERM,
+            restart_kill_signal: None,
+            send_sigkill: true,
             timeout_stop_us: 90_000_000,
             timeout_start_us: None,
             notify_access_set: None,
@@ -298,6 +332,45 @@ impl Builder<'_> {
                     line,
                     format!("Failed to add dependency on {word}, ignoring: Invalid argument"),
                 );
+            }
+        }
+    }
+
+    /// KillSignal=-style values: a signal name (with or without SIG) or number.
+    fn signal(&mut self, target: &mut i32, value: &str, line: usize, key: &str) {
+        let n = value
+            .parse::<i32>()
+            .ok()
+            .filter(|n| nix::sys::signal::Signal::try_from(*n).is_ok())
+            .or_else(|| signal_number(value));
+        match n {
+            Some(n) => *target = n,
+            None => self.warn(
+                line,
+                format!("Failed to parse signal, ignoring: {key}={value}"),
+            ),
+        }
+    }
+
+    /// RestartPreventExitStatus=-style lists of exit codes (0..=255) and signal names; an
+    /// empty value resets the list.
+    fn exit_status_set(
+        &mut self,
+        target: &mut (Vec<i32>, Vec<i32>),
+        value: &str,
+        line: usize,
+        key: &str,
+    ) {
+        if value.is_empty() {
+            *target = (Vec::new(), Vec::new());
+        }
+        for w in value.split_whitespace() {
+            match w.parse::<i32>() {
+                Ok(n) if (0..=255).contains(&n) => target.0.push(n),
+                _ => match signal_number(w) {
+                    Some(s) => target.1.push(s),
+                    None => self.warn(line, format!("Failed to parse {key} value, ignoring: {w}")),
+                },
             }
         }
     }
@@ -485,7 +558,22 @@ fn build_inner<'a>(
             }
             ("Service", "ExecStartPre") => b.exec(&mut svc.exec_start_pre, v, line, key)?,
             ("Service", "ExecStart") => b.exec(&mut svc.exec_start, v, line, key)?,
+            ("Service", "ExecStartPost") => b.exec(&mut svc.exec_start_post, v, line, key)?,
             ("Service", "ExecStop") => b.exec(&mut svc.exec_stop, v, line, key)?,
+            ("Service", "ExecStopPost") => b.exec(&mut svc.exec_stop_post, v, line, key)?,
+            ("Service", "KillSignal") => b.signal(&mut svc.kill_signal, v, line, key),
+            ("Service", "RestartKillSignal") => {
+                let mut sig = svc.restart_kill_signal.unwrap_or(svc.kill_signal);
+                b.signal(&mut sig, v, line, key);
+                svc.restart_kill_signal = Some(sig);
+            }
+            ("Service", "SendSIGKILL") => b.boolean(&mut svc.send_sigkill, v, line, key),
+            ("Service", "RestartPreventExitStatus") => {
+                b.exit_status_set(&mut svc.restart_prevent, v, line, key)
+            }
+            ("Service", "RestartForceExitStatus") => {
+                b.exit_status_set(&mut svc.restart_force, v, line, key)
+            }
             ("Service", "ExecReload") => b.exec(&mut svc.exec_reload, v, line, key)?,
             ("Service", "RemainAfterExit") => b.boolean(&mut svc.remain_after_exit, v, line, key),
             ("Service", "KillMode") => {
@@ -521,7 +609,11 @@ fn build_inner<'a>(
             ("Service", "Restart") => {
                 svc.restart = match v {
                     "no" => RestartPolicy::No,
+                    "on-success" => RestartPolicy::OnSuccess,
                     "on-failure" => RestartPolicy::OnFailure,
+                    "on-abnormal" => RestartPolicy::OnAbnormal,
+                    "on-watchdog" => RestartPolicy::OnWatchdog,
+                    "on-abort" => RestartPolicy::OnAbort,
                     "always" => RestartPolicy::Always,
                     _ => {
                         b.warn(
@@ -892,5 +984,42 @@ mod tests {
         assert_eq!(parse_timespan_us("1min 30s"), Some(90_000_000));
         assert_eq!(parse_timespan_us("100ms"), Some(100_000));
         assert_eq!(parse_timespan_us("abc"), None);
+    }
+
+    #[test]
+    fn post_commands_kill_signals_and_restart_sets() {
+        let (d, w) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nExecStartPost=-/bin/post\nExecStopPost=/bin/clean\n\
+KillSignal=SIGINT\nRestartKillSignal=9\nSendSIGKILL=no\nRestart=on-abnormal\n\
+RestartPreventExitStatus=3 SIGHUP\nRestartForceExitStatus=4\nRestartForceExitStatus=\n",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let UnitKind::Service(s) = d.kind else {
+            panic!("not a service");
+        };
+        assert_eq!(s.exec_start_post[0].argv, vec!["/bin/post"]);
+        assert!(s.exec_start_post[0].ignore_failure);
+        assert_eq!(s.exec_stop_post[0].argv, vec!["/bin/clean"]);
+        assert_eq!(s.kill_signal, libc::SIGINT);
+        assert_eq!(s.restart_kill_signal, Some(libc::SIGKILL));
+        assert!(!s.send_sigkill);
+        assert_eq!(s.restart, RestartPolicy::OnAbnormal);
+        assert_eq!(s.restart_prevent, (vec![3], vec![libc::SIGHUP]));
+        assert_eq!(s.restart_force, (vec![], vec![]));
+        let (_, w) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nKillSignal=SIGNOPE\nRestartForceExitStatus=999\n",
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.contains(":3:") && l.contains("KillSignal=SIGNOPE")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.contains(":4:") && l.contains("RestartForceExitStatus")),
+            "{w:?}"
+        );
     }
 }
