@@ -8,6 +8,8 @@
 
 /// Header field code of SENDER.
 pub const FIELD_SENDER: u8 = 7;
+/// Highest header field code the D-Bus spec defines (UNIX_FDS).
+pub const LAST_KNOWN_FIELD: u8 = 9;
 /// The D-Bus maximum message size: anything larger is refused before allocating for it.
 pub const MAX_MESSAGE: usize = 128 * 1024 * 1024;
 /// Length of the fixed part of the header (endianness … header fields array length).
@@ -65,7 +67,8 @@ struct Field<'a> {
 }
 
 /// The header fields of a complete message, with the offset where the body starts; `None` if
-/// the header is malformed or uses a signature D-Bus does not define for header fields.
+/// the header is malformed. Fields of any type are walked over, so codes this crate does not
+/// know (the spec says to ignore them; future ones may have any type) do not fail the message.
 fn fields(msg: &[u8]) -> Option<(Vec<Field<'_>>, usize)> {
     let le = little_endian(msg)?;
     let fields_len = usize::try_from(read_u32(msg.get(12..16)?, le)?).ok()?;
@@ -74,33 +77,24 @@ fn fields(msg: &[u8]) -> Option<(Vec<Field<'_>>, usize)> {
     if message_len(msg)? != msg.len() {
         return None;
     }
+    // Values may not run past the fields array, so that is the walker's whole world.
+    let walk = Walker {
+        bytes: msg.get(..fields_end)?,
+        le,
+    };
     let mut out = Vec::new();
     let mut pos = FIXED_HEADER;
     while pos < fields_end {
         let code = *msg.get(pos)?;
-        let sig_len = usize::from(*msg.get(pos + 1)?);
-        let sig = msg.get(pos + 2..pos.checked_add(2 + sig_len)?)?;
-        let value = pos + 2 + sig_len + 1;
-        let (end, text) = match sig {
+        let (end, sig) = walk.variant(pos.checked_add(1)?, 0)?;
+        let text = match sig {
             b"s" | b"o" => {
-                let at = align4(value)?;
-                let len = usize::try_from(read_u32(msg.get(at..)?, le)?).ok()?;
-                let text_end = at.checked_add(4)?.checked_add(len)?;
-                (text_end.checked_add(1)?, Some(msg.get(at + 4..text_end)?))
+                let at = align4(pos.checked_add(sig.len() + 3)?)?;
+                msg.get(at.checked_add(4)?..end.checked_sub(1)?)
             }
-            b"g" => {
-                let len = usize::from(*msg.get(value)?);
-                (
-                    value + 1 + len + 1,
-                    Some(msg.get(value + 1..value + 1 + len)?),
-                )
-            }
-            b"u" => (align4(value)? + 4, None),
-            _ => return None,
+            b"g" => msg.get(pos.checked_add(5)?..end.checked_sub(1)?),
+            _ => None,
         };
-        if end > fields_end {
-            return None;
-        }
         out.push(Field {
             code,
             start: pos,
@@ -110,6 +104,125 @@ fn fields(msg: &[u8]) -> Option<(Vec<Field<'_>>, usize)> {
         pos = align8(end)?;
     }
     Some((out, body_start))
+}
+
+/// Deepest container nesting a signature may have (32 arrays plus 32 structs, per the spec);
+/// it also bounds the walker's recursion.
+const MAX_DEPTH: usize = 64;
+
+/// Length of the single complete type that starts `sig`, checked to be one D-Bus defines.
+fn type_len(sig: &[u8], depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match *sig.first()? {
+        b'y' | b'b' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd' | b'h' | b's' | b'o'
+        | b'g' | b'v' => Some(1),
+        b'a' => match sig.get(1) {
+            Some(b'{') => {
+                let key = *sig.get(2)?;
+                if !is_basic(key) {
+                    return None;
+                }
+                let value = type_len(sig.get(3..)?, depth + 2)?;
+                (sig.get(3 + value) == Some(&b'}')).then_some(4 + value)
+            }
+            _ => Some(1 + type_len(sig.get(1..)?, depth + 1)?),
+        },
+        b'(' => {
+            let mut at = 1;
+            while *sig.get(at)? != b')' {
+                at += type_len(sig.get(at..)?, depth + 1)?;
+            }
+            // An empty struct is not a type.
+            (at > 1).then_some(at + 1)
+        }
+        _ => None,
+    }
+}
+
+fn is_basic(code: u8) -> bool {
+    b"ybnqiuxtdhsog".contains(&code)
+}
+
+/// Boundary a value of the type starting with `code` is aligned to.
+fn alignment(code: u8) -> usize {
+    match code {
+        b'y' | b'g' | b'v' => 1,
+        b'n' | b'q' => 2,
+        b'x' | b't' | b'd' | b'(' | b'{' => 8,
+        _ => 4,
+    }
+}
+
+/// Walks serialized values of a message header without interpreting them.
+struct Walker<'a> {
+    bytes: &'a [u8],
+    le: bool,
+}
+
+impl Walker<'_> {
+    fn align(&self, pos: usize, to: usize) -> Option<usize> {
+        let at = pos.checked_add(to - 1)? / to * to;
+        // Padding must exist, or a truncated value could end "in bounds" by rounding.
+        (at <= self.bytes.len()).then_some(at)
+    }
+
+    fn u32_at(&self, pos: usize) -> Option<usize> {
+        usize::try_from(read_u32(self.bytes.get(pos..)?, self.le)?).ok()
+    }
+
+    /// Skips a variant at `pos` (signature, then one value of it); returns where it ends and
+    /// its signature.
+    fn variant(&self, pos: usize, depth: usize) -> Option<(usize, &[u8])> {
+        let sig_len = usize::from(*self.bytes.get(pos)?);
+        let sig = self.bytes.get(pos + 1..pos + 1 + sig_len)?;
+        if *self.bytes.get(pos + 1 + sig_len)? != 0 || type_len(sig, depth + 1)? != sig.len() {
+            return None;
+        }
+        let end = self.value(sig, pos + 2 + sig_len, depth + 1)?;
+        Some((end, sig))
+    }
+
+    /// Skips one value of the single complete type `sig` starting at (unaligned) `pos`.
+    fn value(&self, sig: &[u8], pos: usize, depth: usize) -> Option<usize> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let code = *sig.first()?;
+        let at = self.align(pos, alignment(code))?;
+        let end = match code {
+            b'y' => at.checked_add(1)?,
+            b'n' | b'q' => at.checked_add(2)?,
+            b'b' | b'i' | b'u' | b'h' => at.checked_add(4)?,
+            b'x' | b't' | b'd' => at.checked_add(8)?,
+            b's' | b'o' => at
+                .checked_add(4)?
+                .checked_add(self.u32_at(at)?)?
+                .checked_add(1)?,
+            b'g' => at.checked_add(usize::from(*self.bytes.get(at)?) + 2)?,
+            b'v' => self.variant(at, depth)?.0,
+            // The array's byte length covers its elements, so they need no walking; the
+            // padding before the first element is there even when the array is empty.
+            b'a' => {
+                let len = self.u32_at(at)?;
+                let first = self.align(at.checked_add(4)?, alignment(*sig.get(1)?))?;
+                first.checked_add(len)?
+            }
+            b'(' => {
+                let mut cur = at;
+                let mut rest = sig.get(1..)?;
+                while *rest.first()? != b')' {
+                    let n = type_len(rest, depth)?;
+                    cur = self.value(rest.get(..n)?, cur, depth + 1)?;
+                    rest = rest.get(n..)?;
+                }
+                cur
+            }
+            _ => return None,
+        };
+        (end <= self.bytes.len()).then_some(end)
+    }
 }
 
 /// Rebuilds `msg` keeping the fields `keep` accepts, then appending `extra` (already encoded
@@ -138,9 +251,12 @@ pub fn drop_field(msg: &[u8], code: u8) -> Option<Vec<u8>> {
     rebuild(msg, |c| c != code, None)
 }
 
-/// `msg` without its SENDER field: on a peer-to-peer link it carries nothing.
+/// `msg` without its SENDER field (on a peer-to-peer link it carries nothing) and without
+/// header fields D-Bus does not define yet. The spec tells receivers to ignore those, but
+/// zbus 5 refuses the whole message over one (its field code enum has no catch-all), so
+/// removing them here is how they get ignored.
 pub fn drop_sender(msg: &[u8]) -> Option<Vec<u8>> {
-    drop_field(msg, FIELD_SENDER)
+    rebuild(msg, |c| c != FIELD_SENDER && c <= LAST_KNOWN_FIELD, None)
 }
 
 /// `msg` with SENDER set to `name` (replacing any sender it had).

@@ -94,3 +94,118 @@ proptest! {
         prop_assert_eq!(drop_sender(&stamped).expect("dropped"), m.data().to_vec());
     }
 }
+
+fn big_endian_call() -> Message {
+    Message::method_call("/a", "M")
+        .and_then(|b| b.destination("org.freedesktop.systemd1"))
+        .map(|b| b.endian(zvariant::Endian::Big))
+        .and_then(|b| b.build(&("a.service", 7u32)))
+        .expect("call")
+}
+
+/// `msg` with one more header field, serialized the way a peer would: (code, variant).
+fn with_field(msg: &[u8], code: u8, value: zvariant::Value<'_>) -> Vec<u8> {
+    let endian = if msg[0] == b'l' {
+        zvariant::Endian::Little
+    } else {
+        zvariant::Endian::Big
+    };
+    // Fields start 8-aligned and nothing in them aligns coarser, so offset 0 lays them out
+    // exactly as inside the header.
+    let ctx = zvariant::serialized::Context::new_dbus(endian, 0);
+    let field = zvariant::to_bytes(ctx, &(code, value)).expect("field serializes");
+    rebuild(msg, |_| true, Some(&field)).expect("field added")
+}
+
+fn value_strategy() -> impl Strategy<Value = zvariant::Value<'static>> {
+    use zvariant::Value;
+    let leaf = prop_oneof![
+        any::<u8>().prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+        any::<i16>().prop_map(Value::from),
+        any::<u32>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[a-z ]{0,12}".prop_map(Value::from),
+        "(/[a-z]{1,5}){0,3}".prop_map(|p| {
+            let p = if p.is_empty() { "/".to_string() } else { p };
+            Value::from(zvariant::ObjectPath::try_from(p).expect("valid path"))
+        }),
+        proptest::collection::vec(any::<u64>(), 0..4).prop_map(Value::from),
+        proptest::collection::vec(any::<u8>(), 0..9).prop_map(Value::from),
+        proptest::collection::hash_map("[a-z]{1,4}", any::<u16>(), 0..3).prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|v| Value::Value(Box::new(v))),
+            proptest::collection::vec(inner, 1..4).prop_map(|fields| {
+                let s = fields
+                    .into_iter()
+                    .fold(zvariant::StructureBuilder::new(), |b, f| b.append_field(f));
+                Value::from(s.build().expect("non-empty struct"))
+            }),
+        ]
+    })
+}
+
+#[test]
+fn zbus_refuses_unknown_header_fields_so_they_are_dropped() {
+    let bytes = signal("A").data().to_vec();
+    let extended = with_field(&bytes, 42, zvariant::Value::from(1u8));
+    assert!(parse(extended.clone()).is_err(), "zbus now accepts them");
+    assert_eq!(drop_sender(&extended).expect("dropped"), bytes);
+}
+
+#[test]
+fn nesting_deeper_than_the_spec_allows_is_refused() {
+    let bytes = signal("A").data().to_vec();
+    let mut value = zvariant::Value::from(1u32);
+    for _ in 0..40 {
+        value = zvariant::Value::Value(Box::new(value));
+    }
+    let deep = with_field(&bytes, 42, value);
+    assert!(
+        drop_sender(&deep).is_some(),
+        "40 variants are within the limit"
+    );
+    // A field whose signature is 70 nested structs: refused without walking into it.
+    let sig = format!("{}u{}", "(".repeat(70), ")".repeat(70));
+    assert_eq!(type_len(sig.as_bytes(), 0), None);
+    let sig = format!("{}u{}", "(".repeat(60), ")".repeat(60));
+    assert_eq!(type_len(sig.as_bytes(), 0), Some(sig.len()));
+}
+
+#[test]
+fn unknown_fields_in_big_endian_messages_are_skipped() {
+    let bytes = big_endian_call().data().to_vec();
+    let extended = with_field(&bytes, 200, zvariant::Value::from(vec![1u64, 2]));
+    let stamped = set_sender(&extended, "org.freedesktop.systemd1").expect("stamped");
+    assert_eq!(drop_sender(&stamped).expect("dropped"), bytes);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn unknown_fields_of_any_type_pass_through(
+        extra in proptest::collection::vec((10u8..=255, value_strategy()), 1..4),
+        name in "[a-z]{1,8}(\\.[a-z]{1,8}){1,3}",
+        big in any::<bool>(),
+    ) {
+        let base = if big { big_endian_call() } else { signal("Heartbeat") };
+        let bytes = base.data().to_vec();
+        let mut extended = bytes.clone();
+        for (code, value) in extra {
+            extended = with_field(&extended, code, value);
+        }
+        // Towards zbus: unknown fields go, everything else stays byte for byte.
+        let dropped = drop_sender(&extended).expect("dropped");
+        prop_assert_eq!(&dropped, &bytes);
+        prop_assert!(parse(dropped).is_ok());
+        // Towards sd-bus peers: they stay, untouched, next to the stamped SENDER.
+        let stamped = set_sender(&extended, &name).expect("stamped");
+        prop_assert_eq!(sender(&stamped), Some(name));
+        prop_assert_eq!(drop_field(&stamped, FIELD_SENDER).expect("unstamped"), extended);
+        prop_assert_eq!(drop_sender(&stamped).expect("dropped"), bytes);
+    }
+}
