@@ -20,6 +20,7 @@ use tokio::net::UnixStream;
 pub const PRIVATE_SOCKET: &str = "/run/systemd/private";
 
 // Re-exported: this module's callers used to find them here.
+use crate::wire::Inbox;
 #[cfg(test)]
 use crate::wire::{align8, read_u32, FIELD_SENDER};
 pub use crate::wire::{drop_sender, message_len, MAX_MESSAGE};
@@ -82,17 +83,25 @@ where
             }
         }
     }
+    let mut inbox = Inbox::default();
     loop {
-        let mut fixed = [0u8; 16];
-        match from.read_exact(&mut fixed).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
+        loop {
+            let room = inbox
+                .room()
+                .ok_or_else(|| bad("malformed or oversized message"))?;
+            if room.is_empty() {
+                break;
+            }
+            let n = from.read(room).await?;
+            if n == 0 {
+                if inbox.is_empty() {
+                    return Ok(());
+                }
+                return Err(Error::new(ErrorKind::UnexpectedEof, "message cut off"));
+            }
+            inbox.advance(n);
         }
-        let total = message_len(&fixed).ok_or_else(|| bad("malformed or oversized message"))?;
-        let mut msg = vec![0u8; total];
-        msg[..16].copy_from_slice(&fixed);
-        from.read_exact(&mut msg[16..]).await?;
+        let msg = inbox.take();
         let out = drop_sender(&msg).ok_or_else(|| bad("malformed message header"))?;
         to.write_all(&out).await?;
     }

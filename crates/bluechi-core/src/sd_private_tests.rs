@@ -146,5 +146,32 @@ fn oversized_and_unknown_frames_are_refused() {
     assert!(drop_sender(&bogus).is_none());
 }
 
+/// What `pump_down` makes of a server that sent `input` and closed.
+fn pump(input: &[u8]) -> (std::io::Result<()>, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut out = Vec::new();
+    let result = rt.block_on(pump_down(BufReader::new(input), &mut out));
+    (result, out)
+}
+
+#[test]
+fn end_of_stream_inside_a_fixed_header_is_an_error() {
+    let whole = method_call("/x", "M", Endian::Little).data().to_vec();
+    let mut input = b"OK 0123\r\n".to_vec();
+    input.extend_from_slice(&whole);
+    let (result, out) = pump(&input);
+    assert!(result.is_ok(), "{result:?}");
+    assert!(out.ends_with(&whole));
+    input.extend_from_slice(&whole[..6]);
+    let (result, _) = pump(&input);
+    assert_eq!(
+        result.map_err(|e| e.kind()),
+        Err(ErrorKind::UnexpectedEof),
+        "a cut-off header passed for a clean close"
+    );
+}
+
 #[path = "sd_private_relay_tests.rs"]
 mod relay;

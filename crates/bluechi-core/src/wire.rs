@@ -57,6 +57,59 @@ pub fn message_len(msg: &[u8]) -> Option<usize> {
     (total <= MAX_MESSAGE).then_some(total)
 }
 
+/// Largest piece an incoming message is read in.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// An incoming message assembled as its bytes arrive. Memory is committed in step with what
+/// was received, not with what the header announces: a peer announcing 128 MiB and then
+/// stalling, on many connections at once, must not pin that much per connection.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// Zero-initialised space; `filled` bytes of it hold the message so far. Keeping the count
+    /// apart from the length lets a read be abandoned at any await without corrupting it.
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl Inbox {
+    /// Whether no byte of the next message has arrived.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// Space allocated so far (what a stalled peer costs us).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Where the next bytes go: at most [`READ_CHUNK`], empty once the message is whole.
+    /// `None` if its fixed header is malformed or announces more than [`MAX_MESSAGE`].
+    pub fn room(&mut self) -> Option<&mut [u8]> {
+        let target = match self.buf.get(..FIXED_HEADER) {
+            Some(fixed) if self.filled >= FIXED_HEADER => message_len(fixed)?,
+            _ => FIXED_HEADER,
+        };
+        if self.filled == self.buf.len() && self.buf.len() < target {
+            let grown = target.min(self.buf.len().saturating_add(READ_CHUNK));
+            self.buf.resize(grown, 0);
+        }
+        self.buf.get_mut(self.filled..)
+    }
+
+    /// Records that `n` bytes were written into the start of [`Inbox::room`].
+    pub fn advance(&mut self, n: usize) {
+        self.filled = self.filled.saturating_add(n).min(self.buf.len());
+    }
+
+    /// The complete message, leaving the inbox empty for the next one; call once
+    /// [`Inbox::room`] is empty.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.buf.truncate(self.filled);
+        self.filled = 0;
+        std::mem::take(&mut self.buf)
+    }
+}
+
 /// One header field: its code, its byte range in the message (code byte to end of value),
 /// and its value when that is a string (`s`, `o`, `g`).
 struct Field<'a> {

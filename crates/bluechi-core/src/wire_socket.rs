@@ -24,6 +24,8 @@ pub struct StripSender<R> {
     taken: usize,
     /// Descriptors of that message, given to zbus with its first bytes.
     fds: Vec<OwnedFd>,
+    /// The next message, as far as it has arrived.
+    inbox: wire::Inbox,
 }
 
 impl<R: ReadHalf> StripSender<R> {
@@ -33,38 +35,30 @@ impl<R: ReadHalf> StripSender<R> {
             out: Vec::new(),
             taken: 0,
             fds: Vec::new(),
+            inbox: wire::Inbox::default(),
         }
-    }
-
-    /// Fills `buf` completely from the socket; `Ok(false)` on end of stream before any byte.
-    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        let mut pos = 0;
-        while pos < buf.len() {
-            let (n, fds) = self.inner.recvmsg(&mut buf[pos..]).await?;
-            self.fds.extend(fds);
-            if n == 0 {
-                if pos == 0 {
-                    return Ok(false);
-                }
-                return Err(Error::new(ErrorKind::UnexpectedEof, "message cut off"));
-            }
-            pos += n;
-        }
-        Ok(true)
     }
 
     /// Reads the next whole message and stores it rewritten; `Ok(false)` at end of stream.
     async fn next_message(&mut self) -> std::io::Result<bool> {
-        let mut msg = vec![0u8; wire::FIXED_HEADER];
-        if !self.fill(&mut msg).await? {
-            return Ok(false);
+        loop {
+            let room = self.inbox.room().ok_or_else(|| {
+                Error::new(ErrorKind::InvalidData, "malformed or oversized message")
+            })?;
+            if room.is_empty() {
+                break;
+            }
+            let (n, fds) = self.inner.recvmsg(room).await?;
+            self.fds.extend(fds);
+            if n == 0 {
+                if self.inbox.is_empty() {
+                    return Ok(false);
+                }
+                return Err(Error::new(ErrorKind::UnexpectedEof, "message cut off"));
+            }
+            self.inbox.advance(n);
         }
-        let total = wire::message_len(&msg)
-            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "malformed or oversized message"))?;
-        msg.resize(total, 0);
-        if !self.fill(&mut msg[wire::FIXED_HEADER..]).await? {
-            return Err(Error::new(ErrorKind::UnexpectedEof, "message cut off"));
-        }
+        let msg = self.inbox.take();
         self.out = wire::drop_sender(&msg)
             .ok_or_else(|| Error::new(ErrorKind::InvalidData, "malformed message header"))?;
         self.taken = 0;

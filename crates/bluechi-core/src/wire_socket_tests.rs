@@ -183,3 +183,76 @@ async fn garbage_ends_the_agent_link() {
     .expect("agent link hung on garbage");
     assert_eq!(outcome, 0);
 }
+
+/// Hands out `chunks` one read at a time, then either ends the stream or never answers again.
+#[derive(Debug)]
+struct Scripted {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    stall: bool,
+}
+
+#[async_trait::async_trait]
+impl ReadHalf for Scripted {
+    async fn recvmsg(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+        let Some(mut chunk) = self.chunks.pop_front() else {
+            if self.stall {
+                std::future::pending::<()>().await;
+            }
+            return Ok((0, Vec::new()));
+        };
+        let n = buf.len().min(chunk.len());
+        buf[..n].copy_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            self.chunks.push_front(chunk.split_off(n));
+        }
+        Ok((n, Vec::new()))
+    }
+}
+
+fn header_announcing(body: u32) -> Vec<u8> {
+    let mut h = vec![b'l', 1, 0, 1];
+    h.extend_from_slice(&body.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
+}
+
+/// A peer announcing 100 MiB and then stalling after 10 bytes costs little memory.
+#[test]
+fn a_stalled_huge_message_does_not_commit_its_announced_size() {
+    use futures_util::FutureExt;
+    let mut strip = StripSender::new(Scripted {
+        chunks: [header_announcing(100 * 1024 * 1024), vec![0; 10]].into(),
+        stall: true,
+    });
+    let mut buf = [0u8; 64];
+    // Every read but the stalled one is ready at once, so one poll gets to the stall.
+    assert!(strip.recvmsg(&mut buf).now_or_never().is_none());
+    assert!(!strip.inbox.is_empty());
+    assert!(
+        strip.inbox.capacity() <= 2 * wire::READ_CHUNK,
+        "capacity {}",
+        strip.inbox.capacity()
+    );
+}
+
+#[test]
+fn end_of_stream_inside_a_message_is_an_error_but_before_one_is_not() {
+    use futures_util::FutureExt;
+    let mut cut = StripSender::new(Scripted {
+        chunks: [header_announcing(8)[..5].to_vec()].into(),
+        stall: false,
+    });
+    let mut buf = [0u8; 64];
+    let err = cut.recvmsg(&mut buf).now_or_never().expect("ready");
+    assert_eq!(
+        err.map(|(n, _)| n).map_err(|e| e.kind()),
+        Err(ErrorKind::UnexpectedEof)
+    );
+    let mut clean = StripSender::new(Scripted {
+        chunks: Default::default(),
+        stall: false,
+    });
+    let end = clean.recvmsg(&mut buf).now_or_never().expect("ready");
+    assert_eq!(end.map(|(n, _)| n).map_err(|e| e.kind()), Ok(0));
+}

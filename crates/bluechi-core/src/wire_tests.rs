@@ -209,3 +209,56 @@ proptest! {
         prop_assert_eq!(drop_sender(&stamped).expect("dropped"), bytes);
     }
 }
+
+/// A fixed header announcing a method call with a `body`-byte body and no header fields.
+fn announce(body: u32) -> Vec<u8> {
+    let mut h = vec![b'l', 1, 0, 1];
+    h.extend_from_slice(&body.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
+}
+
+/// Feeds `bytes` into `inbox` in pieces of at most `step`, as reads would.
+fn feed(inbox: &mut Inbox, bytes: &[u8], step: usize) -> Option<()> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let room = inbox.room()?;
+        let n = room.len().min(step).min(bytes.len() - pos);
+        room[..n].copy_from_slice(&bytes[pos..pos + n]);
+        inbox.advance(n);
+        pos += n;
+    }
+    Some(())
+}
+
+#[test]
+fn inbox_memory_follows_received_bytes_not_announced_ones() {
+    let mut inbox = Inbox::default();
+    let mut bytes = announce(100 * 1024 * 1024);
+    bytes.extend_from_slice(&[0; 10]);
+    feed(&mut inbox, &bytes, usize::MAX).expect("plausible header");
+    // The next read may ask for one more chunk; nothing near 100 MiB.
+    assert!(!inbox.room().expect("room").is_empty());
+    assert!(
+        inbox.capacity() <= 2 * READ_CHUNK,
+        "capacity {}",
+        inbox.capacity()
+    );
+}
+
+#[test]
+fn inbox_reassembles_messages_and_refuses_bad_headers() {
+    let m = signal("Heartbeat").data().to_vec();
+    for step in [1, 7, 16, 4096] {
+        let mut inbox = Inbox::default();
+        assert!(inbox.is_empty());
+        feed(&mut inbox, &m, step).expect("fed");
+        assert_eq!(inbox.room().map(|r| r.len()), Some(0), "step {step}");
+        assert_eq!(inbox.take(), m);
+        assert!(inbox.is_empty());
+    }
+    let mut inbox = Inbox::default();
+    assert_eq!(feed(&mut inbox, &announce(u32::MAX), 16), Some(()));
+    assert!(inbox.room().is_none(), "oversized announcement accepted");
+}
