@@ -149,8 +149,17 @@ impl Engine {
                 env_files: s.environment_files.clone(),
                 working_directory: s.working_directory.clone(),
                 unset_environment: s.unset_environment.clone(),
+                sockets: Vec::new(),
             })
             .unwrap_or_default();
+        let ctx = ExecContext {
+            sockets: if role == Role::Main {
+                self.sockets_for(name)
+            } else {
+                Vec::new()
+            },
+            ..ctx
+        };
         let argv = if ctx.env_files.is_empty() {
             super::envexpand::expand_argv(&cmd.argv, &ctx.merge(&env, &[]))
         } else {

@@ -147,6 +147,8 @@ pub struct Unit {
     pub recent_auto: VecDeque<u64>,
     /// FreezeUnit/ThawUnit: the unit's processes are stopped (FreezerState `frozen`).
     pub frozen: bool,
+    /// A socket unit waiting for the IO layer to bind its addresses.
+    pub socket_binding: bool,
 }
 
 static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
@@ -170,6 +172,7 @@ impl Unit {
             recent_starts: VecDeque::new(),
             recent_auto: VecDeque::new(),
             frozen: false,
+            socket_binding: false,
         }
     }
 
@@ -184,6 +187,16 @@ impl Unit {
         match &self.def {
             Some(UnitDef {
                 kind: UnitKind::Service(s),
+                ..
+            }) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn socket_def(&self) -> Option<&crate::unitfile::socket::SocketDef> {
+        match &self.def {
+            Some(UnitDef {
+                kind: UnitKind::Socket(s),
                 ..
             }) => Some(s),
             _ => None,
