@@ -68,7 +68,11 @@ fn start_listens_after_bind_and_stop_closes() {
     h.assert_state("a.socket", "inactive", "dead");
     assert_eq!(
         h.socket_actions(),
-        ["listen a.socket", "watch a.socket", "close a.socket /run/a.sock"]
+        [
+            "listen a.socket",
+            "watch a.socket",
+            "close a.socket /run/a.sock"
+        ]
     );
     // The implicit ordering: the socket comes up before its service.
     let d = h.e.unit("a.socket").map(|u| u.deps().before.clone());
@@ -81,7 +85,10 @@ fn bind_failure_fails_with_resources() {
     h.start("a.socket");
     h.bind(Err("Address already in use".into()));
     h.assert_state("a.socket", "failed", "failed");
-    assert_eq!(h.e.unit("a.socket").map(|u| u.svc.result), Some("resources"));
+    assert_eq!(
+        h.e.unit("a.socket").map(|u| u.svc.result),
+        Some("resources")
+    );
     assert_eq!(h.job_results("a.socket"), [JobResult::Failed]);
     // A late answer for a start that is no longer pending changes nothing.
     h.e.socket_bound("a.socket", Ok(()), h.now);
@@ -160,7 +167,10 @@ fn load_errors_and_service_name() {
     let src = MapSource::default()
         .with("none.socket", "[Socket]\nSocketMode=0600\n")
         .with("acc.socket", "[Socket]\nListenStream=/run/x\nAccept=yes\n")
-        .with("b.socket", "[Socket]\nListenDatagram=127.0.0.1:9\nService=other.service\n")
+        .with(
+            "b.socket",
+            "[Socket]\nListenDatagram=127.0.0.1:9\nService=other.service\n",
+        )
         .with("other.service", SVC);
     let mut h = H::new(src);
     for bad in ["none.socket", "acc.socket"] {
@@ -172,5 +182,8 @@ fn load_errors_and_service_name() {
     h.e.socket_readable("b.socket", h.now);
     h.pump();
     h.assert_state("other.service", "active", "running");
-    assert_eq!(h.spawn_sockets("other.service"), [vec!["b.socket".to_string()]]);
+    assert_eq!(
+        h.spawn_sockets("other.service"),
+        [vec!["b.socket".to_string()]]
+    );
 }
