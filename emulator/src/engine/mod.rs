@@ -1000,6 +1000,7 @@ impl Engine {
         for n in names {
             if let Some(u) = self.units.get_mut(&n) {
                 u.recent_starts.clear();
+                u.start_limit_hit = false;
                 if u.active == ActiveState::Failed {
                     u.svc.result = "success";
                     u.svc.phase = SvcPhase::Dead;

@@ -216,6 +216,7 @@ impl Engine {
             );
             // Like systemd's service_enter_dead: only a successful result is overwritten.
             if let Some(u) = self.units.get_mut(name) {
+                u.start_limit_hit = true;
                 if u.svc.result == "success" {
                     u.svc.result = "start-limit-hit";
                 }

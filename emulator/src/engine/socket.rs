@@ -165,6 +165,10 @@ impl Engine {
         }
         self.set_state(name, ActiveState::Active, "running", now);
         self.settle(now);
+        // A start refused by the service's start limit changes no state, so nothing else
+        // would tell the socket (which would then sit in `running` unwatched).
+        self.socket_trigger_notify(&service, now);
+        self.settle(now);
     }
 
     /// systemd's `socket_trigger_notify`: a socket follows the state of the service it
@@ -176,7 +180,7 @@ impl Engine {
         if svc.service_def().is_none() || svc.job.is_some() {
             return;
         }
-        let (phase, limit_hit) = (svc.svc.phase, svc.svc.result == "start-limit-hit");
+        let (phase, limit_hit) = (svc.svc.phase, svc.start_limit_hit);
         let sockets: Vec<(String, &'static str)> = self
             .units
             .values()

@@ -149,6 +149,8 @@ pub struct Unit {
     pub frozen: bool,
     /// A socket unit waiting for the IO layer to bind its addresses.
     pub socket_binding: bool,
+    /// A start was refused by the start limit (until ResetFailed); sockets give up then.
+    pub start_limit_hit: bool,
 }
 
 static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
@@ -173,6 +175,7 @@ impl Unit {
             recent_auto: VecDeque::new(),
             frozen: false,
             socket_binding: false,
+            start_limit_hit: false,
         }
     }
 

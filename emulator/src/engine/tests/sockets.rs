@@ -187,3 +187,28 @@ fn load_errors_and_service_name() {
         [vec!["b.socket".to_string()]]
     );
 }
+
+#[test]
+fn service_start_limit_fails_the_socket() {
+    let svc = "[Unit]\nStartLimitBurst=1\n[Service]\nExecStart=/bin/daemon\n";
+    let mut h = H::new(
+        MapSource::default()
+            .with("a.socket", SOCK)
+            .with("a.service", svc),
+    );
+    h.start("a.socket");
+    h.bind(Ok(()));
+    h.e.socket_readable("a.socket", h.now);
+    h.pump();
+    h.exit("a.service", "daemon", Exit::Code(1));
+    h.assert_state("a.socket", "active", "listening");
+    // The connection is still pending: the next start hits the limit.
+    h.e.socket_readable("a.socket", h.now);
+    h.pump();
+    h.assert_state("a.service", "failed", "failed");
+    h.assert_state("a.socket", "failed", "failed");
+    assert_eq!(
+        h.e.unit("a.socket").map(|u| u.svc.result),
+        Some("service-start-limit-hit")
+    );
+}
