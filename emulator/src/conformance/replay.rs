@@ -394,6 +394,8 @@ impl Harness {
                     None => self.engine.main_pid_found(token, None, self.now),
                 }
             }
+            // Binding always succeeds here: the recorded cases use free addresses.
+            Action::SocketListen { unit, .. } => self.engine.socket_bound(&unit, Ok(()), self.now),
             Action::SetTimer { id, delay_us } => {
                 self.schedule(now.saturating_add(delay_us), Event::Timer(id))
             }

@@ -8,6 +8,7 @@ mod freezer;
 mod notify;
 pub mod props;
 mod service;
+mod socket;
 mod transaction;
 pub mod types;
 pub mod unit;
@@ -322,6 +323,7 @@ impl Engine {
         if active == ActiveState::Inactive && !old.is_inactive_or_failed() {
             self.start_handlers(name, true, now);
         }
+        self.socket_trigger_notify(name, now);
         self.schedule_gc();
     }
 
@@ -833,6 +835,8 @@ impl Engine {
             .is_some_and(|u| u.service_def().is_some());
         if is_service {
             self.service_start(name, now);
+        } else if self.is_socket(name) {
+            self.socket_start(name, now);
         } else {
             self.log(LogLevel::Info, format!("Reached target {name}."));
             self.set_state(name, ActiveState::Active, "active", now);
@@ -846,6 +850,8 @@ impl Engine {
             .is_some_and(|u| u.service_def().is_some());
         if is_service {
             self.service_stop(name, now);
+        } else if self.is_socket(name) {
+            self.socket_stop(name, now);
         } else {
             self.set_state(name, ActiveState::Inactive, "dead", now);
         }
@@ -994,6 +1000,7 @@ impl Engine {
         for n in names {
             if let Some(u) = self.units.get_mut(&n) {
                 u.recent_starts.clear();
+                u.start_limit_hit = false;
                 if u.active == ActiveState::Failed {
                     u.svc.result = "success";
                     u.svc.phase = SvcPhase::Dead;

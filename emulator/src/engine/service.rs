@@ -149,8 +149,17 @@ impl Engine {
                 env_files: s.environment_files.clone(),
                 working_directory: s.working_directory.clone(),
                 unset_environment: s.unset_environment.clone(),
+                sockets: Vec::new(),
             })
             .unwrap_or_default();
+        let ctx = ExecContext {
+            sockets: if role == Role::Main {
+                self.sockets_for(name)
+            } else {
+                Vec::new()
+            },
+            ..ctx
+        };
         let argv = if ctx.env_files.is_empty() {
             super::envexpand::expand_argv(&cmd.argv, &ctx.merge(&env, &[]))
         } else {
@@ -207,6 +216,7 @@ impl Engine {
             );
             // Like systemd's service_enter_dead: only a successful result is overwritten.
             if let Some(u) = self.units.get_mut(name) {
+                u.start_limit_hit = true;
                 if u.svc.result == "success" {
                     u.svc.result = "start-limit-hit";
                 }

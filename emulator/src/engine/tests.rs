@@ -612,3 +612,4 @@ mod directives;
 mod modes;
 mod post;
 mod services;
+mod sockets;

@@ -230,6 +230,8 @@ pub struct ExecContext {
     pub working_directory: Option<(String, bool)>,
     /// UnsetEnvironment=: names (or exact `NAME=value` assignments) removed last.
     pub unset_environment: Vec<String>,
+    /// Socket units whose listening fds the process gets (fd 3 on, LISTEN_FDS=).
+    pub sockets: Vec<String>,
 }
 
 impl ExecContext {
@@ -278,6 +280,23 @@ pub enum Action {
         unit: String,
         token: u64,
         pid_file: Option<String>,
+    },
+    /// Bind and listen on a socket unit's addresses, then report with
+    /// [`super::Engine::socket_bound`].
+    SocketListen {
+        unit: String,
+        listen: Vec<crate::unitfile::socket::Listen>,
+        mode: u32,
+    },
+    /// Report once, with [`super::Engine::socket_readable`], when one of the unit's listening
+    /// fds becomes readable (replaces an earlier watch).
+    SocketWatch {
+        unit: String,
+    },
+    /// Close the unit's listening fds and remove the file system sockets in `remove`.
+    SocketClose {
+        unit: String,
+        remove: Vec<String>,
     },
     /// Call [`super::Engine::timer_fired`] with `id` after `delay_us`.
     SetTimer {

@@ -147,6 +147,10 @@ pub struct Unit {
     pub recent_auto: VecDeque<u64>,
     /// FreezeUnit/ThawUnit: the unit's processes are stopped (FreezerState `frozen`).
     pub frozen: bool,
+    /// A socket unit waiting for the IO layer to bind its addresses.
+    pub socket_binding: bool,
+    /// A start was refused by the start limit (until ResetFailed); sockets give up then.
+    pub start_limit_hit: bool,
 }
 
 static EMPTY_DEPS: std::sync::OnceLock<Deps> = std::sync::OnceLock::new();
@@ -170,6 +174,8 @@ impl Unit {
             recent_starts: VecDeque::new(),
             recent_auto: VecDeque::new(),
             frozen: false,
+            socket_binding: false,
+            start_limit_hit: false,
         }
     }
 
@@ -184,6 +190,16 @@ impl Unit {
         match &self.def {
             Some(UnitDef {
                 kind: UnitKind::Service(s),
+                ..
+            }) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn socket_def(&self) -> Option<&crate::unitfile::socket::SocketDef> {
+        match &self.def {
+            Some(UnitDef {
+                kind: UnitKind::Socket(s),
                 ..
             }) => Some(s),
             _ => None,

@@ -7,3 +7,4 @@ pub mod notify;
 pub mod private;
 pub mod procs;
 pub mod runtime;
+pub mod sockets;

@@ -32,6 +32,7 @@ impl Procs {
         argv: &[String],
         env: &[(String, String)],
         cwd: &std::path::Path,
+        fds: &[(std::os::fd::RawFd, String)],
     ) -> std::io::Result<u32> {
         let Some((prog, args)) = argv.split_first() else {
             return Err(std::io::Error::new(
@@ -39,13 +40,19 @@ impl Procs {
                 "empty command line",
             ));
         };
-        let child = Command::new(prog)
-            .args(args)
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(cwd)
             .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()?;
+            .process_group(0);
+        // Socket-activated processes exec themselves (LISTEN_PID needs the child's PID).
+        let _image = if fds.is_empty() {
+            None
+        } else {
+            Some(super::sockets::pass_fds(&mut cmd, argv, env, fds)?)
+        };
+        let child = cmd.spawn()?;
         let pid = child.id();
         // Reaping happens through waitpid(-1) on SIGCHLD, not through `child`.
         drop(child);
@@ -270,6 +277,7 @@ mod tests {
             env_files: vec![(path.clone(), false), ("/nonexistent/env".into(), true)],
             working_directory: Some((dir.path().display().to_string(), false)),
             unset_environment: vec!["GONE".into()],
+            sockets: Vec::new(),
         };
         let env = vec![("FOO".into(), "unit".into()), ("GONE".into(), "x".into())];
         let p = prepare(&strs(&["/bin/echo", "$FOO", "${BAR}"]), &env, &ctx).expect("prepared");

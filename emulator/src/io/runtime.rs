@@ -6,6 +6,7 @@ use super::clock::now;
 use super::convert::{object_path, to_dict};
 use super::notify::NotifySockets;
 use super::procs::{adopted_children, prepare, Prepared, Procs};
+use super::sockets::Sockets;
 use crate::engine::{Action, Engine, JobType, LogLevel};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -81,6 +82,7 @@ pub struct Runtime {
     daemon: Daemon,
     procs: Procs,
     notify: NotifySockets,
+    sockets: Sockets,
     timer_tx: mpsc::UnboundedSender<u64>,
 }
 
@@ -91,6 +93,7 @@ impl Runtime {
         let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
         let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (sock_tx, mut sock_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
             bus: None,
             private: HashMap::new(),
@@ -98,6 +101,7 @@ impl Runtime {
             daemon,
             procs: Procs::default(),
             notify: NotifySockets::new(notify_tx),
+            sockets: Sockets::new(sock_tx),
             timer_tx,
         };
         if let Some((conn, stream)) = endpoints.bus {
@@ -154,6 +158,10 @@ impl Runtime {
                 }
                 Some((token, pid, msg)) = notify_rx.recv() => {
                     rt.engine.notify(token, pid, &msg, now());
+                    rt.execute().await;
+                }
+                Some(unit) = sock_rx.recv() => {
+                    rt.engine.socket_readable(&unit, now());
                     rt.execute().await;
                 }
                 _ = sigterm.recv(), if stopping.is_none() => stopping = Some(rt.begin_stop().await),
@@ -306,8 +314,15 @@ impl Runtime {
                         Err(e) => tracing::warn!("{unit}: cannot create notify socket: {e}"),
                     }
                 }
-                self.spawn(token, &unit, &p)
+                let fds = self.sockets.fds_of(&ctx.sockets);
+                self.spawn(token, &unit, &p, &fds)
             }
+            Action::SocketListen { unit, listen, mode } => {
+                let r = self.sockets.listen(&unit, &listen, mode);
+                self.engine.socket_bound(&unit, r, now());
+            }
+            Action::SocketWatch { unit } => self.sockets.watch(&unit),
+            Action::SocketClose { unit, remove } => self.sockets.close(&unit, &remove),
             Action::FindMainPid {
                 unit,
                 token,
@@ -379,8 +394,14 @@ impl Runtime {
         }
     }
 
-    fn spawn(&mut self, token: u64, unit: &str, p: &Prepared) {
-        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd) {
+    fn spawn(
+        &mut self,
+        token: u64,
+        unit: &str,
+        p: &Prepared,
+        fds: &[(std::os::fd::RawFd, String)],
+    ) {
+        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd, fds) {
             Ok(pid) => {
                 tracing::debug!("{unit}: spawned {:?} as {pid}", p.argv);
                 self.engine.process_started(token, pid, now());

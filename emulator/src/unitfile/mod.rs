@@ -4,6 +4,7 @@ pub mod cmdline;
 pub mod envfile;
 pub mod model;
 pub mod parser;
+pub mod socket;
 pub mod specifier;
 
 pub use model::{

@@ -176,6 +176,7 @@ impl Default for ServiceDef {
 pub enum UnitKind {
     Service(ServiceDef),
     Target,
+    Socket(super::socket::SocketDef),
     /// Types the emulator does not run (socket, timer, ...): they only carry dependencies.
     Other,
 }
@@ -478,6 +479,8 @@ fn build_inner<'a>(
     b.path = path;
     let suffix = name.rsplit_once('.').map(|(_, s)| s).unwrap_or("");
     let is_service = suffix == "service";
+    let is_socket = suffix == "socket";
+    let mut sock = super::socket::SocketDef::new(name);
     let mut def = UnitDef {
         name: name.to_string(),
         description: String::new(),
@@ -542,6 +545,7 @@ fn build_inner<'a>(
                     );
                 }
             }
+            ("Socket", k) if is_socket => socket_key(b, &mut sock, k, v, line)?,
             ("Service", "Type") => {
                 type_line = line;
                 svc.service_type = match v {
@@ -770,8 +774,86 @@ fn build_inner<'a>(
         def.kind = UnitKind::Service(svc);
     } else if suffix == "target" {
         def.kind = UnitKind::Target;
+    } else if is_socket {
+        validate_socket(path, &mut def, sock)?;
     }
     Ok(def)
+}
+
+/// One `[Socket]` assignment.
+fn socket_key(
+    b: &mut Builder,
+    sock: &mut super::socket::SocketDef,
+    key: &str,
+    v: &str,
+    line: usize,
+) -> Result<(), LoadFailure> {
+    use super::socket::{parse_mode, SocketType};
+    let listen = match key {
+        "ListenStream" => Some(SocketType::Stream),
+        "ListenDatagram" => Some(SocketType::Datagram),
+        _ => None,
+    };
+    if let Some(t) = listen {
+        let expanded = b.spec.expand(v).unwrap_or_else(|_| v.to_string());
+        if let Err(e) = sock.add_listen(t, &expanded) {
+            b.warn(
+                line,
+                format!("Failed to parse address value in '{key}={v}', ignoring: {e}"),
+            );
+        }
+        return Ok(());
+    }
+    match key {
+        "Service" => {
+            let name = b.spec.expand(v).unwrap_or_else(|_| v.to_string());
+            if !name.ends_with(".service") || crate::names::UnitName::parse(&name).is_none() {
+                return Err(bad_setting(b.path, line, key, "not a service unit name"));
+            }
+            sock.service = name;
+        }
+        "SocketMode" => match parse_mode(v) {
+            Some(m) => sock.socket_mode = m,
+            None => b.warn(
+                line,
+                format!("Failed to parse mode value '{v}' in {key}=, ignoring."),
+            ),
+        },
+        "RemoveOnStop" => b.boolean(&mut sock.remove_on_stop, v, line, key),
+        "Accept" => b.boolean(&mut sock.accept, v, line, key),
+        _ => b.warn(
+            line,
+            format!("Unsupported key '{key}' in section [Socket], ignoring."),
+        ),
+    }
+    Ok(())
+}
+
+/// A socket needs something to listen on; it is ordered before the service it triggers, as
+/// systemd's implicit dependency.
+fn validate_socket(
+    path: &str,
+    def: &mut UnitDef,
+    sock: super::socket::SocketDef,
+) -> Result<(), LoadFailure> {
+    let fail = |msg: &str| LoadFailure {
+        load_state: "bad-setting",
+        error_name: "org.freedesktop.systemd1.BadUnitSetting",
+        message: format!("{path}: {msg}"),
+    };
+    if sock.listen.is_empty() {
+        return Err(fail("Unit has no Listen setting (ListenStream=, ListenDatagram=, ListenFIFO=, ...). Refusing."));
+    }
+    if sock.accept {
+        return Err(fail(
+            "Accept=yes (a service instance per connection) is not supported by the emulator. Refusing.",
+        ));
+    }
+    if !def.deps.before.contains(&sock.service) {
+        def.deps.before.push(sock.service.clone());
+    }
+    def.kind = UnitKind::Socket(sock);
+    Ok(())
 }
 
 /// systemd's unit_verify: an isolating handler must be the only one, since each isolate
