@@ -3,6 +3,7 @@
 use super::types::*;
 use super::Engine;
 use crate::names::job_path;
+use crate::unitfile::Deps;
 
 /// Planned jobs, anchor first.
 struct Tx {
@@ -11,6 +12,37 @@ struct Tx {
     /// Units whose job matters to the anchor (systemd's `matters_to_anchor`): reached only
     /// through requirement-like dependencies, so dropping it would break the request.
     matters: Vec<String>,
+}
+
+/// One pending piece of [`Engine::plan`]'s depth-first walk.
+enum Step {
+    Plan {
+        name: String,
+        job_type: JobType,
+        required: bool,
+        matters: bool,
+    },
+    /// An optional dependency (Wants=, Upholds=, a reverse Conflicts=): if planning it fails,
+    /// its whole branch is dropped and the transaction goes on.
+    Try {
+        name: String,
+        job_type: JobType,
+    },
+    /// Where a failing optional branch unwinds to: the plan's lengths before that branch.
+    Undo {
+        entries: usize,
+        matters: usize,
+    },
+    StartTail {
+        name: String,
+        job_type: JobType,
+        matters: bool,
+        deps: Box<Deps>,
+    },
+    RestartDependents {
+        name: String,
+        matters: bool,
+    },
 }
 
 const ERR_BAD_MESSAGE: &str = "org.freedesktop.DBus.Error.InconsistentMessage";
@@ -133,6 +165,9 @@ impl Engine {
         }
     }
 
+    /// Plans `name` and everything it pulls in. Dependency chains can be as long as there are
+    /// unit files, so the walk keeps its own work list instead of recursing once per hop; the
+    /// order of steps is the depth-first order of a recursive walk.
     fn plan(
         &mut self,
         tx: &mut Tx,
@@ -140,6 +175,77 @@ impl Engine {
         job_type: JobType,
         required: bool,
         matters: bool,
+    ) -> Result<(), EngineError> {
+        let mut work = vec![Step::Plan {
+            name: name.to_string(),
+            job_type,
+            required,
+            matters,
+        }];
+        while let Some(step) = work.pop() {
+            let done = match step {
+                Step::Plan {
+                    name,
+                    job_type,
+                    required,
+                    matters,
+                } => self.plan_unit(tx, &name, job_type, required, matters, &mut work),
+                Step::Try { name, job_type } => {
+                    work.push(Step::Undo {
+                        entries: tx.entries.len(),
+                        matters: tx.matters.len(),
+                    });
+                    work.push(Step::Plan {
+                        name,
+                        job_type,
+                        required: false,
+                        matters: false,
+                    });
+                    Ok(())
+                }
+                Step::Undo { .. } => Ok(()),
+                Step::StartTail {
+                    name,
+                    job_type,
+                    matters,
+                    deps,
+                } => {
+                    self.plan_start_tail(tx, &name, job_type, matters, &deps, &mut work);
+                    Ok(())
+                }
+                Step::RestartDependents { name, matters } => {
+                    self.plan_restart_dependents(&name, matters, &mut work);
+                    Ok(())
+                }
+            };
+            if let Err(e) = done {
+                // Unwind to the innermost optional branch and drop what it planned; with none
+                // left, the request fails.
+                loop {
+                    match work.pop() {
+                        Some(Step::Undo { entries, matters }) => {
+                            tx.entries.truncate(entries);
+                            tx.matters.truncate(matters);
+                            break;
+                        }
+                        Some(_) => {}
+                        None => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One unit's own job; the dependencies it pulls in go onto `work`, last first.
+    fn plan_unit(
+        &mut self,
+        tx: &mut Tx,
+        name: &str,
+        job_type: JobType,
+        required: bool,
+        matters: bool,
+        work: &mut Vec<Step>,
     ) -> Result<(), EngineError> {
         if let Some((_, old)) = tx.entries.iter().find(|(u, _)| u == name) {
             // Two jobs that cannot merge: if both matter systemd refuses the transaction; if
@@ -170,61 +276,40 @@ impl Engine {
                 if u.load_state != "loaded" {
                     return if required { Err(load_error(u)) } else { Ok(()) };
                 }
-                let d = u.deps().clone();
+                let deps = u.deps().clone();
                 tx.entries.push((name.to_string(), job_type));
                 if tx.mode.ignores_requirements() {
                     return Ok(());
                 }
-                for r in d.requires.iter().chain(d.binds_to.iter()) {
-                    // A required dependency that cannot load fails the whole request.
-                    self.plan(tx, r, JobType::Start, true, matters)?;
-                }
-                for w in d.wants.iter().chain(d.upholds.iter()) {
-                    let before = tx.entries.len();
-                    if self.plan(tx, w, JobType::Start, false, false).is_err() {
-                        tx.entries.truncate(before);
-                    }
-                }
-                // Conflicts= is symmetric: units naming this one in theirs are stopped too, but
-                // those stops do not matter to systemd's anchor job, so mode `fail` drops them
-                // (transaction_minimize_impact) instead of stopping a running unit, and so does
-                // a clash with a job this unit requires of the same unit.
-                let needed = |o: &str| {
-                    [&d.requires, &d.requisite, &d.binds_to]
-                        .iter()
-                        .any(|l| l.iter().any(|x| x == o))
-                };
-                let conflicted_by: Vec<String> = self
-                    .units
-                    .values()
-                    .filter(|o| o.deps().conflicts.iter().any(|c| c == name))
-                    .filter(|o| tx.mode != JobMode::Fail && !needed(&o.name))
-                    .map(|o| o.name.clone())
+                let wants: Vec<Step> = deps
+                    .wants
+                    .iter()
+                    .chain(deps.upholds.iter())
+                    .map(|w| Step::Try {
+                        name: w.clone(),
+                        job_type: JobType::Start,
+                    })
                     .collect();
-                for c in &d.conflicts {
-                    self.plan(tx, c, JobType::Stop, false, matters)?;
-                }
-                for c in &conflicted_by {
-                    let before = tx.entries.len();
-                    if self.plan(tx, c, JobType::Stop, false, false).is_err() {
-                        tx.entries.truncate(before);
-                    }
-                }
-                if job_type == JobType::Restart {
-                    // Units that require this one (or are PartOf= it) are restarted along with
-                    // it if running, like systemd's try-restart propagation.
-                    let mut dependents = self.requiring_units(name);
-                    dependents.extend(self.part_of_units(name));
-                    for dep in dependents {
-                        let active = self
-                            .units
-                            .get(&dep)
-                            .is_some_and(|o| o.active.is_active_or_activating());
-                        if active {
-                            self.plan(tx, &dep, JobType::Restart, false, matters)?;
-                        }
-                    }
-                }
+                // A required dependency that cannot load fails the whole request.
+                let requires: Vec<Step> = deps
+                    .requires
+                    .iter()
+                    .chain(deps.binds_to.iter())
+                    .map(|r| Step::Plan {
+                        name: r.clone(),
+                        job_type: JobType::Start,
+                        required: true,
+                        matters,
+                    })
+                    .collect();
+                work.push(Step::StartTail {
+                    name: name.to_string(),
+                    job_type,
+                    matters,
+                    deps: Box::new(deps),
+                });
+                work.extend(wants.into_iter().rev());
+                work.extend(requires.into_iter().rev());
             }
             JobType::Reload | JobType::Nop => {
                 if u.load_state != "loaded" {
@@ -245,12 +330,81 @@ impl Engine {
                 }
                 let mut dependents = self.requiring_units(name);
                 dependents.extend(self.part_of_units(name));
-                for dep in dependents {
-                    self.plan(tx, &dep, JobType::Stop, false, matters)?;
-                }
+                work.extend(dependents.into_iter().rev().map(|dep| Step::Plan {
+                    name: dep,
+                    job_type: JobType::Stop,
+                    required: false,
+                    matters,
+                }));
             }
         }
         Ok(())
+    }
+
+    /// The rest of a start once its requirements and wants are planned: conflicts, then (for a
+    /// restart) the running units that depend on it.
+    fn plan_start_tail(
+        &self,
+        tx: &Tx,
+        name: &str,
+        job_type: JobType,
+        matters: bool,
+        d: &Deps,
+        work: &mut Vec<Step>,
+    ) {
+        // Conflicts= is symmetric: units naming this one in theirs are stopped too, but
+        // those stops do not matter to systemd's anchor job, so mode `fail` drops them
+        // (transaction_minimize_impact) instead of stopping a running unit, and so does
+        // a clash with a job this unit requires of the same unit.
+        let needed = |o: &str| {
+            [&d.requires, &d.requisite, &d.binds_to]
+                .iter()
+                .any(|l| l.iter().any(|x| x == o))
+        };
+        let conflicted_by: Vec<String> = self
+            .units
+            .values()
+            .filter(|o| o.deps().conflicts.iter().any(|c| c == name))
+            .filter(|o| tx.mode != JobMode::Fail && !needed(&o.name))
+            .map(|o| o.name.clone())
+            .collect();
+        if job_type == JobType::Restart {
+            work.push(Step::RestartDependents {
+                name: name.to_string(),
+                matters,
+            });
+        }
+        work.extend(conflicted_by.into_iter().rev().map(|c| Step::Try {
+            name: c,
+            job_type: JobType::Stop,
+        }));
+        work.extend(d.conflicts.iter().rev().map(|c| Step::Plan {
+            name: c.clone(),
+            job_type: JobType::Stop,
+            required: false,
+            matters,
+        }));
+    }
+
+    /// Units that require this one (or are PartOf= it) are restarted along with it if running,
+    /// like systemd's try-restart propagation.
+    fn plan_restart_dependents(&self, name: &str, matters: bool, work: &mut Vec<Step>) {
+        let mut dependents = self.requiring_units(name);
+        dependents.extend(self.part_of_units(name));
+        let active: Vec<String> = dependents
+            .into_iter()
+            .filter(|dep| {
+                self.units
+                    .get(dep)
+                    .is_some_and(|o| o.active.is_active_or_activating())
+            })
+            .collect();
+        work.extend(active.into_iter().rev().map(|dep| Step::Plan {
+            name: dep,
+            job_type: JobType::Restart,
+            required: false,
+            matters,
+        }));
     }
 
     /// Units with `Requires=`, `BindsTo=` or `Requisite=` on `name` (stop propagates to them).
@@ -421,4 +575,69 @@ fn mergeable(old: JobType, new: JobType) -> bool {
             | (JobType::Reload, JobType::Reload)
             | (JobType::Start | JobType::Restart, JobType::Reload)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::MapSource;
+
+    const NOW: Now = Now {
+        realtime_us: 1_000_000,
+        monotonic_us: 1_000,
+    };
+
+    /// A Requires= chain this long overflowed the stack when planning recursed once per hop.
+    #[test]
+    fn long_requires_chain_plans_on_a_small_stack() {
+        const N: usize = 2_000;
+        let mut src = MapSource::default();
+        for i in 0..N {
+            let text = if i + 1 < N {
+                format!("[Unit]\nRequires=t{}.target\nWants=gone{i}.target\n", i + 1)
+            } else {
+                "[Unit]\n".to_string()
+            };
+            src = src.with(&format!("t{i}.target"), &text);
+        }
+        let planned = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let mut e = Engine::new(Box::new(src));
+                let r = e.enqueue("t0.target", JobType::Start, "replace", NOW);
+                println!("transaction: {N}-unit chain in {:?}", started.elapsed());
+                let last = format!("t{}.target", N - 1);
+                (
+                    r.map_err(|e| e.to_string()),
+                    e.units.get(&last).map(|u| u.active),
+                )
+            })
+            .map(|h| h.join());
+        let Ok(Ok((ok, last))) = planned else {
+            panic!("planning thread failed")
+        };
+        assert_eq!(ok, Ok(1));
+        assert_eq!(last, Some(ActiveState::Active));
+    }
+
+    /// A Wants= branch that fails (here: its Requires= cannot load) is dropped whole, and the
+    /// rest of the transaction still runs.
+    #[test]
+    fn failed_wants_branch_is_dropped() {
+        let src = MapSource::default()
+            .with("a.target", "[Unit]\nWants=b.target c.target\n")
+            .with("b.target", "[Unit]\nRequires=d.target missing.target\n")
+            .with("c.target", "[Unit]\n")
+            .with("d.target", "[Unit]\n");
+        let mut e = Engine::new(Box::new(src));
+        assert!(e
+            .enqueue("a.target", JobType::Start, "replace", NOW)
+            .is_ok());
+        let active = |e: &Engine, n: &str| e.units.get(n).map(|u| u.active);
+        assert_eq!(active(&e, "a.target"), Some(ActiveState::Active));
+        assert_eq!(active(&e, "c.target"), Some(ActiveState::Active));
+        assert_ne!(active(&e, "b.target"), Some(ActiveState::Active));
+        assert_ne!(active(&e, "d.target"), Some(ActiveState::Active));
+    }
 }

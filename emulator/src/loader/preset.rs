@@ -6,21 +6,54 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Presets {
-    /// (enable?, glob pattern), in file-name order then line order.
+    /// (enable?, glob pattern rewritten by [`noescape_pattern`]), in file-name order then line order.
     rules: Vec<(bool, String)>,
 }
 
-/// `fnmatch` without flags, for the `*` and `?` that preset files use.
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..]))
+/// systemd matches preset patterns with `fnmatch(FNM_NOESCAPE)`: `*`, `?` and `[...]` work, but
+/// `\` is an ordinary character (unit names carry it, as in `a\x2db.service`). The shared
+/// matcher is iterative (a pattern of many `*` stays cheap) but treats `\` as an escape, so
+/// each `\` outside a class becomes the one-member class `[\]`.
+fn noescape_pattern(pattern: &str) -> String {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '[' => {
+                // Same class bounds as the shared matcher: `!`/`^` negate, a leading `]` is a
+                // member; an unclosed `[` is literal there too. A class is copied as it is.
+                let mut start = i + 1;
+                if matches!(p.get(start), Some('!' | '^')) {
+                    start += 1;
+                }
+                match (start + 1..p.len()).find(|&j| p[j] == ']') {
+                    Some(end) => {
+                        out.extend(&p[i..=end]);
+                        i = end + 1;
+                    }
+                    // Unclosed: a literal `[`, spelled so that no later `]` can close it.
+                    None => {
+                        out.push_str("[[]");
+                        i += 1;
+                    }
+                }
+            }
+            '\\' => {
+                out.push_str("[\\]");
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
         }
-        (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
-        (Some(p), Some(n)) if p == n => glob(&pattern[1..], &name[1..]),
-        _ => false,
     }
+    out
+}
+
+fn glob(pattern: &str, name: &str) -> bool {
+    bluechi_core::fnmatch::fnmatch(pattern, name)
 }
 
 impl Presets {
@@ -54,8 +87,8 @@ impl Presets {
             for line in text.lines().map(str::trim) {
                 let mut w = line.split_whitespace();
                 match (w.next(), w.next()) {
-                    (Some("enable"), Some(pat)) => rules.push((true, pat.to_string())),
-                    (Some("disable"), Some(pat)) => rules.push((false, pat.to_string())),
+                    (Some("enable"), Some(pat)) => rules.push((true, noescape_pattern(pat))),
+                    (Some("disable"), Some(pat)) => rules.push((false, noescape_pattern(pat))),
                     _ => {}
                 }
             }
@@ -64,11 +97,7 @@ impl Presets {
     }
 
     pub fn state(&self, name: &str) -> &'static str {
-        match self
-            .rules
-            .iter()
-            .find(|(_, p)| glob(p.as_bytes(), name.as_bytes()))
-        {
+        match self.rules.iter().find(|(_, p)| glob(p, name)) {
             Some((false, _)) => "disabled",
             _ => "enabled",
         }
@@ -96,6 +125,40 @@ mod tests {
         assert_eq!(p.state("ac.service"), "enabled");
         assert_eq!(p.state("b.service"), "disabled");
         assert_eq!(Presets::default().state("b.service"), "enabled");
-        assert!(glob(b"a?c*", b"abcdef") && !glob(b"a?c", b"abcd"));
+        assert!(glob("a?c*", "abcdef") && !glob("a?c", "abcd"));
+    }
+
+    fn matches(pattern: &str, name: &str) -> bool {
+        glob(&noescape_pattern(pattern), name)
+    }
+
+    /// Checked against systemd 252: `disable a\x2db.service` and `disable c[ab].service`
+    /// both take effect on `systemctl preset`.
+    #[test]
+    fn classes_work_and_backslash_is_literal() {
+        assert!(matches("a\\x2db.service", "a\\x2db.service"));
+        assert!(!matches("a\\x2db.service", "ax2db.service"));
+        assert!(matches("c[ab].service", "cb.service"));
+        assert!(!matches("c[!ab].service", "cb.service"));
+        assert!(matches("[\\]x", "\\x"));
+        assert!(matches("[]\\]x", "\\x") && matches("[]\\]x", "]x"));
+        assert!(matches("a[\\", "a[\\"));
+        assert!(matches("*\\", "ab\\"));
+        assert!(matches("a[b", "a[b") && !matches("a[b", "ab"));
+    }
+
+    /// The old recursive matcher took exponential time here.
+    #[test]
+    fn many_stars_stay_cheap() {
+        let pattern = format!("{}b", "a*".repeat(40));
+        let name = "a".repeat(200);
+        let fs = MemFs::default();
+        fs.put_file(
+            Path::new("/etc/systemd/system-preset/10-y.preset"),
+            &format!("disable {pattern}\n"),
+        );
+        let p = Presets::load(&fs, Path::new("/"));
+        assert_eq!(p.state(&name), "enabled");
+        assert_eq!(p.state(&format!("{name}b")), "disabled");
     }
 }

@@ -1,6 +1,8 @@
 //! EnvironmentFile= contents: `KEY=VALUE` lines, `#`/`;` comments, single and double quotes,
 //! backslash escapes and continuation lines, as systemd's `load_env_file` reads them.
 
+use std::collections::HashMap;
+
 /// A parsed file: assignments in order, and `line: message` warnings for skipped lines.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct EnvFile {
@@ -16,16 +18,12 @@ fn valid_name(k: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Parses the value after `=`; returns it and how many input lines it used (continuations).
-fn value(lines: &[&str]) -> (String, usize) {
+/// Parses the value after `=` (`first`); continuation lines come from `next`, borrowed rather
+/// than copied so a long file stays linear. Returns the value and how many lines it used.
+fn value(first: &str, next: &[&str]) -> (String, usize) {
     let mut out = String::new();
     let mut used = 1;
-    let mut text: String = lines
-        .first()
-        .copied()
-        .unwrap_or("")
-        .trim_start()
-        .to_string();
+    let mut text: String = first.trim_start().to_string();
     let mut quote: Option<char> = None;
     // Length of `out` up to the last character that must survive trailing-space trimming.
     let mut keep = 0;
@@ -65,11 +63,11 @@ fn value(lines: &[&str]) -> (String, usize) {
             }
         }
         // An open quote or a trailing backslash continues on the next line.
-        if (continued || quote.is_some()) && used < lines.len() {
+        if let (true, Some(line)) = (continued || quote.is_some(), next.get(used - 1)) {
             if quote.is_some() && !continued {
                 out.push('\n');
             }
-            text = lines[used].to_string();
+            text = line.to_string();
             used += 1;
             continue;
         }
@@ -85,6 +83,9 @@ fn value(lines: &[&str]) -> (String, usize) {
 pub fn parse_env_file(text: &str) -> EnvFile {
     let lines: Vec<&str> = text.lines().collect();
     let mut f = EnvFile::default();
+    // A reassigned key moves to the end, as in systemd; slots keep that O(1) per assignment.
+    let mut slots: Vec<Option<(String, String)>> = Vec::new();
+    let mut slot_of: HashMap<String, usize> = HashMap::new();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_start();
@@ -100,19 +101,20 @@ pub fn parse_env_file(text: &str) -> EnvFile {
             continue;
         };
         let key = key.trim_end();
-        let mut tail: Vec<&str> = vec![rest];
-        tail.extend_from_slice(&lines[i + 1..]);
-        let (val, used) = value(&tail);
+        let (val, used) = value(rest, &lines[i + 1..]);
         i += used;
         if valid_name(key) {
-            f.vars.retain(|(k, _)| k != key);
-            f.vars.push((key.to_string(), val));
+            if let Some(old) = slot_of.insert(key.to_string(), slots.len()) {
+                slots[old] = None;
+            }
+            slots.push(Some((key.to_string(), val)));
         } else {
             f.warnings.push(format!(
                 "{lineno}: invalid variable name \"{key}\", ignoring"
             ));
         }
     }
+    f.vars = slots.into_iter().flatten().collect();
     f
 }
 
@@ -158,5 +160,32 @@ mod tests {
         assert_eq!(vars("A=1\nA=2\n"), vec![kv("A", "2")]);
         assert_eq!(vars("A=\"kept  \"  \n"), vec![kv("A", "kept  ")]);
         assert_eq!(vars("A=\n"), vec![kv("A", "")]);
+    }
+
+    #[test]
+    fn reassignment_moves_key_to_the_end() {
+        assert_eq!(
+            vars("A=1\nB=2\nA=3\nC=4\nB=5\n"),
+            vec![kv("A", "3"), kv("C", "4"), kv("B", "5")]
+        );
+    }
+
+    /// Used to copy every remaining line per assignment (and rescan all keys): quadratic.
+    #[test]
+    fn two_hundred_thousand_lines_parse_linearly() {
+        let mut text = String::new();
+        for n in 0..100_000 {
+            text.push_str(&format!("K{n}=\"v{n}\\\n"));
+            text.push_str("w\"\n");
+        }
+        text.push_str("K7=last\n");
+        let started = std::time::Instant::now();
+        let f = parse_env_file(&text);
+        println!("envfile: 200k lines parsed in {:?}", started.elapsed());
+        assert!(f.warnings.is_empty(), "{:?}", &f.warnings[..1]);
+        assert_eq!(f.vars.len(), 100_000);
+        assert_eq!(f.vars[0], kv("K0", "v0w"));
+        assert_eq!(f.vars[99_998], kv("K99999", "v99999w"));
+        assert_eq!(f.vars[99_999], kv("K7", "last"));
     }
 }

@@ -248,39 +248,89 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Parses systemd time spans like `90`, `5s`, `100ms`, `1min 30s`, `infinity` into µs.
+/// Parses systemd time spans like `90`, `5s`, `100ms`, `1h 30min`, `2.5d`, `infinity` into µs.
+/// A bare number is seconds. Sums that overflow `u64` are rejected (systemd answers `ERANGE`),
+/// and so is anything negative or without digits.
 pub fn parse_timespan_us(v: &str) -> Option<u64> {
     let v = v.trim();
     if v == "infinity" {
         return Some(u64::MAX);
     }
-    let mut total: u64 = 0;
-    let mut rest = v;
-    if rest.is_empty() {
+    if v.is_empty() {
         return None;
     }
+    // Nanoseconds in u128 so that no product of a u64-sized number and a unit can overflow.
+    let mut total_ns: u128 = 0;
+    let mut rest = v;
     while !rest.is_empty() {
-        rest = rest.trim_start();
-        let num_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let num: f64 = rest[..num_end].parse().ok()?;
-        rest = rest[num_end..].trim_start();
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let mult: f64 = match &rest[..unit_end] {
-            "" | "s" | "sec" | "second" | "seconds" => 1e6,
-            "us" | "usec" => 1.0,
-            "ms" | "msec" => 1e3,
-            "m" | "min" | "minute" | "minutes" => 60e6,
-            "h" | "hr" | "hour" | "hours" => 3600e6,
-            _ => return None,
+        let (int_digits, after) = rest.split_at(int_end);
+        let (frac_digits, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let end = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(end)
+            }
+            None => ("", after),
         };
-        rest = &rest[unit_end..];
-        total = total.saturating_add((num * mult) as u64);
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return None;
+        }
+        let after = after.trim_start();
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+            .unwrap_or(after.len());
+        let mult = timespan_unit_ns(&after[..unit_end])?;
+        total_ns = total_ns.checked_add(timespan_part_ns(int_digits, frac_digits, mult)?)?;
+        rest = after[unit_end..].trim_start();
     }
-    Some(total)
+    u64::try_from(total_ns / 1000).ok()
+}
+
+/// Timeout*Sec= values: systemd 252 reads 0 as "no timeout", not as an instant failure.
+fn parse_service_timeout_us(v: &str) -> Option<u64> {
+    parse_timespan_us(v).map(|us| if us == 0 { u64::MAX } else { us })
+}
+
+/// Nanoseconds per unit; a missing unit means seconds. systemd 252 rejects `ns` in unit-file
+/// time spans ("Failed to parse ... 5000ns"), so it is not accepted here either.
+fn timespan_unit_ns(unit: &str) -> Option<u128> {
+    const SEC: u128 = 1_000_000_000;
+    const DAY: u128 = 86_400 * SEC;
+    Some(match unit {
+        "us" | "usec" | "µs" | "μs" => 1_000,
+        "ms" | "msec" => 1_000_000,
+        "" | "s" | "sec" | "second" | "seconds" => SEC,
+        "m" | "min" | "minute" | "minutes" => 60 * SEC,
+        "h" | "hr" | "hour" | "hours" => 3_600 * SEC,
+        "d" | "day" | "days" => DAY,
+        "w" | "week" | "weeks" => 7 * DAY,
+        // 365.25/12 days (≈30.44) and 365.25 days, as systemd defines them.
+        "M" | "month" | "months" => 2_629_800 * SEC,
+        "y" | "year" | "years" => 31_557_600 * SEC,
+        _ => return None,
+    })
+}
+
+/// `int.frac` times `mult` ns; `None` when the integer part alone exceeds what a u64 µs can hold.
+fn timespan_part_ns(int_digits: &str, frac_digits: &str, mult: u128) -> Option<u128> {
+    let int: u128 = if int_digits.is_empty() {
+        0
+    } else {
+        int_digits.parse::<u64>().ok()?.into()
+    };
+    let mut part = int.checked_mul(mult)?;
+    // Digits past the 18th cannot change a nanosecond count of any unit below a year by a whole ns.
+    let mut scale = mult;
+    for d in frac_digits.bytes().take(18) {
+        scale /= 10;
+        part += u128::from(d - b'0') * scale;
+        if scale == 0 {
+            break;
+        }
+    }
+    Some(part)
 }
 
 fn signal_number(name: &str) -> Option<i32> {
@@ -632,15 +682,15 @@ fn build_inner<'a>(
                 Some(us) => svc.restart_sec_us = us,
                 None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
             },
-            ("Service", "TimeoutStopSec") => match parse_timespan_us(v) {
+            ("Service", "TimeoutStopSec") => match parse_service_timeout_us(v) {
                 Some(us) => svc.timeout_stop_us = us,
                 None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
             },
-            ("Service", "TimeoutStartSec") => match parse_timespan_us(v) {
+            ("Service", "TimeoutStartSec") => match parse_service_timeout_us(v) {
                 Some(us) => svc.timeout_start_us = Some(us),
                 None => b.warn(line, format!("Failed to parse {key}, ignoring: {v}")),
             },
-            ("Service", "TimeoutSec") => match parse_timespan_us(v) {
+            ("Service", "TimeoutSec") => match parse_service_timeout_us(v) {
                 Some(us) => {
                     svc.timeout_start_us = Some(us);
                     svc.timeout_stop_us = us;
@@ -918,6 +968,74 @@ mod tests {
         fn build_never_panics(body in "(\\[(Unit|Service|Install)\\]\n|(Type|ExecStart|ExecStop|Requires|SuccessExitStatus|Environment|TimeoutStopSec|RemainAfterExit)=[ -~]{0,12}\n){0,12}") {
             let _ = build("x@y.service", "/p", &body);
         }
+
+        #[test]
+        fn timespan_never_panics(v in "[0-9. a-zA-Zµ]{0,40}") {
+            let _ = parse_timespan_us(&v);
+        }
+
+        #[test]
+        fn timespan_huge_numbers_never_panic(n in any::<u64>(), m in any::<u64>(), unit in "(us|ms|s|min|h|d|w|M|y|)") {
+            let _ = parse_timespan_us(&format!("{n}.{m}{unit} {n}{unit} {m}y"));
+        }
+    }
+
+    #[test]
+    fn timespan_units_and_overflow() {
+        const S: u64 = 1_000_000;
+        assert_eq!(parse_timespan_us("1h 30min"), Some(5_400 * S));
+        assert_eq!(parse_timespan_us("1h30min"), Some(5_400 * S));
+        assert_eq!(parse_timespan_us("2000ns"), None);
+        assert_eq!(parse_timespan_us("7usec 3us"), Some(10));
+        assert_eq!(parse_timespan_us("1.5s"), Some(1_500_000));
+        assert_eq!(parse_timespan_us("2 seconds"), Some(2 * S));
+        assert_eq!(parse_timespan_us("1m 1min 1minute 2minutes"), Some(300 * S));
+        assert_eq!(parse_timespan_us("1hr 1hour"), Some(7_200 * S));
+        assert_eq!(parse_timespan_us("2d 1day 1days"), Some(4 * 86_400 * S));
+        assert_eq!(parse_timespan_us("1w 1week 1weeks"), Some(3 * 604_800 * S));
+        assert_eq!(parse_timespan_us("1M"), Some(2_629_800 * S));
+        assert_eq!(parse_timespan_us("1month 1months"), Some(2 * 2_629_800 * S));
+        assert_eq!(
+            parse_timespan_us("1y 1year 1years"),
+            Some(3 * 31_557_600 * S)
+        );
+        assert_eq!(parse_timespan_us("0.5d"), Some(43_200 * S));
+        assert_eq!(parse_timespan_us("infinity"), Some(u64::MAX));
+        assert_eq!(parse_timespan_us("-5s"), None);
+        assert_eq!(parse_timespan_us("5x"), None);
+        assert_eq!(parse_timespan_us("."), None);
+        assert_eq!(parse_timespan_us("s"), None);
+        assert_eq!(parse_timespan_us("18446744073709551615y"), None);
+        assert_eq!(parse_timespan_us("99999999999999999999"), None);
+        assert_eq!(parse_timespan_us("600000y"), None);
+    }
+
+    #[test]
+    fn zero_timeouts_mean_no_timeout() {
+        for (key, start, stop) in [
+            ("TimeoutSec", true, true),
+            ("TimeoutStartSec", true, false),
+            ("TimeoutStopSec", false, true),
+        ] {
+            let (d, w) = ok(
+                "a.service",
+                &format!("[Service]\nExecStart=/bin/true\n{key}=0\n"),
+            );
+            assert!(w.is_empty(), "{w:?}");
+            let UnitKind::Service(s) = d.kind else {
+                panic!("not a service")
+            };
+            assert_eq!(s.timeout_start_us == Some(u64::MAX), start, "{key}");
+            assert_eq!(s.timeout_stop_us == u64::MAX, stop, "{key}");
+        }
+        let (d, _) = ok(
+            "a.service",
+            "[Service]\nExecStart=/bin/true\nTimeoutSec=0s 0ms\n",
+        );
+        let UnitKind::Service(s) = d.kind else {
+            panic!("not a service")
+        };
+        assert_eq!(s.start_timeout_us(), u64::MAX);
     }
 
     fn ok(name: &str, text: &str) -> (UnitDef, Vec<String>) {
