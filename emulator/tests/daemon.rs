@@ -218,3 +218,50 @@ async fn sigterm_stops_units_in_order_then_exits() {
     let said = std::fs::read_to_string(&marker).expect("ExecStop ran at shutdown");
     assert_eq!(said.trim(), "bye");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_never_reads_does_not_stall_the_others() {
+    let (dir, units) = unit_dir(&[("t.target", "[Unit]\nDescription=t\n")]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let _emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--no-bus".as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let mut stuck = RawPeer::connect(&sock);
+    stuck.call("Subscribe", &());
+    let conn = connect_private(&sock).await;
+    // Enough signals to fill the socket buffer and then the peer's queue several times over.
+    for i in 0..600 {
+        for member in ["StartUnit", "StopUnit"] {
+            let answer = tokio::time::timeout(
+                DEADLINE,
+                call::<_, OwnedObjectPath>(
+                    &conn,
+                    MANAGER,
+                    IFACE_MANAGER,
+                    member,
+                    &("t.target", "replace"),
+                ),
+            )
+            .await;
+            assert!(answer.is_ok(), "{member} #{i} got no answer in time");
+        }
+    }
+    // The stuck peer was dropped: after what was buffered, its socket ends.
+    use std::io::Read;
+    let start = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match stuck.0.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(start.elapsed() < DEADLINE, "stuck peer never disconnected"),
+        }
+    }
+    assert!(start.elapsed() < DEADLINE, "stuck peer never disconnected");
+}

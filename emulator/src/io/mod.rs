@@ -4,6 +4,7 @@ pub mod bus;
 pub mod clock;
 pub mod convert;
 pub mod notify;
+pub mod outq;
 pub mod private;
 pub mod procs;
 pub mod runtime;

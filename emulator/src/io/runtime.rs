@@ -5,6 +5,7 @@ use super::bus::{dispatch, error_reply, Daemon, OutSignal, IFACE_MANAGER, MANAGE
 use super::clock::now;
 use super::convert::{object_path, to_dict};
 use super::notify::NotifySockets;
+use super::outq::PrivateOut;
 use super::procs::{adopted_children, prepare, Prepared, Procs};
 use crate::engine::{Action, Engine, JobType, LogLevel};
 use futures_util::StreamExt;
@@ -25,6 +26,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const STOP_JOBS_DEADLINE: Duration = Duration::from_secs(15);
 /// Connection id of the bus connection; private connections count up from 1.
 const BUS_CONN: u64 = 0;
+/// Events queued from the connection tasks; a flooding peer waits for the loop, not memory.
+const EVENT_QUEUE_LEN: usize = 256;
 
 /// What the connection tasks report to the event loop.
 pub enum Event {
@@ -34,12 +37,16 @@ pub enum Event {
 }
 
 /// Forwards the messages of one connection to the event loop until it closes.
-pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Event>) {
+pub fn forward(
+    id: u64,
+    mut stream: MessageStream,
+    tx: mpsc::Sender<Event>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(m) = stream.next().await {
             match m {
                 Ok(m) => {
-                    if tx.send(Event::Call(id, m)).is_err() {
+                    if tx.send(Event::Call(id, m)).await.is_err() {
                         return;
                     }
                 }
@@ -48,8 +55,8 @@ pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Eve
                 Err(e) => tracing::warn!("bad D-Bus message: {e}"),
             }
         }
-        let _ = tx.send(Event::Closed(id));
-    });
+        let _ = tx.send(Event::Closed(id)).await;
+    })
 }
 
 /// Asks the bus daemon for NameOwnerChanged, to notice subscribers that went away.
@@ -76,7 +83,7 @@ pub struct Endpoints {
 
 pub struct Runtime {
     bus: Option<Connection>,
-    private: HashMap<u64, Connection>,
+    private: HashMap<u64, PrivateOut>,
     engine: Engine,
     daemon: Daemon,
     procs: Procs,
@@ -90,7 +97,7 @@ impl Runtime {
     pub async fn run(endpoints: Endpoints, engine: Engine, daemon: Daemon) -> std::io::Result<u8> {
         let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
         let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE_LEN);
         let mut rt = Runtime {
             bus: None,
             private: HashMap::new(),
@@ -101,7 +108,7 @@ impl Runtime {
             timer_tx,
         };
         if let Some((conn, stream)) = endpoints.bus {
-            forward(BUS_CONN, stream, ev_tx.clone());
+            drop(forward(BUS_CONN, stream, ev_tx.clone()));
             watch_name_owners(&conn).await;
             rt.bus = Some(conn);
         }
@@ -133,7 +140,7 @@ impl Runtime {
                     Some(Event::Call(id, m)) => rt.on_message(id, m).await,
                     Some(Event::Connected(id, c)) => {
                         tracing::debug!("private connection {id} established");
-                        rt.private.insert(id, c);
+                        rt.private.insert(id, PrivateOut::new(id, c));
                     }
                     Some(Event::Closed(BUS_CONN)) => {
                         tracing::error!("D-Bus connection closed");
@@ -163,6 +170,7 @@ impl Runtime {
                 _ = reboot.recv(), if system && stopping.is_none() => stopping = Some(rt.begin_stop().await),
                 _ = tokio::time::sleep_until(deadline), if stopping.is_some() => {}
             }
+            rt.private.retain(|_, c| !c.is_dead());
             if rt.daemon.exit_requested && stopping.is_none() {
                 stopping = Some(rt.begin_stop().await);
             }
@@ -196,14 +204,6 @@ impl Runtime {
         Instant::now() + STOP_JOBS_DEADLINE
     }
 
-    fn conn(&self, id: u64) -> Option<&Connection> {
-        if id == BUS_CONN {
-            self.bus.as_ref()
-        } else {
-            self.private.get(&id)
-        }
-    }
-
     async fn on_message(&mut self, conn_id: u64, msg: Message) {
         let hdr = msg.header();
         if hdr.message_type() == MsgType::Signal && conn_id == BUS_CONN {
@@ -222,14 +222,20 @@ impl Runtime {
         }
         // Reply before running actions: callers match JobRemoved against the returned path.
         if !hdr.primary().flags().contains(Flags::NoReplyExpected) {
-            match (reply, self.conn(conn_id)) {
-                (Ok(r), Some(c)) => {
-                    if let Err(e) = c.send(&r).await {
-                        tracing::warn!("failed to send reply: {e}");
+            match reply {
+                Ok(r) if conn_id == BUS_CONN => match &self.bus {
+                    Some(c) => {
+                        if let Err(e) = c.send(&r).await {
+                            tracing::warn!("failed to send reply: {e}");
+                        }
                     }
-                }
-                (Ok(_), None) => tracing::debug!("connection {conn_id} gone before the reply"),
-                (Err(e), _) => tracing::warn!("failed to build reply: {e}"),
+                    None => tracing::debug!("bus connection gone before the reply"),
+                },
+                Ok(r) => match self.private.get(&conn_id) {
+                    Some(c) => c.push(conn_id, r),
+                    None => tracing::debug!("connection {conn_id} gone before the reply"),
+                },
+                Err(e) => tracing::warn!("failed to build reply: {e}"),
             }
         }
         self.execute().await;
@@ -423,10 +429,8 @@ impl Runtime {
         let msg = Message::signal(path, iface, member).and_then(|b| b.build(body));
         match msg {
             Ok(m) => {
-                for c in self.private.values() {
-                    if let Err(e) = c.send(&m).await {
-                        tracing::debug!("failed to send {member} to a private connection: {e}");
-                    }
+                for (id, c) in &self.private {
+                    c.push(*id, m.clone());
                 }
             }
             Err(e) => tracing::warn!("failed to build {member}: {e}"),
