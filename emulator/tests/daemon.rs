@@ -265,3 +265,67 @@ async fn a_peer_that_never_reads_does_not_stall_the_others() {
     }
     assert!(start.elapsed() < DEADLINE, "stuck peer never disconnected");
 }
+
+/// Reads until the peer closes; true if that happened before `within`.
+fn closed_within(s: &mut std::os::unix::net::UnixStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).expect("read timeout");
+    let mut buf = [0u8; 256];
+    let start = Instant::now();
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn private_socket_caps_connections_and_times_out_handshakes() {
+    let (dir, units) = unit_dir(&[]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let _emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--no-bus".as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let start = Instant::now();
+    let first = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(start.elapsed() < DEADLINE, "private socket never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let start = Instant::now();
+    let mut silent = vec![first];
+    while silent.len() < 256 {
+        silent.push(std::os::unix::net::UnixStream::connect(&sock).expect("connect"));
+    }
+    let mut refused = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    assert!(
+        closed_within(&mut refused, Duration::from_secs(3)),
+        "connection over the cap was not refused"
+    );
+    // Peers that never authenticate are dropped after the handshake timeout.
+    for s in &mut silent {
+        assert!(
+            closed_within(s, DEADLINE),
+            "silent peer kept its connection"
+        );
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(4),
+        "handshake timeout too short"
+    );
+    // Their slots are free again.
+    drop(RawPeer::connect(&sock));
+}
