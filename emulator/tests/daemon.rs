@@ -329,3 +329,109 @@ async fn private_socket_caps_connections_and_times_out_handshakes() {
     // Their slots are free again.
     drop(RawPeer::connect(&sock));
 }
+
+/// A long-running service whose ExecStop= leaves a marker, and its unit text.
+fn marked_service(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let marker = dir.join("stopped");
+    let unit = format!(
+        "[Service]\nExecStart=/bin/sleep 300\nExecStop=/bin/sh -c 'echo bye > {}; kill $MAINPID'\n",
+        marker.display()
+    );
+    (marker, unit)
+}
+
+async fn wait_exit(emu: &mut Guard, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = emu.0.try_wait().expect("try_wait") {
+            return st;
+        }
+        assert!(start.elapsed() < DEADLINE, "emulator did not exit {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn losing_the_bus_stops_units_in_order() {
+    let marker_dir = tempfile::tempdir().expect("tempdir");
+    let (marker, unit) = marked_service(marker_dir.path());
+    let s = setup(&[("long.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("long.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/long_2eservice";
+    wait_until("long.service active", || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).is_ok_and(|a| a == "active")
+    })
+    .await;
+    let Setup {
+        mut _bus,
+        mut emulator,
+        dir: _dir,
+        ..
+    } = s;
+    _bus.0.kill().expect("kill dbus-daemon");
+    wait_exit(&mut emulator, "after losing the bus").await;
+    let said = std::fs::read_to_string(&marker).expect("ExecStop ran after the bus went away");
+    assert_eq!(said.trim(), "bye");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn losing_the_bus_keeps_the_private_socket_serving() {
+    let (dir, units) = unit_dir(&[]);
+    let (mut bus, address) = start_bus(dir.path());
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let mut emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--bus-address".as_ref(),
+        address.as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .expect("address")
+        .build()
+        .await
+        .expect("connect");
+    wait_for_name(&conn).await;
+    drop(conn);
+    bus.0.kill().expect("kill dbus-daemon");
+    let _ = bus.0.wait();
+    let private = connect_private(&sock).await;
+    // Well after the bus is gone, the private socket still answers.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        let v: zvariant::OwnedValue = call(
+            &private,
+            MANAGER,
+            IFACE_PROPS,
+            "Get",
+            &(IFACE_MANAGER, "Version"),
+        )
+        .await
+        .expect("Version over the private socket after the bus went away");
+        assert_eq!(String::try_from(v).expect("Version s"), "252");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        emu.0.try_wait().expect("try_wait").is_none(),
+        "emulator exited"
+    );
+}

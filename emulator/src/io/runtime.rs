@@ -112,6 +112,7 @@ impl Runtime {
             watch_name_owners(&conn).await;
             rt.bus = Some(conn);
         }
+        let serving_private = endpoints.private.is_some();
         if let Some(l) = endpoints.private {
             tokio::spawn(super::private::accept_loop(l, ev_tx.clone(), BUS_CONN + 1));
         }
@@ -125,6 +126,7 @@ impl Runtime {
         let (mut halt, mut poweroff, mut reboot) = (rt_signal(3)?, rt_signal(4)?, rt_signal(5)?);
         let system = rt.daemon.system;
         let mut stopping: Option<Instant> = None;
+        let mut events_open = true;
         rt.execute().await;
         loop {
             if let Some(deadline) = stopping {
@@ -136,22 +138,32 @@ impl Runtime {
             }
             let deadline = stopping.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                ev = ev_rx.recv() => match ev {
+                ev = ev_rx.recv(), if events_open => match ev {
                     Some(Event::Call(id, m)) => rt.on_message(id, m).await,
                     Some(Event::Connected(id, c)) => {
                         tracing::debug!("private connection {id} established");
                         rt.private.insert(id, PrivateOut::new(id, c));
                     }
+                    // Units keep running without the bus: the private socket can still manage
+                    // them, and otherwise they get their orderly stop (ExecStop=) before we go.
                     Some(Event::Closed(BUS_CONN)) => {
-                        tracing::error!("D-Bus connection closed");
-                        break;
+                        rt.bus = None;
+                        if system || serving_private {
+                            tracing::error!("D-Bus connection closed; serving the private socket only");
+                        } else if stopping.is_none() {
+                            tracing::error!("D-Bus connection closed; stopping all units");
+                            stopping = Some(rt.begin_stop().await);
+                        }
                     }
                     Some(Event::Closed(id)) => {
                         rt.private.remove(&id);
                     }
                     None => {
-                        tracing::error!("no connections left");
-                        break;
+                        events_open = false;
+                        if stopping.is_none() {
+                            tracing::error!("no connections left; stopping all units");
+                            stopping = Some(rt.begin_stop().await);
+                        }
                     }
                 },
                 _ = sigchld.recv() => rt.on_sigchld().await,
