@@ -435,3 +435,63 @@ async fn losing_the_bus_keeps_the_private_socket_serving() {
         "emulator exited"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_kills_what_a_remain_after_exit_unit_left_behind() {
+    let pid_dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = pid_dir.path().join("bg.pid");
+    let unit = format!(
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > {}'\n",
+        pid_file.display()
+    );
+    let s = setup(&[("bg.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("bg.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/bg_2eservice";
+    let state = || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).unwrap_or_default()
+    };
+    wait_until("bg.service active", || async { state().await == "active" }).await;
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!process_gone_now(pid), "background sleep did not start");
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StopUnit",
+        &("bg.service", "replace"),
+    )
+    .await
+    .expect("StopUnit");
+    wait_until("bg.service inactive", || async {
+        state().await == "inactive"
+    })
+    .await;
+    assert!(process_gone(pid), "leftover sleep {pid} survived stop");
+}
+
+/// True if `pid` is not running (no entry, or a zombie) right now.
+fn process_gone_now(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}

@@ -297,6 +297,12 @@ impl Runtime {
         loop {
             let actions = self.engine.take_actions();
             if actions.is_empty() {
+                let engine = &self.engine;
+                self.procs.terminate_leftovers(|unit| {
+                    engine
+                        .unit(unit)
+                        .is_none_or(|u| u.active.is_inactive_or_failed())
+                });
                 return;
             }
             for a in actions {
@@ -398,7 +404,7 @@ impl Runtime {
     }
 
     fn spawn(&mut self, token: u64, unit: &str, p: &Prepared) {
-        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd) {
+        match self.procs.spawn(token, unit, &p.argv, &p.env, &p.cwd) {
             Ok(pid) => {
                 tracing::debug!("{unit}: spawned {:?} as {pid}", p.argv);
                 self.engine.process_started(token, pid, now());
