@@ -7,4 +7,5 @@ pub mod notify;
 pub mod outq;
 pub mod private;
 pub mod procs;
+pub mod readfile;
 pub mod runtime;

@@ -1,5 +1,6 @@
 //! Spawning children in their own process groups, signalling and reaping them.
 
+use super::readfile::{read_bounded, ENV_FILE_LIMIT, PID_FILE_LIMIT};
 use crate::engine::{expand_argv, ExecContext, Exit};
 use crate::unitfile::envfile::parse_env_file;
 use nix::errno::Errno;
@@ -91,7 +92,7 @@ impl Procs {
     ) -> Option<(u32, Option<Exit>)> {
         let pgid = self.reaped_groups.get(&token).copied()?;
         let pid = match pid_file {
-            Some(path) => match std::fs::read_to_string(path) {
+            Some(path) => match read_bounded(path, PID_FILE_LIMIT) {
                 Ok(text) => match text.trim().parse::<i32>() {
                     Ok(p) if p > 0 => p,
                     _ => {
@@ -207,7 +208,7 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let mut from_files = Vec::new();
     for (path, optional) in &ctx.env_files {
-        match std::fs::read_to_string(path) {
+        match read_bounded(path, ENV_FILE_LIMIT) {
             Ok(text) => {
                 let f = parse_env_file(&text);
                 for w in f.warnings {
