@@ -495,3 +495,45 @@ fn process_gone_now(pid: u32) -> bool {
             .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
     })
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn default_runtime_dir_is_removed_at_exit() {
+    let (dir, units) = unit_dir(&[]);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir tmp");
+    let sock = dir.path().join("private");
+    let mut emu = Guard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+            .env("TMPDIR", &tmp)
+            .arg("--unit-dir")
+            .arg(&units)
+            .arg("--no-bus")
+            .arg("--private-socket")
+            .arg(&sock)
+            .spawn()
+            .expect("spawn emulator"),
+    );
+    let conn = connect_private(&sock).await;
+    let exec = vec![("/bin/true".to_string(), vec!["true".to_string()], false)];
+    let props: Vec<(&str, zvariant::Value)> = vec![("ExecStart", zvariant::Value::new(exec))];
+    let aux: Vec<(String, Vec<(String, zvariant::Value)>)> = Vec::new();
+    let _: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartTransientUnit",
+        &("run-y.service", "fail", &props, &aux),
+    )
+    .await
+    .expect("StartTransientUnit");
+    let runtime = tmp.join(format!("systemd-emulator.{}", emu.0.id()));
+    assert!(runtime.is_dir(), "{} not created", runtime.display());
+    drop(conn);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(emu.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the emulator");
+    wait_exit(&mut emu, "after SIGTERM").await;
+    assert!(!runtime.exists(), "{} left behind", runtime.display());
+}
