@@ -537,3 +537,41 @@ async fn default_runtime_dir_is_removed_at_exit() {
     wait_exit(&mut emu, "after SIGTERM").await;
     assert!(!runtime.exists(), "{} left behind", runtime.display());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn pid_file_naming_a_foreign_process_is_ignored() {
+    let pid_dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = pid_dir.path().join("d.pid");
+    // The test runner is no process of the unit.
+    let unit = format!(
+        "[Service]\nType=forking\nPIDFile={}\nExecStart=/bin/sh -c 'echo {} > {}'\n",
+        pid_file.display(),
+        std::process::id(),
+        pid_file.display()
+    );
+    let s = setup(&[("d.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("d.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/d_2eservice";
+    wait_until("d.service settled", || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).is_ok_and(|a| a != "activating")
+    })
+    .await;
+    let v = get_prop(&s.conn, path, "org.freedesktop.systemd1.Service", "MainPID").await;
+    let pid = u32::try_from(v).expect("MainPID u32");
+    assert_ne!(pid, std::process::id(), "a foreign PID became MainPID");
+}

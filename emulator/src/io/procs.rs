@@ -94,7 +94,13 @@ impl Procs {
         let pid = match pid_file {
             Some(path) => match read_bounded(path, PID_FILE_LIMIT) {
                 Ok(text) => match text.trim().parse::<i32>() {
-                    Ok(p) if p > 0 => p,
+                    Ok(p) if p > 0 && self.may_adopt(p, pgid) => p,
+                    Ok(p) if p > 0 => {
+                        tracing::warn!(
+                            "{path}:1: PID {p} is not a process of this unit, ignoring the PID file"
+                        );
+                        return None;
+                    }
                     _ => {
                         tracing::warn!("{path}:1: PID file does not contain a valid PID");
                         return None;
@@ -114,6 +120,34 @@ impl Procs {
             self.pgid_by_token.insert(token, pgid);
         }
         Some((pid as u32, exit))
+    }
+
+    /// Whether `pid` from a PID file may become the main process of the unit whose group is
+    /// `pgid`: it must be alive and in that group, below one of its members, or an orphan we
+    /// adopted that no other unit owns (a daemon that called setsid()).
+    fn may_adopt(&self, pid: i32, pgid: i32) -> bool {
+        let me = std::process::id() as i32;
+        if self.orphan_exits.contains_key(&pid) {
+            return true;
+        }
+        if pid == me || pid == 1 || self.by_pid.contains_key(&pid) {
+            return false;
+        }
+        let mut p = pid;
+        // Bounded: a process tree is not deeper than this in practice, and /proc may change.
+        for _ in 0..64 {
+            let Some((_, ppid, group)) = stat_of(p) else {
+                return false;
+            };
+            if group == pgid || (p == pid && ppid == me) {
+                return true;
+            }
+            if ppid <= 1 || ppid == me {
+                return false;
+            }
+            p = ppid;
+        }
+        false
     }
 
     pub fn live_count(&self) -> usize {
