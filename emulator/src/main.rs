@@ -96,6 +96,8 @@ async fn main() -> ExitCode {
             std::env::temp_dir().join(format!("systemd-emulator.{}", std::process::id()))
         }
     });
+    // Our own per-process default directory is ours to remove at exit; a given one is not.
+    let owns_runtime_dir = cli.runtime_dir.is_none() && !system && !runtime_dir.exists();
     let private_path = cli
         .private_socket
         .clone()
@@ -150,6 +152,13 @@ async fn main() -> ExitCode {
     let result = Runtime::run(Endpoints { bus, private }, engine, daemon).await;
     if let Some(p) = &private_path {
         let _ = std::fs::remove_file(p);
+    }
+    if owns_runtime_dir {
+        if let Err(e) = std::fs::remove_dir_all(&runtime_dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", runtime_dir.display());
+            }
+        }
     }
     match result {
         Ok(code) => ExitCode::from(code),

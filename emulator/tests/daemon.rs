@@ -218,3 +218,360 @@ async fn sigterm_stops_units_in_order_then_exits() {
     let said = std::fs::read_to_string(&marker).expect("ExecStop ran at shutdown");
     assert_eq!(said.trim(), "bye");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_never_reads_does_not_stall_the_others() {
+    let (dir, units) = unit_dir(&[("t.target", "[Unit]\nDescription=t\n")]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let _emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--no-bus".as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let mut stuck = RawPeer::connect(&sock);
+    stuck.call("Subscribe", &());
+    let conn = connect_private(&sock).await;
+    // Enough signals to fill the socket buffer and then the peer's queue several times over.
+    for i in 0..600 {
+        for member in ["StartUnit", "StopUnit"] {
+            let answer = tokio::time::timeout(
+                DEADLINE,
+                call::<_, OwnedObjectPath>(
+                    &conn,
+                    MANAGER,
+                    IFACE_MANAGER,
+                    member,
+                    &("t.target", "replace"),
+                ),
+            )
+            .await;
+            assert!(answer.is_ok(), "{member} #{i} got no answer in time");
+        }
+    }
+    // The stuck peer was dropped: after what was buffered, its socket ends.
+    use std::io::Read;
+    let start = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match stuck.0.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => assert!(start.elapsed() < DEADLINE, "stuck peer never disconnected"),
+        }
+    }
+    assert!(start.elapsed() < DEADLINE, "stuck peer never disconnected");
+}
+
+/// Reads until the peer closes; true if that happened before `within`.
+fn closed_within(s: &mut std::os::unix::net::UnixStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).expect("read timeout");
+    let mut buf = [0u8; 256];
+    let start = Instant::now();
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn private_socket_caps_connections_and_times_out_handshakes() {
+    let (dir, units) = unit_dir(&[]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let _emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--no-bus".as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let start = Instant::now();
+    let first = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(start.elapsed() < DEADLINE, "private socket never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let start = Instant::now();
+    let mut silent = vec![first];
+    while silent.len() < 256 {
+        silent.push(std::os::unix::net::UnixStream::connect(&sock).expect("connect"));
+    }
+    let mut refused = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    assert!(
+        closed_within(&mut refused, Duration::from_secs(3)),
+        "connection over the cap was not refused"
+    );
+    // Peers that never authenticate are dropped after the handshake timeout.
+    for s in &mut silent {
+        assert!(
+            closed_within(s, DEADLINE),
+            "silent peer kept its connection"
+        );
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(4),
+        "handshake timeout too short"
+    );
+    // Their slots are free again.
+    drop(RawPeer::connect(&sock));
+}
+
+/// A long-running service whose ExecStop= leaves a marker, and its unit text.
+fn marked_service(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let marker = dir.join("stopped");
+    let unit = format!(
+        "[Service]\nExecStart=/bin/sleep 300\nExecStop=/bin/sh -c 'echo bye > {}; kill $MAINPID'\n",
+        marker.display()
+    );
+    (marker, unit)
+}
+
+async fn wait_exit(emu: &mut Guard, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = emu.0.try_wait().expect("try_wait") {
+            return st;
+        }
+        assert!(start.elapsed() < DEADLINE, "emulator did not exit {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn losing_the_bus_stops_units_in_order() {
+    let marker_dir = tempfile::tempdir().expect("tempdir");
+    let (marker, unit) = marked_service(marker_dir.path());
+    let s = setup(&[("long.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("long.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/long_2eservice";
+    wait_until("long.service active", || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).is_ok_and(|a| a == "active")
+    })
+    .await;
+    let Setup {
+        mut _bus,
+        mut emulator,
+        dir: _dir,
+        ..
+    } = s;
+    _bus.0.kill().expect("kill dbus-daemon");
+    wait_exit(&mut emulator, "after losing the bus").await;
+    let said = std::fs::read_to_string(&marker).expect("ExecStop ran after the bus went away");
+    assert_eq!(said.trim(), "bye");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn losing_the_bus_keeps_the_private_socket_serving() {
+    let (dir, units) = unit_dir(&[]);
+    let (mut bus, address) = start_bus(dir.path());
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let mut emu = emulator(&[
+        "--unit-dir".as_ref(),
+        units.as_os_str(),
+        "--bus-address".as_ref(),
+        address.as_ref(),
+        "--private-socket".as_ref(),
+        sock.as_os_str(),
+        "--runtime-dir".as_ref(),
+        run.as_os_str(),
+    ]);
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .expect("address")
+        .build()
+        .await
+        .expect("connect");
+    wait_for_name(&conn).await;
+    drop(conn);
+    bus.0.kill().expect("kill dbus-daemon");
+    let _ = bus.0.wait();
+    let private = connect_private(&sock).await;
+    // Well after the bus is gone, the private socket still answers.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        let v: zvariant::OwnedValue = call(
+            &private,
+            MANAGER,
+            IFACE_PROPS,
+            "Get",
+            &(IFACE_MANAGER, "Version"),
+        )
+        .await
+        .expect("Version over the private socket after the bus went away");
+        assert_eq!(String::try_from(v).expect("Version s"), "252");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        emu.0.try_wait().expect("try_wait").is_none(),
+        "emulator exited"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stop_kills_what_a_remain_after_exit_unit_left_behind() {
+    let pid_dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = pid_dir.path().join("bg.pid");
+    let unit = format!(
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > {}'\n",
+        pid_file.display()
+    );
+    let s = setup(&[("bg.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("bg.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/bg_2eservice";
+    let state = || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).unwrap_or_default()
+    };
+    wait_until("bg.service active", || async { state().await == "active" }).await;
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!process_gone_now(pid), "background sleep did not start");
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StopUnit",
+        &("bg.service", "replace"),
+    )
+    .await
+    .expect("StopUnit");
+    wait_until("bg.service inactive", || async {
+        state().await == "inactive"
+    })
+    .await;
+    assert!(process_gone(pid), "leftover sleep {pid} survived stop");
+}
+
+/// True if `pid` is not running (no entry, or a zombie) right now.
+fn process_gone_now(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn default_runtime_dir_is_removed_at_exit() {
+    let (dir, units) = unit_dir(&[]);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir tmp");
+    let sock = dir.path().join("private");
+    let mut emu = Guard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+            .env("TMPDIR", &tmp)
+            .arg("--unit-dir")
+            .arg(&units)
+            .arg("--no-bus")
+            .arg("--private-socket")
+            .arg(&sock)
+            .spawn()
+            .expect("spawn emulator"),
+    );
+    let conn = connect_private(&sock).await;
+    let exec = vec![("/bin/true".to_string(), vec!["true".to_string()], false)];
+    let props: Vec<(&str, zvariant::Value)> = vec![("ExecStart", zvariant::Value::new(exec))];
+    let aux: Vec<(String, Vec<(String, zvariant::Value)>)> = Vec::new();
+    let _: OwnedObjectPath = call(
+        &conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartTransientUnit",
+        &("run-y.service", "fail", &props, &aux),
+    )
+    .await
+    .expect("StartTransientUnit");
+    let runtime = tmp.join(format!("systemd-emulator.{}", emu.0.id()));
+    assert!(runtime.is_dir(), "{} not created", runtime.display());
+    drop(conn);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(emu.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the emulator");
+    wait_exit(&mut emu, "after SIGTERM").await;
+    assert!(!runtime.exists(), "{} left behind", runtime.display());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pid_file_naming_a_foreign_process_is_ignored() {
+    let pid_dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = pid_dir.path().join("d.pid");
+    // The test runner is no process of the unit.
+    let unit = format!(
+        "[Service]\nType=forking\nPIDFile={}\nExecStart=/bin/sh -c 'echo {} > {}'\n",
+        pid_file.display(),
+        std::process::id(),
+        pid_file.display()
+    );
+    let s = setup(&[("d.service", unit.as_str())], &[]).await;
+    let _: OwnedObjectPath = call(
+        &s.conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &("d.service", "replace"),
+    )
+    .await
+    .expect("StartUnit");
+    let path = "/org/freedesktop/systemd1/unit/d_2eservice";
+    wait_until("d.service settled", || async {
+        let v = get_prop(
+            &s.conn,
+            path,
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+        )
+        .await;
+        String::try_from(v).is_ok_and(|a| a != "activating")
+    })
+    .await;
+    let v = get_prop(&s.conn, path, "org.freedesktop.systemd1.Service", "MainPID").await;
+    let pid = u32::try_from(v).expect("MainPID u32");
+    assert_ne!(pid, std::process::id(), "a foreign PID became MainPID");
+}

@@ -4,8 +4,11 @@
 use super::runtime::{Event, BUS_NAME};
 use bluechi_core::wire_socket::StampSender;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::Semaphore;
 use zbus::connection::socket::{BoxedSplit, ReadHalf, Socket, Split, WriteHalf};
 
 fn stamped(stream: tokio::net::UnixStream) -> BoxedSplit {
@@ -28,43 +31,58 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
+/// How long a peer may take to authenticate before it is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more are refused so that peers cannot exhaust our fds.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Pause after a failed accept() (e.g. EMFILE), which would otherwise fail again at once.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Accepts connections forever; each one authenticates (EXTERNAL) as a zbus p2p server and
 /// is handed to the runtime, which forwards its messages with `Event::Call`.
-pub async fn accept_loop(listener: UnixListener, tx: UnboundedSender<Event>, first_id: u64) {
+pub async fn accept_loop(listener: UnixListener, tx: Sender<Event>, first_id: u64) {
     let mut next_id = first_id;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
                 tracing::warn!("private socket: accept failed: {e}");
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("private socket: {MAX_CONNECTIONS} connections open, refusing another");
+            continue;
         };
         let id = next_id;
         next_id += 1;
         let tx = tx.clone();
         // Authentication waits on the peer; a slow client must not block the others.
         tokio::spawn(async move {
-            let built = match zbus::connection::Builder::socket(
+            let build = async {
                 // Everything leaves with systemd's name as sender, as sd_bus_set_sender does.
                 // Only the write side is wrapped: zbus reads the SASL handshake through the
                 // read half, which must stay a plain byte stream.
-                stamped(stream),
-            )
-            .server(zbus::Guid::generate())
-            {
-                Ok(b) => b.p2p().build().await,
-                Err(e) => Err(e),
+                zbus::connection::Builder::socket(stamped(stream))
+                    .server(zbus::Guid::generate())?
+                    .p2p()
+                    .build()
+                    .await
             };
-            match built {
-                Ok(conn) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, build).await {
+                Ok(Ok(conn)) => {
                     let stream = zbus::MessageStream::from(&conn);
-                    if tx.send(Event::Connected(id, conn)).is_ok() {
-                        super::runtime::forward(id, stream, tx);
+                    if tx.send(Event::Connected(id, conn)).await.is_ok() {
+                        // The slot is held until the peer's stream ends.
+                        let _ = super::runtime::forward(id, stream, tx).await;
                     }
                 }
-                Err(e) => tracing::debug!("private socket: connection setup failed: {e}"),
+                Ok(Err(e)) => tracing::debug!("private socket: connection setup failed: {e}"),
+                Err(_) => tracing::debug!("private socket: peer did not authenticate in time"),
             }
+            drop(slot);
         });
     }
 }

@@ -1,11 +1,13 @@
 //! Spawning children in their own process groups, signalling and reaping them.
 
+use super::readfile::{read_bounded, ENV_FILE_LIMIT, PID_FILE_LIMIT};
 use crate::engine::{expand_argv, ExecContext, Exit};
 use crate::unitfile::envfile::parse_env_file;
+use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -16,8 +18,13 @@ const MAX_ORPHAN_EXITS: usize = 64;
 pub struct Procs {
     by_pid: HashMap<i32, u64>,
     pid_by_token: HashMap<u64, i32>,
-    /// The process group of each token; it outlives the process that created it.
+    /// The process group of each token; kept after its leader is reaped while members remain
+    /// (a daemon's orphaned children), so that stopping the unit still reaches them.
     pgid_by_token: HashMap<u64, i32>,
+    /// The unit each token was spawned for.
+    unit_by_token: HashMap<u64, String>,
+    /// Leftover groups already sent SIGTERM because their unit stopped.
+    terminated: HashSet<u64>,
     /// Groups of tokens reaped in the last [`Procs::reap`], for [`Procs::adopt_main`].
     reaped_groups: HashMap<u64, i32>,
     orphan_exits: HashMap<i32, Exit>,
@@ -29,6 +36,7 @@ impl Procs {
     pub fn spawn(
         &mut self,
         token: u64,
+        unit: &str,
         argv: &[String],
         env: &[(String, String)],
         cwd: &std::path::Path,
@@ -59,6 +67,7 @@ impl Procs {
         self.by_pid.insert(pid as i32, token);
         self.pid_by_token.insert(token, pid as i32);
         self.pgid_by_token.insert(token, pid as i32);
+        self.unit_by_token.insert(token, unit.to_string());
         Ok(pid)
     }
 
@@ -90,9 +99,15 @@ impl Procs {
     ) -> Option<(u32, Option<Exit>)> {
         let pgid = self.reaped_groups.get(&token).copied()?;
         let pid = match pid_file {
-            Some(path) => match std::fs::read_to_string(path) {
+            Some(path) => match read_bounded(path, PID_FILE_LIMIT) {
                 Ok(text) => match text.trim().parse::<i32>() {
-                    Ok(p) if p > 0 => p,
+                    Ok(p) if p > 0 && self.may_adopt(p, pgid) => p,
+                    Ok(p) if p > 0 => {
+                        tracing::warn!(
+                            "{path}:1: PID {p} is not a process of this unit, ignoring the PID file"
+                        );
+                        return None;
+                    }
                     _ => {
                         tracing::warn!("{path}:1: PID file does not contain a valid PID");
                         return None;
@@ -114,12 +129,73 @@ impl Procs {
         Some((pid as u32, exit))
     }
 
+    /// Whether `pid` from a PID file may become the main process of the unit whose group is
+    /// `pgid`: it must be alive and in that group, below one of its members, or an orphan we
+    /// adopted that no other unit owns (a daemon that called setsid()).
+    fn may_adopt(&self, pid: i32, pgid: i32) -> bool {
+        let me = std::process::id() as i32;
+        if self.orphan_exits.contains_key(&pid) {
+            return true;
+        }
+        if pid == me || pid == 1 || self.by_pid.contains_key(&pid) {
+            return false;
+        }
+        let mut p = pid;
+        // Bounded: a process tree is not deeper than this in practice, and /proc may change.
+        for _ in 0..64 {
+            let Some((_, ppid, group)) = stat_of(p) else {
+                return false;
+            };
+            if group == pgid || (p == pid && ppid == me) {
+                return true;
+            }
+            if ppid <= 1 || ppid == me {
+                return false;
+            }
+            p = ppid;
+        }
+        false
+    }
+
     pub fn live_count(&self) -> usize {
         self.by_pid.len()
     }
 
+    /// Every token with a live process or a leftover group.
     pub fn all_tokens(&self) -> Vec<u64> {
-        self.pid_by_token.keys().copied().collect()
+        self.pgid_by_token.keys().copied().collect()
+    }
+
+    /// Sends SIGTERM (and SIGCONT) once to leftover groups, whose leader is gone, of units
+    /// that `stopped` says are no longer running: systemd stops a unit's whole cgroup.
+    pub fn terminate_leftovers(&mut self, stopped: impl Fn(&str) -> bool) {
+        for (token, pgid) in &self.pgid_by_token {
+            if self.pid_by_token.contains_key(token) || self.terminated.contains(token) {
+                continue;
+            }
+            let unit = self.unit_by_token.get(token).map(String::as_str);
+            if !unit.is_none_or(&stopped) {
+                continue;
+            }
+            tracing::debug!(
+                "{}: killing leftover process group {pgid}",
+                unit.unwrap_or("?")
+            );
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGTERM);
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGCONT);
+            self.terminated.insert(*token);
+        }
+    }
+
+    /// Forgets the groups of tokens without a live process once the group is empty.
+    fn prune_groups(&mut self) {
+        let live = &self.pid_by_token;
+        self.pgid_by_token.retain(|token, pgid| {
+            live.contains_key(token) || killpg(Pid::from_raw(*pgid), None) != Err(Errno::ESRCH)
+        });
+        let groups = &self.pgid_by_token;
+        self.unit_by_token.retain(|t, _| groups.contains_key(t));
+        self.terminated.retain(|t| groups.contains_key(t));
     }
 
     /// Reaps every exited child (ours or adopted orphans); returns (token, exit) for ours.
@@ -136,14 +212,15 @@ impl Procs {
                 Ok(_) => continue,
             }
         }
+        self.prune_groups();
         out
     }
 
     fn record(&mut self, pid: Pid, exit: Exit, out: &mut Vec<(u64, Exit)>) {
         if let Some(token) = self.by_pid.remove(&pid.as_raw()) {
             self.pid_by_token.remove(&token);
-            if let Some(g) = self.pgid_by_token.remove(&token) {
-                self.reaped_groups.insert(token, g);
+            if let Some(g) = self.pgid_by_token.get(&token) {
+                self.reaped_groups.insert(token, *g);
             }
             out.push((token, exit));
         } else {
@@ -172,7 +249,7 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let mut from_files = Vec::new();
     for (path, optional) in &ctx.env_files {
-        match std::fs::read_to_string(path) {
+        match read_bounded(path, ENV_FILE_LIMIT) {
             Ok(text) => {
                 let f = parse_env_file(&text);
                 for w in f.warnings {

@@ -5,6 +5,7 @@ use super::bus::{dispatch, error_reply, Daemon, OutSignal, IFACE_MANAGER, MANAGE
 use super::clock::now;
 use super::convert::{object_path, to_dict};
 use super::notify::NotifySockets;
+use super::outq::PrivateOut;
 use super::procs::{adopted_children, prepare, Prepared, Procs};
 use super::sockets::Sockets;
 use crate::engine::{Action, Engine, JobType, LogLevel};
@@ -26,6 +27,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const STOP_JOBS_DEADLINE: Duration = Duration::from_secs(15);
 /// Connection id of the bus connection; private connections count up from 1.
 const BUS_CONN: u64 = 0;
+/// Events queued from the connection tasks; a flooding peer waits for the loop, not memory.
+const EVENT_QUEUE_LEN: usize = 256;
 
 /// What the connection tasks report to the event loop.
 pub enum Event {
@@ -35,12 +38,16 @@ pub enum Event {
 }
 
 /// Forwards the messages of one connection to the event loop until it closes.
-pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Event>) {
+pub fn forward(
+    id: u64,
+    mut stream: MessageStream,
+    tx: mpsc::Sender<Event>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(m) = stream.next().await {
             match m {
                 Ok(m) => {
-                    if tx.send(Event::Call(id, m)).is_err() {
+                    if tx.send(Event::Call(id, m)).await.is_err() {
                         return;
                     }
                 }
@@ -49,8 +56,8 @@ pub fn forward(id: u64, mut stream: MessageStream, tx: mpsc::UnboundedSender<Eve
                 Err(e) => tracing::warn!("bad D-Bus message: {e}"),
             }
         }
-        let _ = tx.send(Event::Closed(id));
-    });
+        let _ = tx.send(Event::Closed(id)).await;
+    })
 }
 
 /// Asks the bus daemon for NameOwnerChanged, to notice subscribers that went away.
@@ -77,7 +84,7 @@ pub struct Endpoints {
 
 pub struct Runtime {
     bus: Option<Connection>,
-    private: HashMap<u64, Connection>,
+    private: HashMap<u64, PrivateOut>,
     engine: Engine,
     daemon: Daemon,
     procs: Procs,
@@ -92,7 +99,7 @@ impl Runtime {
     pub async fn run(endpoints: Endpoints, engine: Engine, daemon: Daemon) -> std::io::Result<u8> {
         let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
         let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE_LEN);
         let (sock_tx, mut sock_rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
             bus: None,
@@ -105,10 +112,11 @@ impl Runtime {
             timer_tx,
         };
         if let Some((conn, stream)) = endpoints.bus {
-            forward(BUS_CONN, stream, ev_tx.clone());
+            drop(forward(BUS_CONN, stream, ev_tx.clone()));
             watch_name_owners(&conn).await;
             rt.bus = Some(conn);
         }
+        let serving_private = endpoints.private.is_some();
         if let Some(l) = endpoints.private {
             tokio::spawn(super::private::accept_loop(l, ev_tx.clone(), BUS_CONN + 1));
         }
@@ -122,6 +130,7 @@ impl Runtime {
         let (mut halt, mut poweroff, mut reboot) = (rt_signal(3)?, rt_signal(4)?, rt_signal(5)?);
         let system = rt.daemon.system;
         let mut stopping: Option<Instant> = None;
+        let mut events_open = true;
         rt.execute().await;
         loop {
             if let Some(deadline) = stopping {
@@ -133,22 +142,32 @@ impl Runtime {
             }
             let deadline = stopping.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                ev = ev_rx.recv() => match ev {
+                ev = ev_rx.recv(), if events_open => match ev {
                     Some(Event::Call(id, m)) => rt.on_message(id, m).await,
                     Some(Event::Connected(id, c)) => {
                         tracing::debug!("private connection {id} established");
-                        rt.private.insert(id, c);
+                        rt.private.insert(id, PrivateOut::new(id, c));
                     }
+                    // Units keep running without the bus: the private socket can still manage
+                    // them, and otherwise they get their orderly stop (ExecStop=) before we go.
                     Some(Event::Closed(BUS_CONN)) => {
-                        tracing::error!("D-Bus connection closed");
-                        break;
+                        rt.bus = None;
+                        if system || serving_private {
+                            tracing::error!("D-Bus connection closed; serving the private socket only");
+                        } else if stopping.is_none() {
+                            tracing::error!("D-Bus connection closed; stopping all units");
+                            stopping = Some(rt.begin_stop().await);
+                        }
                     }
                     Some(Event::Closed(id)) => {
                         rt.private.remove(&id);
                     }
                     None => {
-                        tracing::error!("no connections left");
-                        break;
+                        events_open = false;
+                        if stopping.is_none() {
+                            tracing::error!("no connections left; stopping all units");
+                            stopping = Some(rt.begin_stop().await);
+                        }
                     }
                 },
                 _ = sigchld.recv() => rt.on_sigchld().await,
@@ -171,6 +190,7 @@ impl Runtime {
                 _ = reboot.recv(), if system && stopping.is_none() => stopping = Some(rt.begin_stop().await),
                 _ = tokio::time::sleep_until(deadline), if stopping.is_some() => {}
             }
+            rt.private.retain(|_, c| !c.is_dead());
             if rt.daemon.exit_requested && stopping.is_none() {
                 stopping = Some(rt.begin_stop().await);
             }
@@ -204,14 +224,6 @@ impl Runtime {
         Instant::now() + STOP_JOBS_DEADLINE
     }
 
-    fn conn(&self, id: u64) -> Option<&Connection> {
-        if id == BUS_CONN {
-            self.bus.as_ref()
-        } else {
-            self.private.get(&id)
-        }
-    }
-
     async fn on_message(&mut self, conn_id: u64, msg: Message) {
         let hdr = msg.header();
         if hdr.message_type() == MsgType::Signal && conn_id == BUS_CONN {
@@ -230,14 +242,20 @@ impl Runtime {
         }
         // Reply before running actions: callers match JobRemoved against the returned path.
         if !hdr.primary().flags().contains(Flags::NoReplyExpected) {
-            match (reply, self.conn(conn_id)) {
-                (Ok(r), Some(c)) => {
-                    if let Err(e) = c.send(&r).await {
-                        tracing::warn!("failed to send reply: {e}");
+            match reply {
+                Ok(r) if conn_id == BUS_CONN => match &self.bus {
+                    Some(c) => {
+                        if let Err(e) = c.send(&r).await {
+                            tracing::warn!("failed to send reply: {e}");
+                        }
                     }
-                }
-                (Ok(_), None) => tracing::debug!("connection {conn_id} gone before the reply"),
-                (Err(e), _) => tracing::warn!("failed to build reply: {e}"),
+                    None => tracing::debug!("bus connection gone before the reply"),
+                },
+                Ok(r) => match self.private.get(&conn_id) {
+                    Some(c) => c.push(conn_id, r),
+                    None => tracing::debug!("connection {conn_id} gone before the reply"),
+                },
+                Err(e) => tracing::warn!("failed to build reply: {e}"),
             }
         }
         self.execute().await;
@@ -287,6 +305,12 @@ impl Runtime {
         loop {
             let actions = self.engine.take_actions();
             if actions.is_empty() {
+                let engine = &self.engine;
+                self.procs.terminate_leftovers(|unit| {
+                    engine
+                        .unit(unit)
+                        .is_none_or(|u| u.active.is_inactive_or_failed())
+                });
                 return;
             }
             for a in actions {
@@ -401,7 +425,7 @@ impl Runtime {
         p: &Prepared,
         fds: &[(std::os::fd::RawFd, String)],
     ) {
-        match self.procs.spawn(token, &p.argv, &p.env, &p.cwd, fds) {
+        match self.procs.spawn(token, unit, &p.argv, &p.env, &p.cwd, fds) {
             Ok(pid) => {
                 tracing::debug!("{unit}: spawned {:?} as {pid}", p.argv);
                 self.engine.process_started(token, pid, now());
@@ -444,10 +468,8 @@ impl Runtime {
         let msg = Message::signal(path, iface, member).and_then(|b| b.build(body));
         match msg {
             Ok(m) => {
-                for c in self.private.values() {
-                    if let Err(e) = c.send(&m).await {
-                        tracing::debug!("failed to send {member} to a private connection: {e}");
-                    }
+                for (id, c) in &self.private {
+                    c.push(*id, m.clone());
                 }
             }
             Err(e) => tracing::warn!("failed to build {member}: {e}"),
