@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod exit_status;
 pub mod fnmatch;
 pub mod introspect;
 pub mod link;

@@ -61,25 +61,10 @@ fn is_clean(exit: Exit, daemon: bool, ok_status: &[i32], ok_signals: &[i32]) -> 
 
 fn describe_exit(exit: Exit) -> String {
     match exit {
-        Exit::Code(c) => {
-            let name = match c {
-                0 => "SUCCESS",
-                1 => "FAILURE",
-                2 => "INVALIDARGUMENT",
-                3 => "NOTIMPLEMENTED",
-                4 => "NOPERMISSION",
-                5 => "NOTINSTALLED",
-                6 => "NOTCONFIGURED",
-                7 => "NOTRUNNING",
-                203 => "EXEC",
-                _ => "",
-            };
-            if name.is_empty() {
-                format!("code=exited, status={c}")
-            } else {
-                format!("code=exited, status={c}/{name}")
-            }
-        }
+        Exit::Code(c) => match bluechi_core::exit_status::name(c) {
+            Some(name) => format!("code=exited, status={c}/{name}"),
+            None => format!("code=exited, status={c}"),
+        },
         Exit::Signal(s) => {
             let name = nix::sys::signal::Signal::try_from(s)
                 .map(|s| s.as_str().trim_start_matches("SIG").to_string());

@@ -413,17 +413,9 @@ fn job_object(
             ok(hdr, &())
         }
         // Job ordering is not tracked per job; no job is reported as waiting on another.
-        (IFACE_JOB | "", "GetAfter" | "GetBefore") => ok(
-            hdr,
-            &(Vec::<(
-                u32,
-                String,
-                String,
-                String,
-                OwnedObjectPath,
-                OwnedObjectPath,
-            )>::new(),),
-        ),
+        (IFACE_JOB | "", "GetAfter" | "GetBefore") => {
+            ok(hdr, &(Vec::<manager::JobListEntry>::new(),))
+        }
         _ => Err(unknown_method(member, iface)),
     }
 }

@@ -87,21 +87,6 @@ pub fn timespan(usec: u64) -> String {
     parts.join(" ")
 }
 
-/// The names systemd gives to exit statuses (the LSB ones a service can return).
-fn exit_status_name(status: i32) -> Option<&'static str> {
-    Some(match status {
-        0 => "SUCCESS",
-        1 => "FAILURE",
-        2 => "INVALIDARGUMENT",
-        3 => "NOTIMPLEMENTED",
-        4 => "NOPERMISSION",
-        5 => "NOTINSTALLED",
-        6 => "NOTCONFIGURED",
-        7 => "NOTRUNNING",
-        _ => return None,
-    })
-}
-
 fn signal_name(sig: i32) -> String {
     let name = match sig {
         1 => "HUP",
@@ -127,7 +112,7 @@ fn signal_name(sig: i32) -> String {
 /// "code=exited, status=1/FAILURE" or "code=killed, signal=TERM" for a waitid() code/status.
 pub fn exit_info(code: i32, status: i32) -> String {
     match code {
-        1 => match exit_status_name(status) {
+        1 => match bluechi_core::exit_status::name(status) {
             Some(n) => format!("code=exited, status={status}/{n}"),
             None => format!("code=exited, status={status}"),
         },

@@ -17,8 +17,8 @@ const ERR_NO_UNIT_FOR_PID: &str = "org.freedesktop.systemd1.NoUnitForPID";
 const ERR_NO_UNIT_FOR_INVOCATION: &str = "org.freedesktop.systemd1.NoUnitForInvocationID";
 const ERR_NO_SUCH_DYNAMIC_USER: &str = "org.freedesktop.systemd1.NoSuchDynamicUser";
 
-/// One `ListJobs` entry: `(usssoo)`.
-type JobListEntry = (
+/// One `ListJobs` entry: `(usssoo)` (also what Job.GetAfter/GetBefore list).
+pub(super) type JobListEntry = (
     u32,
     String,
     String,
