@@ -50,7 +50,7 @@ conformance *CASES:
 conformance-generate N:
     #!/usr/bin/env bash
     set -euo pipefail
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-conf}"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
     export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/containers/containers.conf}"
     ci/conformance.sh --image-only
     cargo build -q -p systemd-emulator --bin conformance-record --bin conformance-generate

@@ -277,8 +277,16 @@ impl Engine {
                     return if required { Err(load_error(u)) } else { Ok(()) };
                 }
                 let deps = u.deps().clone();
+                // A start pulled in for a unit that is already up (no job pending) is redundant,
+                // and systemd 252 does not follow its dependencies: a unit it wants that failed
+                // stays failed (case wants-active-restart-skip). The requested unit itself
+                // (the first entry) still pulls its dependencies in again.
+                let settled_active = job_type == JobType::Start
+                    && !tx.entries.is_empty()
+                    && u.job.is_none()
+                    && matches!(u.active, ActiveState::Active | ActiveState::Reloading);
                 tx.entries.push((name.to_string(), job_type));
-                if tx.mode.ignores_requirements() {
+                if tx.mode.ignores_requirements() || settled_active {
                     return Ok(());
                 }
                 let wants: Vec<Step> = deps
