@@ -253,6 +253,22 @@ impl Engine {
         }
     }
 
+    /// Queues the unit's `pick` command lines to run one by one; false if there are none.
+    fn queue_commands(&mut self, name: &str, pick: fn(&ServiceDef) -> &Vec<ExecCommand>) -> bool {
+        let Some(u) = self.units.get_mut(name) else {
+            return false;
+        };
+        let cmds: std::collections::VecDeque<ExecCommand> = u
+            .service_def()
+            .map(|s| pick(s).iter().cloned().collect())
+            .unwrap_or_default();
+        if cmds.is_empty() {
+            return false;
+        }
+        u.svc.pending = cmds;
+        true
+    }
+
     /// Spawns the next queued control command (ExecStartPre=, ExecReload=, ExecStop=); false
     /// when the queue is empty.
     fn next_control(&mut self, name: &str) -> bool {
@@ -331,18 +347,13 @@ impl Engine {
     /// The main start finished (forked, exec'd, READY=1, PID found or every oneshot line ran):
     /// ExecStartPost= lines run in `activating/start-post` before the start completes.
     pub(crate) fn enter_running(&mut self, name: &str, now: Now) {
-        let Some(u) = self.units.get_mut(name) else {
+        if !self.units.contains_key(name) {
             return;
-        };
-        let posts: std::collections::VecDeque<ExecCommand> = u
-            .service_def()
-            .map(|s| s.exec_start_post.iter().cloned().collect())
-            .unwrap_or_default();
-        if posts.is_empty() {
+        }
+        if !self.queue_commands(name, |s| &s.exec_start_post) {
             self.start_complete(name, now);
             return;
         }
-        u.svc.pending = posts;
         self.set_phase(name, SvcPhase::StartPost, now);
         self.start_post_next(name, now);
     }
@@ -605,18 +616,13 @@ impl Engine {
     /// Runs ExecStop= lines (in `deactivating/stop`), then terminates what is left.
     fn enter_stop(&mut self, name: &str, now: Now) {
         self.thaw_for_stop(name);
-        let Some(u) = self.units.get_mut(name) else {
+        if !self.units.contains_key(name) {
             return;
-        };
-        let stops: std::collections::VecDeque<ExecCommand> = u
-            .service_def()
-            .map(|s| s.exec_stop.iter().cloned().collect())
-            .unwrap_or_default();
-        if stops.is_empty() {
+        }
+        if !self.queue_commands(name, |s| &s.exec_stop) {
             self.enter_sigterm(name, now);
             return;
         }
-        u.svc.pending = stops;
         self.set_phase(name, SvcPhase::Stop, now);
         // TimeoutStopSec= also bounds the ExecStop= lines.
         let timeout = self.stop_timeout_of(name);
@@ -714,18 +720,13 @@ impl Engine {
     /// Runs ExecStopPost= lines in `deactivating/stop-post` (after every stop, failed starts
     /// included), then cleans up what is left.
     fn enter_stop_post(&mut self, name: &str, now: Now) {
-        let Some(u) = self.units.get_mut(name) else {
+        if !self.units.contains_key(name) {
             return;
-        };
-        let posts: std::collections::VecDeque<ExecCommand> = u
-            .service_def()
-            .map(|s| s.exec_stop_post.iter().cloned().collect())
-            .unwrap_or_default();
-        if posts.is_empty() {
+        }
+        if !self.queue_commands(name, |s| &s.exec_stop_post) {
             self.enter_final_sigterm(name, now);
             return;
         }
-        u.svc.pending = posts;
         self.set_phase(name, SvcPhase::StopPost, now);
         let timeout = self.stop_timeout_of(name);
         self.arm_stop_timer(name, timeout);
