@@ -170,15 +170,7 @@ async fn sigterm_stops_units_in_order_then_exits() {
     );
     let s = setup(&[("long.service", unit.as_str())], &[]).await;
     let c = &s.conn;
-    let _: OwnedObjectPath = call(
-        c,
-        MANAGER,
-        IFACE_MANAGER,
-        "StartUnit",
-        &("long.service", "replace"),
-    )
-    .await
-    .expect("StartUnit");
+    start_unit(c, "long.service").await;
     let path = "/org/freedesktop/systemd1/unit/long_2eservice";
     let start = Instant::now();
     let pid = loop {
@@ -356,25 +348,12 @@ async fn losing_the_bus_stops_units_in_order() {
     let marker_dir = tempfile::tempdir().expect("tempdir");
     let (marker, unit) = marked_service(marker_dir.path());
     let s = setup(&[("long.service", unit.as_str())], &[]).await;
-    let _: OwnedObjectPath = call(
-        &s.conn,
-        MANAGER,
-        IFACE_MANAGER,
-        "StartUnit",
-        &("long.service", "replace"),
-    )
-    .await
-    .expect("StartUnit");
+    start_unit(&s.conn, "long.service").await;
     let path = "/org/freedesktop/systemd1/unit/long_2eservice";
     wait_until("long.service active", || async {
-        let v = get_prop(
-            &s.conn,
-            path,
-            "org.freedesktop.systemd1.Unit",
-            "ActiveState",
-        )
-        .await;
-        String::try_from(v).is_ok_and(|a| a == "active")
+        active_state(&s.conn, path)
+            .await
+            .is_some_and(|a| a == "active")
     })
     .await;
     let Setup {
@@ -445,15 +424,7 @@ async fn stop_kills_what_a_remain_after_exit_unit_left_behind() {
         pid_file.display()
     );
     let s = setup(&[("bg.service", unit.as_str())], &[]).await;
-    let _: OwnedObjectPath = call(
-        &s.conn,
-        MANAGER,
-        IFACE_MANAGER,
-        "StartUnit",
-        &("bg.service", "replace"),
-    )
-    .await
-    .expect("StartUnit");
+    start_unit(&s.conn, "bg.service").await;
     let path = "/org/freedesktop/systemd1/unit/bg_2eservice";
     let state = || async {
         let v = get_prop(
@@ -550,25 +521,12 @@ async fn pid_file_naming_a_foreign_process_is_ignored() {
         pid_file.display()
     );
     let s = setup(&[("d.service", unit.as_str())], &[]).await;
-    let _: OwnedObjectPath = call(
-        &s.conn,
-        MANAGER,
-        IFACE_MANAGER,
-        "StartUnit",
-        &("d.service", "replace"),
-    )
-    .await
-    .expect("StartUnit");
+    start_unit(&s.conn, "d.service").await;
     let path = "/org/freedesktop/systemd1/unit/d_2eservice";
     wait_until("d.service settled", || async {
-        let v = get_prop(
-            &s.conn,
-            path,
-            "org.freedesktop.systemd1.Unit",
-            "ActiveState",
-        )
-        .await;
-        String::try_from(v).is_ok_and(|a| a != "activating")
+        active_state(&s.conn, path)
+            .await
+            .is_some_and(|a| a != "activating")
     })
     .await;
     let v = get_prop(&s.conn, path, "org.freedesktop.systemd1.Service", "MainPID").await;

@@ -188,6 +188,25 @@ pub async fn get_prop(
         .unwrap_or_else(|e| panic!("Get {iface}.{name} on {path}: {e}"))
 }
 
+/// `StartUnit(unit, "replace")`; panics if the call fails.
+pub async fn start_unit(conn: &Connection, unit: &str) -> zvariant::OwnedObjectPath {
+    call(
+        conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "StartUnit",
+        &(unit, "replace"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("StartUnit {unit}: {e}"))
+}
+
+/// The unit object's ActiveState, `None` if it cannot be read as a string.
+pub async fn active_state(conn: &Connection, path: &str) -> Option<String> {
+    String::try_from(get_prop(conn, path, "org.freedesktop.systemd1.Unit", "ActiveState").await)
+        .ok()
+}
+
 /// Polls `f` until it is true or the deadline passes.
 pub async fn wait_until<F, Fut>(what: &str, mut f: F)
 where
