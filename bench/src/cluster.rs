@@ -18,6 +18,7 @@ pub struct Cluster {
     bin_dir: PathBuf,
     /// The `main` node's bus: the controller's public API and the emulator are both on it.
     pub bus: Connection,
+    address: String,
 }
 
 /// What to bring up besides the `main` node.
@@ -68,7 +69,13 @@ impl Cluster {
             backend,
             bin_dir: bin_dir.to_path_buf(),
             bus,
+            address,
         })
+    }
+
+    /// The D-Bus address of the `main` node's bus, for tools run against it.
+    pub fn bus_address(&self) -> &str {
+        &self.address
     }
 
     /// The pid of this run's daemon running `program` (e.g. `bluechi-controller`).

@@ -152,9 +152,11 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let controller = tokio::spawn(async move {
             let (sock, _) = listener.accept().await.unwrap();
-            let mut stream = link::accept_tcp(sock, &tcp_options(), &link::new_guid())
+            let limits = bluechi_core::wire_socket::LinkLimits::trusted();
+            let mut stream = link::accept_tcp(sock, &tcp_options(), &link::new_guid(), "t", limits)
                 .await
-                .unwrap();
+                .unwrap()
+                .stream;
             let conn = Connection::from(&stream);
             let (mut registered, mut beat) = (None, false);
             while registered.is_none() || !beat {

@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod fake_agent;
 mod fleet;
+mod hostile;
 mod latency;
 mod load;
 mod lone;
@@ -42,6 +43,10 @@ enum Section {
     Rate,
     /// Unit-file load time and memory, emulator vs systemd 252.
     Load,
+    /// `bluechictl status` latency while a client floods calls and never reads.
+    Flood,
+    /// Failure rate of back-to-back start/stop cycles of a proxied service.
+    Churn,
 }
 
 #[derive(Parser, Debug)]
@@ -85,6 +90,12 @@ struct Args {
     /// `Controller.ListUnits` calls measured.
     #[arg(long, default_value_t = 20)]
     calls: usize,
+    /// `bluechictl status` runs measured idle and under the flood.
+    #[arg(long, default_value_t = 20)]
+    status_samples: usize,
+    /// Start/stop cycles of the proxy churn run.
+    #[arg(long, default_value_t = 1000)]
+    churn_cycles: usize,
     /// Keep each cluster's run directory (configs, daemon logs).
     #[arg(long)]
     keep: bool,
@@ -245,6 +256,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if wanted(Section::Fleet) {
         fleet(&bin_dir, &args).await?;
+    }
+    if wanted(Section::Flood) {
+        hostile::flood(&bin_dir, args.status_samples, args.keep).await?;
+    }
+    if wanted(Section::Churn) {
+        hostile::churn(&bin_dir, args.churn_cycles, args.keep).await?;
     }
     if !wanted(Section::Rate) && !wanted(Section::Load) {
         return Ok(());

@@ -47,7 +47,9 @@ async fn connect(addr: Option<&str>) -> zbus::Result<(zbus::Connection, zbus::Me
     };
     // Subscribe before owning the name so no call is missed.
     let stream = zbus::MessageStream::from(&conn);
-    conn.request_name(BUS_NAME).await?;
+    bluechi_core::msg::request_name(&conn, BUS_NAME, 0)
+        .await
+        .map_err(|e| zbus::Error::Failure(format!("Failed to acquire bus name {BUS_NAME}: {e}")))?;
     Ok((conn, stream))
 }
 

@@ -3,11 +3,13 @@
 
 pub mod backend;
 pub mod dbus;
+pub mod faults;
 pub mod paths;
 pub mod runner;
 pub mod snapshot;
 pub mod syntax;
 pub mod transcript;
+pub mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

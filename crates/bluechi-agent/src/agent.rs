@@ -19,11 +19,11 @@ use crate::systemd::UnitTable;
 
 pub enum Event {
     /// The node bus connection serving `org.eclipse.bluechi.Agent`.
-    Api(Option<Message>),
+    Api(Option<msg::Inbound>),
     /// The connection to systemd.
-    Systemd(Option<Message>),
+    Systemd(Option<msg::Inbound>),
     /// A message on peer link number `gen` (a newer link makes older ones stale).
-    Peer(u64, Option<Message>),
+    Peer(u64, Option<msg::Inbound>),
     Connected(u64, Result<Box<zbus::MessageStream>, String>),
     Tick,
     Shutdown,
@@ -72,6 +72,10 @@ pub struct Agent {
 
 pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), String> {
     tracing::info!("Starting bluechi-agent {}", bluechi_core::VERSION);
+    match bluechi_core::daemon::raise_fd_limit() {
+        Ok(n) => tracing::debug!("Open file limit: {n}"),
+        Err(e) => tracing::warn!("Failed to raise the open file limit: {e}"),
+    }
     let (tx, mut rx) = unbounded_channel();
     let systemd = crate::systemd::connect(tx.clone()).await?;
     let api = zbus::connection::Builder::system()
@@ -80,9 +84,12 @@ pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), 
         .await
         .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
     msg::spawn_forwarder(&api, tx.clone(), Event::Api);
-    api.request_name_with_flags(
+    // Requested after the forwarder runs: a call arriving the moment the name is ours waits
+    // in the queue.
+    msg::request_name(
+        &api,
         AGENT_BUS_NAME,
-        zbus::fdo::RequestNameFlags::ReplaceExisting | zbus::fdo::RequestNameFlags::DoNotQueue,
+        msg::NAME_REPLACE_EXISTING | msg::NAME_DO_NOT_QUEUE,
     )
     .await
     .map_err(|e| format!("Failed to acquire bus name {AGENT_BUS_NAME}: {e}"))?;
@@ -105,11 +112,14 @@ pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), 
     a.connect();
     while let Some(ev) = rx.recv().await {
         match ev {
-            Event::Api(Some(m)) => a.on_api_message(m).await,
+            Event::Api(Some(m)) => a.on_api_message(m.into_message()).await,
             Event::Api(None) => return Err("Lost the connection to the system bus".into()),
-            Event::Systemd(Some(m)) => a.on_systemd_message(m).await,
+            Event::Systemd(Some(m)) => a.on_systemd_message(m.into_message()).await,
             Event::Systemd(None) => return Err("Lost the connection to systemd".into()),
-            Event::Peer(gen, m) => a.on_peer_event(gen, m).await,
+            Event::Peer(gen, m) => {
+                a.on_peer_event(gen, m.map(msg::Inbound::into_message))
+                    .await
+            }
             Event::Connected(gen, r) => a.on_connected(gen, r).await,
             Event::Tick => a.on_tick().await,
             Event::Shutdown => break,

@@ -6,14 +6,17 @@
 //! `JobDone` the agent sends after it (upstream relies on the same in-order processing).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bluechi_core::config::ControllerConfig;
 use bluechi_core::msg;
 use bluechi_core::names::*;
+use bluechi_core::wire_socket::LinkControl;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use zbus::{Connection, Message};
 
+use crate::admission::{Admission, MAX_UNREGISTERED};
 use crate::fleet::Fanout;
 use crate::jobs::Jobs;
 use crate::metrics::StartMetric;
@@ -26,14 +29,17 @@ pub type PeerId = u64;
 /// Everything the loop reacts to.
 pub enum Event {
     /// A message on the public bus, or `None` when the bus connection closed.
-    Bus(Option<Message>),
-    /// A connection that finished the SASL handshake, with its message stream.
+    Bus(Option<msg::Inbound>),
+    /// A connection that finished the SASL handshake: its peer id (from admission), message
+    /// stream and control handle.
     Accepted {
+        id: PeerId,
         stream: Box<zbus::MessageStream>,
+        control: LinkControl,
         peer_ip: String,
     },
     /// A message from an agent connection, or `None` when it closed.
-    Peer(PeerId, Option<Message>),
+    Peer(PeerId, Option<msg::Inbound>),
     Tick,
     Shutdown,
 }
@@ -58,6 +64,7 @@ pub struct PendingCall {
 /// A connection that has not registered a node name yet.
 pub struct Anonymous {
     pub conn: Connection,
+    pub control: LinkControl,
     pub peer_ip: String,
 }
 
@@ -67,7 +74,8 @@ pub struct Controller {
     pub tx: UnboundedSender<Event>,
     pub nodes: Vec<Node>,
     pub anonymous: HashMap<PeerId, Anonymous>,
-    pub next_peer: PeerId,
+    /// Peer ids, the cap on unregistered connections and the registration deadline.
+    pub admission: Arc<Admission>,
     pub pending: HashMap<(PeerId, u32), PendingCall>,
     pub jobs: Jobs,
     pub proxies: Proxies,
@@ -83,23 +91,32 @@ pub struct Controller {
 
 /// Upstream's method-call timeout on the peer link.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may stay unregistered when heartbeats do not set the deadline.
+const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
 
 pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
     tracing::info!("Starting bluechi-controller {}", bluechi_core::VERSION);
+    match bluechi_core::daemon::raise_fd_limit() {
+        Ok(n) => tracing::debug!("Open file limit: {n}"),
+        Err(e) => tracing::warn!("Failed to raise the open file limit: {e}"),
+    }
     let (tx, mut rx) = unbounded_channel();
     let nodes = cfg.node_names.iter().map(|n| Node::new(n)).collect();
+    let admission = Admission::new(MAX_UNREGISTERED);
     // Listeners first: a port already in use must fail before the bus name is taken.
-    crate::listener::start(&cfg, tx.clone()).await?;
+    crate::listener::start(&cfg, tx.clone(), admission.clone()).await?;
     let bus = zbus::connection::Builder::system()
         .map_err(|e| format!("Failed to connect to the system bus: {e}"))?
         .build()
         .await
         .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
     msg::spawn_forwarder(&bus, tx.clone(), Event::Bus);
-    // Replace-existing semantics, but never allow ourselves to be replaced.
-    bus.request_name_with_flags(
+    // Replace-existing semantics, but never allow ourselves to be replaced. Requested after
+    // the forwarder runs: a call arriving the moment the name is ours waits in the queue.
+    msg::request_name(
+        &bus,
         CONTROLLER_BUS_NAME,
-        zbus::fdo::RequestNameFlags::ReplaceExisting | zbus::fdo::RequestNameFlags::DoNotQueue,
+        msg::NAME_REPLACE_EXISTING | msg::NAME_DO_NOT_QUEUE,
     )
     .await
     .map_err(|e| format!("Failed to acquire bus name {CONTROLLER_BUS_NAME}: {e}"))?;
@@ -117,7 +134,7 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
         tx,
         nodes,
         anonymous: HashMap::new(),
-        next_peer: 1,
+        admission,
         pending: HashMap::new(),
         jobs: Jobs::default(),
         proxies: Proxies::default(),
@@ -130,10 +147,15 @@ pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
     };
     while let Some(ev) = rx.recv().await {
         match ev {
-            Event::Bus(Some(m)) => c.on_bus_message(m).await,
+            Event::Bus(Some(m)) => c.on_bus_message(m.into_message()).await,
             Event::Bus(None) => return Err("Lost the connection to the system bus".into()),
-            Event::Accepted { stream, peer_ip } => c.on_accepted(*stream, peer_ip),
-            Event::Peer(id, Some(m)) => c.on_peer_message(id, m).await,
+            Event::Accepted {
+                id,
+                stream,
+                control,
+                peer_ip,
+            } => c.on_accepted(id, *stream, control, peer_ip),
+            Event::Peer(id, Some(m)) => c.on_peer_message(id, m.into_message()).await,
             Event::Peer(id, None) => c.on_peer_closed(id).await,
             Event::Tick => c.on_tick().await,
             Event::Shutdown => break,
@@ -296,7 +318,18 @@ impl Controller {
                 .await;
             }
         }
+        self.admission.expire(self.registration_deadline());
         self.heartbeat_tick().await;
+    }
+
+    /// A connection must register within the node heartbeat threshold, like a node must send
+    /// heartbeats: an agent registers right after its handshake, so only a peer that never
+    /// means to register is cut off.
+    fn registration_deadline(&self) -> Duration {
+        match u64::try_from(self.cfg.node_heartbeat_threshold_ms) {
+            Ok(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => REGISTRATION_DEADLINE,
+        }
     }
 
     async fn shutdown(&mut self) {

@@ -1,20 +1,46 @@
 //! Where agents connect: a socket-activated fd, a dual-stack TCP port, a unix socket (§1.3).
 //! Each accepted socket completes the SASL handshake in its own task, so a slow or hostile
-//! peer never blocks the loop.
+//! peer never blocks the loop; `admission` bounds how many may be unregistered at once.
 
+use std::future::Future;
 use std::os::fd::FromRawFd;
+use std::sync::Arc;
 
 use bluechi_core::config::{ControllerConfig, TcpOptions};
-use bluechi_core::link;
+use bluechi_core::link::{self, LinkError, PeerLink};
+use bluechi_core::wire_socket::LinkLimits;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::admission::{self, Admission};
 use crate::controller::Event;
+
+/// What an unregistered peer may send and leave unread.
+const UNREGISTERED: LinkLimits = LinkLimits {
+    max_queued: LinkLimits::DEFAULT_MAX_QUEUED,
+    max_message: admission::UNREGISTERED_MAX_MESSAGE,
+};
+
+/// Everything an accept loop needs.
+#[derive(Clone)]
+struct Accepting {
+    guid: String,
+    tx: UnboundedSender<Event>,
+    admission: Arc<Admission>,
+}
 
 const UDS_PATH: &str = "/run/bluechi/bluechi.sock";
 
-pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result<(), String> {
-    let guid = link::new_guid();
+pub async fn start(
+    cfg: &ControllerConfig,
+    tx: UnboundedSender<Event>,
+    admission: Arc<Admission>,
+) -> Result<(), String> {
+    let acc = Accepting {
+        guid: link::new_guid(),
+        tx,
+        admission,
+    };
     let mut any = false;
     if let Some(fd) = activated_fd() {
         tracing::info!("Waiting for connection requests on configured socket unit...");
@@ -26,8 +52,7 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             spawn_unix(
                 UnixListener::from_std(l).map_err(|e| e.to_string())?,
-                guid.clone(),
-                tx.clone(),
+                acc.clone(),
             );
         } else {
             let l = std::net::TcpListener::from(std_sock);
@@ -35,8 +60,7 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
             spawn_tcp(
                 TcpListener::from_std(l).map_err(|e| e.to_string())?,
                 cfg.tcp,
-                guid.clone(),
-                tx.clone(),
+                acc.clone(),
             );
         }
         any = true;
@@ -57,7 +81,7 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
             Err(e) => return Err(format!("Failed to listen on port {}: {e}", cfg.port)),
         };
         tracing::info!("Waiting for connection requests on port {}...", cfg.port);
-        spawn_tcp(l, cfg.tcp, guid.clone(), tx.clone());
+        spawn_tcp(l, cfg.tcp, acc.clone());
         any = true;
     }
     if cfg.use_uds {
@@ -65,7 +89,7 @@ pub async fn start(cfg: &ControllerConfig, tx: UnboundedSender<Event>) -> Result
         match UnixListener::bind(UDS_PATH) {
             Ok(l) => {
                 tracing::info!("Waiting for connection requests on socket {UDS_PATH}...");
-                spawn_unix(l, guid, tx);
+                spawn_unix(l, acc);
                 any = true;
             }
             // Deliberate difference: a missing /run/bluechi is not fatal while TCP works.
@@ -88,56 +112,95 @@ fn activated_fd() -> Option<i32> {
     (n == 1).then_some(3)
 }
 
-fn spawn_tcp(l: TcpListener, tcp: TcpOptions, guid: String, tx: UnboundedSender<Event>) {
+fn spawn_tcp(l: TcpListener, tcp: TcpOptions, acc: Accepting) {
     tokio::spawn(async move {
         loop {
             let (sock, addr) = match l.accept().await {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::error!("Failed to accept a connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    accept_failed(&acc.admission, &e).await;
                     continue;
                 }
             };
-            let (guid, tx) = (guid.clone(), tx.clone());
-            tokio::spawn(async move {
-                match link::accept_tcp(sock, &tcp, &guid).await {
-                    Ok(stream) => {
-                        let _ = tx.send(Event::Accepted {
-                            stream: Box::new(stream),
-                            peer_ip: addr.ip().to_string(),
-                        });
-                    }
-                    Err(e) => tracing::warn!("Rejected connection from {addr}: {e}"),
-                }
+            let guid = acc.guid.clone();
+            // An IPv4 agent on the dual-stack socket shows as itself, not as ::ffff:a.b.c.d.
+            let label =
+                std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string();
+            handshake(&acc, addr.ip().to_string(), label.clone(), async move {
+                link::accept_tcp(sock, &tcp, &guid, &label, UNREGISTERED).await
             });
         }
     });
 }
 
-fn spawn_unix(l: UnixListener, guid: String, tx: UnboundedSender<Event>) {
+fn spawn_unix(l: UnixListener, acc: Accepting) {
     tokio::spawn(async move {
         loop {
             let sock = match l.accept().await {
                 Ok((s, _)) => s,
                 Err(e) => {
-                    tracing::error!("Failed to accept a connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    accept_failed(&acc.admission, &e).await;
                     continue;
                 }
             };
-            let (guid, tx) = (guid.clone(), tx.clone());
-            tokio::spawn(async move {
-                match link::accept_unix(sock, &guid).await {
-                    Ok(stream) => {
-                        let _ = tx.send(Event::Accepted {
-                            stream: Box::new(stream),
-                            peer_ip: String::new(),
-                        });
-                    }
-                    Err(e) => tracing::warn!("Rejected unix connection: {e}"),
-                }
+            let guid = acc.guid.clone();
+            let label = unix_label(&sock);
+            handshake(&acc, String::new(), label.clone(), async move {
+                link::accept_unix(sock, &guid, &label, UNREGISTERED).await
             });
         }
     });
+}
+
+/// Runs one handshake in its own task, registered with admission so it can be evicted.
+fn handshake<F>(acc: &Accepting, peer_ip: String, label: String, accept: F)
+where
+    F: Future<Output = Result<PeerLink, LinkError>> + Send + 'static,
+{
+    let id = acc.admission.admit();
+    let (tx, admission) = (acc.tx.clone(), acc.admission.clone());
+    let task = tokio::spawn(async move {
+        match accept.await {
+            Ok(PeerLink { stream, control }) => {
+                if !admission.authenticated(id, &control) {
+                    control.close("evicted during its handshake");
+                    return;
+                }
+                let _ = tx.send(Event::Accepted {
+                    id,
+                    stream: Box::new(stream),
+                    control,
+                    peer_ip,
+                });
+            }
+            Err(e) => {
+                admission.closed(id, false);
+                tracing::warn!("Rejected connection from {label}: {e}");
+            }
+        }
+    });
+    acc.admission.handshaking(id, task.abort_handle());
+}
+
+/// Names a unix peer by its credentials, the only identity it has.
+fn unix_label(sock: &tokio::net::UnixStream) -> String {
+    match sock.peer_cred() {
+        Ok(c) => format!(
+            "unix socket peer (pid {}, uid {})",
+            c.pid().unwrap_or(0),
+            c.uid()
+        ),
+        Err(_) => "unix socket peer".into(),
+    }
+}
+
+/// A failed accept: out of descriptors frees one and logs at most once per interval; anything
+/// else is logged. Either way the loop backs off briefly instead of spinning.
+async fn accept_failed(admission: &Admission, e: &std::io::Error) {
+    if admission::is_fd_exhaustion(e) {
+        admission.out_of_fds(e);
+    } else {
+        tracing::error!("Failed to accept a connection: {e}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }

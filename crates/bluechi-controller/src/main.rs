@@ -1,6 +1,7 @@
 //! `bluechi-controller`: owns `org.eclipse.bluechi` on the system bus and manages the agents
 //! that connect over the peer-to-peer link.
 
+mod admission;
 mod api;
 mod cli;
 mod controller;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use bluechi_core::clock::{monotonic_us, realtime_us};
 use bluechi_core::names::node_path;
+use bluechi_core::wire_socket::LinkControl;
 use zbus::Connection;
 
 use crate::controller::PeerId;
@@ -12,6 +13,8 @@ use crate::controller::PeerId;
 pub struct Link {
     pub id: PeerId,
     pub conn: Connection,
+    /// Bounds the link and can drop it.
+    pub control: LinkControl,
 }
 
 /// What the controller knows of one unit on one node, for the subscriptions on it (§3.4.2).

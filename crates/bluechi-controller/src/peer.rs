@@ -6,6 +6,8 @@ use std::sync::Arc;
 use bluechi_core::msg::{self, Route};
 use bluechi_core::names::*;
 use bluechi_core::ordered::OrderedDict;
+use bluechi_core::wire_socket::LinkControl;
+use bluechi_core::wire_socket::LinkLimits;
 use zbus::message::Type;
 use zbus::{Connection, Message};
 use zvariant::OwnedValue;
@@ -41,13 +43,24 @@ pub enum UnitEvent {
 }
 
 impl Controller {
-    pub fn on_accepted(&mut self, stream: zbus::MessageStream, peer_ip: String) {
-        let id = self.next_peer;
-        self.next_peer += 1;
+    pub fn on_accepted(
+        &mut self,
+        id: PeerId,
+        stream: zbus::MessageStream,
+        control: LinkControl,
+        peer_ip: String,
+    ) {
         let conn = Connection::from(&stream);
         let tx = self.tx.clone();
         msg::spawn_stream_forwarder(stream, tx, move |m| Event::Peer(id, m));
-        self.anonymous.insert(id, Anonymous { conn, peer_ip });
+        self.anonymous.insert(
+            id,
+            Anonymous {
+                conn,
+                control,
+                peer_ip,
+            },
+        );
     }
 
     pub async fn on_peer_message(&mut self, id: PeerId, m: Message) {
@@ -139,10 +152,20 @@ impl Controller {
             return;
         };
         let prev_online = self.online_count();
+        // A named node is trusted with sd-bus' message cap and no registration deadline.
+        anon.control
+            .set_max_message(LinkLimits::REGISTERED_MAX_MESSAGE);
+        let label = match anon.peer_ip.as_str() {
+            "" => format!("node '{name}'"),
+            ip => format!("node '{name}' ({ip})"),
+        };
+        anon.control.set_label(label);
+        self.admission.registered(id);
         let n = &mut self.nodes[node];
         n.link = Some(Link {
             id,
             conn: anon.conn,
+            control: anon.control,
         });
         n.peer_ip = anon.peer_ip;
         n.touch();
@@ -359,9 +382,8 @@ impl Controller {
     }
 
     pub async fn on_peer_closed(&mut self, id: PeerId) {
-        if self.anonymous.remove(&id).is_some() {
-            return;
-        }
+        let was_registered = self.anonymous.remove(&id).is_none();
+        self.admission.closed(id, was_registered);
         let Some(node) = self.node_by_peer(id) else {
             return;
         };
@@ -440,9 +462,9 @@ impl Controller {
                     self.nodes[node].name,
                     threshold
                 );
-                let conn = link.conn.clone();
+                let control = link.control.clone();
                 self.disconnect_node(node).await;
-                let _ = conn.close().await;
+                control.close("no heartbeat");
                 continue;
             }
             let m = zbus::Message::signal(

@@ -92,6 +92,25 @@ where
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as systemd's services expect to do
+/// themselves: every peer link is a descriptor, and a fleet outgrows a 1024 soft limit long
+/// before the hard limit. Returns the limit now in force (logged by the caller).
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
+    }
+    Ok(hard.max(soft))
+}
+
+/// The soft limit on open files in force.
+pub fn fd_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
 /// Sends `event` once SIGTERM or SIGINT arrives.
 pub fn shutdown_on_signals<E: Send + 'static>(tx: UnboundedSender<E>, event: E) {
     tokio::spawn(async move {

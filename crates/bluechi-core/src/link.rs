@@ -15,7 +15,7 @@ use zbus::MessageStream;
 use crate::config::TcpOptions;
 use crate::names::CONTROLLER_BUS_NAME;
 use crate::sasl;
-use crate::wire_socket::wrap;
+use crate::wire_socket::{wrap, LinkControl, LinkLimits};
 
 /// Upstream's method-call timeout on the peer link (`BC_DEFAULT_DBUS_TIMEOUT`).
 pub const PEER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,29 +96,34 @@ pub fn apply_tcp_options(stream: &TcpStream, o: &TcpOptions) -> std::io::Result<
     Ok(())
 }
 
+/// An accepted peer link: its message stream (created with the connection, so nothing the
+/// peer pipelines behind the handshake is missed; `Connection::from(&stream)` gives the
+/// connection) and the handle that bounds and can drop it.
+pub struct PeerLink {
+    pub stream: MessageStream,
+    pub control: LinkControl,
+}
+
 /// Connects to the controller as a client. Returns the connection's message stream, which
 /// exists from the start so nothing the peer sends can be missed (`Connection::from(&stream)`
-/// gives the connection).
+/// gives the connection). The controller is trusted with sd-bus' message cap; if it stops
+/// reading, the link drops instead of blocking the agent.
 pub async fn connect(address: &str, tcp: &TcpOptions) -> Result<MessageStream, LinkError> {
+    let label = format!("controller at {address}");
+    let limits = LinkLimits::trusted();
     match PeerAddress::parse(address)? {
         PeerAddress::Tcp { host, port } => {
             let mut stream = TcpStream::connect((host.as_str(), port)).await?;
             apply_tcp_options(&stream, tcp)?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(
-                wrap(stream, None),
-                guid.as_str(),
-            )?)
-            .await
+            let (split, _) = wrap(stream, None, label, limits).await?;
+            build(Builder::authenticated_socket(split, guid.as_str())?).await
         }
         PeerAddress::Unix { path } => {
             let mut stream = UnixStream::connect(&path).await?;
             let guid = handshake_client(&mut stream).await?;
-            build(Builder::authenticated_socket(
-                wrap(stream, None),
-                guid.as_str(),
-            )?)
-            .await
+            let (split, _) = wrap(stream, None, label, limits).await?;
+            build(Builder::authenticated_socket(split, guid.as_str())?).await
         }
     }
 }
@@ -134,11 +139,14 @@ where
 }
 
 /// Accepts an agent on an already-accepted TCP socket (server side of the handshake).
+/// `limits` bound the link until the owner changes them (see [`LinkControl`]).
 pub async fn accept_tcp(
     mut stream: TcpStream,
     tcp: &TcpOptions,
     guid: &str,
-) -> Result<MessageStream, LinkError> {
+    label: &str,
+    limits: LinkLimits,
+) -> Result<PeerLink, LinkError> {
     apply_tcp_options(&stream, tcp)?;
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -146,20 +154,37 @@ pub async fn accept_tcp(
     )
     .await
     .map_err(|_| LinkError::Timeout)??;
-    let stamped = wrap(stream, Some(CONTROLLER_BUS_NAME));
-    build(Builder::authenticated_socket(stamped, guid)?).await
+    accepted(stream, guid, label, limits).await
 }
 
 /// Accepts an agent on an already-accepted unix socket.
-pub async fn accept_unix(mut stream: UnixStream, guid: &str) -> Result<MessageStream, LinkError> {
+pub async fn accept_unix(
+    mut stream: UnixStream,
+    guid: &str,
+    label: &str,
+    limits: LinkLimits,
+) -> Result<PeerLink, LinkError> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         sasl::server_handshake(&mut stream, guid, true),
     )
     .await
     .map_err(|_| LinkError::Timeout)??;
-    let stamped = wrap(stream, Some(CONTROLLER_BUS_NAME));
-    build(Builder::authenticated_socket(stamped, guid)?).await
+    accepted(stream, guid, label, limits).await
+}
+
+async fn accepted<S>(
+    stream: S,
+    guid: &str,
+    label: &str,
+    limits: LinkLimits,
+) -> Result<PeerLink, LinkError>
+where
+    S: zbus::connection::socket::Socket + AsFd,
+{
+    let (split, control) = wrap(stream, Some(CONTROLLER_BUS_NAME), label, limits).await?;
+    let stream = build(Builder::authenticated_socket(split, guid)?).await?;
+    Ok(PeerLink { stream, control })
 }
 
 /// Builds the connection together with its message stream: a stream created afterwards could
@@ -241,9 +266,11 @@ mod tests {
                 });
                 let (sock, _) = listener.accept().await.ok()?;
                 let outcome = tokio::time::timeout(BOUND, async {
-                    match accept_tcp(sock, &NO_OPTS, &new_guid()).await {
+                    match accept_tcp(sock, &NO_OPTS, &new_guid(), "fuzz", LinkLimits::trusted())
+                        .await
+                    {
                         Err(_) => (false, 0),
-                        Ok(mut stream) => {
+                        Ok(PeerLink { mut stream, .. }) => {
                             let mut parsed = 0;
                             while let Some(item) = stream.next().await {
                                 if item.is_ok() {
@@ -308,7 +335,10 @@ mod tests {
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
             let guid = new_guid();
-            let mut stream = accept_tcp(s, &opts, &guid).await.unwrap();
+            let PeerLink { mut stream, .. } =
+                accept_tcp(s, &opts, &guid, "test", LinkLimits::trusted())
+                    .await
+                    .unwrap();
             // Regression: a message the client sends right after the handshake must be kept
             // even when the server looks at its stream only later.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

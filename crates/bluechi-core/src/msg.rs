@@ -33,12 +33,33 @@ pub type ListedUnit = (
     zvariant::OwnedObjectPath,
 );
 
+/// How many messages of one connection may wait in a daemon's event queue. Past that the
+/// forwarder stops reading the connection, so a peer sending faster than the daemon handles
+/// is held back by its own socket (zbus' queue, then the kernel's buffers, then TCP flow
+/// control) instead of growing the daemon's memory.
+pub const INBOUND_CREDITS: usize = 64;
+
+/// A message on its way to a daemon's event loop, holding one of its connection's
+/// [`INBOUND_CREDITS`] until the loop takes it out.
+#[derive(Debug)]
+pub struct Inbound {
+    msg: Message,
+    _credit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Inbound {
+    /// The message; its connection may queue another in its place.
+    pub fn into_message(self) -> Message {
+        self.msg
+    }
+}
+
 /// Spawns a task that forwards every message of `conn` as `wrap(Some(msg))`, then
 /// `wrap(None)` once the connection is closed. It stops when the receiver is gone.
 pub fn spawn_forwarder<E, F>(conn: &Connection, tx: UnboundedSender<E>, wrap: F)
 where
     E: Send + 'static,
-    F: Fn(Option<Message>) -> E + Send + 'static,
+    F: Fn(Option<Inbound>) -> E + Send + 'static,
 {
     spawn_stream_forwarder(MessageStream::from(conn), tx, wrap)
 }
@@ -47,19 +68,56 @@ where
 pub fn spawn_stream_forwarder<E, F>(mut stream: MessageStream, tx: UnboundedSender<E>, wrap: F)
 where
     E: Send + 'static,
-    F: Fn(Option<Message>) -> E + Send + 'static,
+    F: Fn(Option<Inbound>) -> E + Send + 'static,
 {
+    let credits = std::sync::Arc::new(tokio::sync::Semaphore::new(INBOUND_CREDITS));
     tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             // A message that fails to parse is dropped; it cannot be answered anyway.
-            if let Ok(msg) = item {
-                if tx.send(wrap(Some(msg))).is_err() {
-                    return;
-                }
+            let Ok(msg) = item else { continue };
+            let Ok(credit) = credits.clone().acquire_owned().await else {
+                return;
+            };
+            let inbound = Inbound {
+                msg,
+                _credit: credit,
+            };
+            if tx.send(wrap(Some(inbound))).is_err() {
+                return;
             }
         }
         let _ = tx.send(wrap(None));
     });
+}
+
+/// `RequestName` flag: take the name from its current owner if it allows replacement.
+pub const NAME_REPLACE_EXISTING: u32 = 0x2;
+/// `RequestName` flag: fail instead of waiting in the queue.
+pub const NAME_DO_NOT_QUEUE: u32 = 0x4;
+
+/// Requests `name` on the bus with `flags`, as a plain `org.freedesktop.DBus.RequestName`.
+/// The daemons serve their objects by hand from the moment their forwarder runs, so calls
+/// arriving right after the name is ours are queued, not lost; zbus' own `request_name`
+/// would warn that they may be lost, because it only knows its own object server.
+/// Errors say why in the bus daemon's words, or that the name is owned by someone else.
+pub async fn request_name(conn: &Connection, name: &str, flags: u32) -> Result<(), String> {
+    let reply = conn
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "RequestName",
+            &(name, flags),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (code,): (u32,) = reply.body().deserialize().map_err(|e| e.to_string())?;
+    match code {
+        // Primary owner, or already the owner.
+        1 | 4 => Ok(()),
+        2 => Err("queued behind its current owner".into()),
+        _ => Err("it is owned by another process".into()),
+    }
 }
 
 /// The routing triple of a method call or signal.

@@ -63,15 +63,37 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// An incoming message assembled as its bytes arrive. Memory is committed in step with what
 /// was received, not with what the header announces: a peer announcing 128 MiB and then
 /// stalling, on many connections at once, must not pin that much per connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inbox {
     /// Zero-initialised space; `filled` bytes of it hold the message so far. Keeping the count
     /// apart from the length lets a read be abandoned at any await without corrupting it.
     buf: Vec<u8>,
     filled: usize,
+    /// Largest message accepted; a header announcing more is refused before any allocation.
+    limit: usize,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self::with_limit(MAX_MESSAGE)
+    }
 }
 
 impl Inbox {
+    /// An inbox refusing messages longer than `limit` bytes (at most [`MAX_MESSAGE`]).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            filled: 0,
+            limit: limit.min(MAX_MESSAGE),
+        }
+    }
+
+    /// Changes the limit for messages whose header has not arrived yet.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_MESSAGE);
+    }
+
     /// Whether no byte of the next message has arrived.
     pub fn is_empty(&self) -> bool {
         self.filled == 0
@@ -83,10 +105,12 @@ impl Inbox {
     }
 
     /// Where the next bytes go: at most [`READ_CHUNK`], empty once the message is whole.
-    /// `None` if its fixed header is malformed or announces more than [`MAX_MESSAGE`].
+    /// `None` if its fixed header is malformed or announces more than the limit.
     pub fn room(&mut self) -> Option<&mut [u8]> {
         let target = match self.buf.get(..FIXED_HEADER) {
-            Some(fixed) if self.filled >= FIXED_HEADER => message_len(fixed)?,
+            Some(fixed) if self.filled >= FIXED_HEADER => {
+                message_len(fixed).filter(|&n| n <= self.limit)?
+            }
             _ => FIXED_HEADER,
         };
         if self.filled == self.buf.len() && self.buf.len() < target {

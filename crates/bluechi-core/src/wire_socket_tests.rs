@@ -2,6 +2,7 @@ use super::*;
 use crate::config::TcpOptions;
 use crate::{link, sasl};
 use futures_util::StreamExt;
+use std::os::fd::AsFd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zbus::message::Type;
@@ -85,9 +86,10 @@ async fn controller_link_stamps_its_name() {
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
-        let stream = link::accept_tcp(s, &NO_OPTS, &link::new_guid())
+        let stream = link::accept_tcp(s, &NO_OPTS, &link::new_guid(), "t", LinkLimits::trusted())
             .await
-            .unwrap();
+            .unwrap()
+            .stream;
         let conn = zbus::Connection::from(&stream);
         conn.emit_signal(None::<&str>, "/x", "a.b.C", "Heartbeat", &())
             .await
@@ -114,14 +116,18 @@ async fn file_descriptors_pass_through_the_wrappers() {
     let guid = link::new_guid();
     let g = guid.clone();
     let server = tokio::spawn(async move {
-        zbus::connection::Builder::authenticated_socket(wrap(a, Some("org.eclipse.bluechi")), g)
+        let (split, _) = wrap(a, Some("org.eclipse.bluechi"), "a", LinkLimits::trusted())
+            .await
+            .unwrap();
+        zbus::connection::Builder::authenticated_socket(split, g)
             .unwrap()
             .p2p()
             .build()
             .await
             .unwrap()
     });
-    let client = zbus::connection::Builder::authenticated_socket(wrap(b, None), guid)
+    let (split, _) = wrap(b, None, "b", LinkLimits::trusted()).await.unwrap();
+    let client = zbus::connection::Builder::authenticated_socket(split, guid)
         .unwrap()
         .p2p()
         .build_message_stream()
@@ -221,10 +227,13 @@ fn header_announcing(body: u32) -> Vec<u8> {
 #[test]
 fn a_stalled_huge_message_does_not_commit_its_announced_size() {
     use futures_util::FutureExt;
-    let mut strip = StripSender::new(Scripted {
-        chunks: [header_announcing(100 * 1024 * 1024), vec![0; 10]].into(),
-        stall: true,
-    });
+    let mut strip = StripSender::new(
+        Scripted {
+            chunks: [header_announcing(100 * 1024 * 1024), vec![0; 10]].into(),
+            stall: true,
+        },
+        test_control(wire::MAX_MESSAGE),
+    );
     let mut buf = [0u8; 64];
     // Every read but the stalled one is ready at once, so one poll gets to the stall.
     assert!(strip.recvmsg(&mut buf).now_or_never().is_none());
@@ -239,20 +248,124 @@ fn a_stalled_huge_message_does_not_commit_its_announced_size() {
 #[test]
 fn end_of_stream_inside_a_message_is_an_error_but_before_one_is_not() {
     use futures_util::FutureExt;
-    let mut cut = StripSender::new(Scripted {
-        chunks: [header_announcing(8)[..5].to_vec()].into(),
-        stall: false,
-    });
+    let mut cut = StripSender::new(
+        Scripted {
+            chunks: [header_announcing(8)[..5].to_vec()].into(),
+            stall: false,
+        },
+        test_control(wire::MAX_MESSAGE),
+    );
     let mut buf = [0u8; 64];
     let err = cut.recvmsg(&mut buf).now_or_never().expect("ready");
     assert_eq!(
         err.map(|(n, _)| n).map_err(|e| e.kind()),
         Err(ErrorKind::UnexpectedEof)
     );
-    let mut clean = StripSender::new(Scripted {
-        chunks: Default::default(),
-        stall: false,
-    });
+    let mut clean = StripSender::new(
+        Scripted {
+            chunks: Default::default(),
+            stall: false,
+        },
+        test_control(wire::MAX_MESSAGE),
+    );
     let end = clean.recvmsg(&mut buf).now_or_never().expect("ready");
     assert_eq!(end.map(|(n, _)| n).map_err(|e| e.kind()), Ok(0));
+}
+
+/// A control handle on a throwaway socket, for wrappers tested without one.
+fn test_control(max_message: usize) -> LinkControl {
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let limits = LinkLimits {
+        max_queued: LinkLimits::DEFAULT_MAX_QUEUED,
+        max_message,
+    };
+    LinkControl::new(
+        a.as_fd().try_clone_to_owned().unwrap(),
+        "test".into(),
+        limits,
+    )
+}
+
+/// A header over the link's cap is refused before anything is allocated for it, and the
+/// link is dropped; raising the cap (as registration does) lets the same size through.
+#[test]
+fn messages_over_the_cap_are_refused_until_it_is_raised() {
+    use futures_util::FutureExt;
+    let scripted = || Scripted {
+        chunks: [header_announcing(100 * 1024)].into(),
+        stall: true,
+    };
+    let control = test_control(64 * 1024);
+    let mut strip = StripSender::new(scripted(), control.clone());
+    let mut buf = [0u8; 64];
+    let refused = strip.recvmsg(&mut buf).now_or_never().expect("ready");
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::InvalidData)
+    );
+    assert!(
+        control.is_closed(),
+        "an oversized message must drop the link"
+    );
+
+    let control = test_control(64 * 1024);
+    control.set_max_message(wire::MAX_MESSAGE);
+    let mut strip = StripSender::new(scripted(), control.clone());
+    assert!(
+        strip.recvmsg(&mut buf).now_or_never().is_none(),
+        "waits for the body"
+    );
+    assert!(!control.is_closed());
+}
+
+/// A peer that never reads: every send returns at once, the queue stops at its bound and the
+/// link is dropped, and the peer then sees the end of the stream.
+#[tokio::test]
+async fn a_peer_that_never_reads_is_dropped_at_the_queue_bound() {
+    let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+    let limits = LinkLimits {
+        max_queued: 256 * 1024,
+        max_message: wire::MAX_MESSAGE,
+    };
+    let (split, control) = wrap(ours, None, "silent peer", limits).await.unwrap();
+    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
+        .unwrap()
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    let payload = "x".repeat(4096);
+    let mut sent = 0usize;
+    let outcome = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let r = conn
+                .emit_signal(None::<&str>, "/x", "a.b.C", "Spam", &(payload.as_str(),))
+                .await;
+            if r.is_err() {
+                return sent;
+            }
+            sent += 1;
+            assert!(sent < 100_000, "the queue never filled");
+        }
+    })
+    .await
+    .expect("a send blocked on a peer that does not read");
+    assert!(control.is_closed());
+    // The kernel buffers some; what waits in our queue is bounded by the limit.
+    assert!(
+        outcome * 4096 < 256 * 1024 + 4 * 1024 * 1024,
+        "sent {outcome}"
+    );
+    assert!(
+        control.queued() <= 256 * 1024 + 8192,
+        "queued {}",
+        control.queued()
+    );
+    // Shut down both ways: the silent peer reads what the kernel held, then the end.
+    let mut theirs = theirs;
+    let mut sink = Vec::new();
+    tokio::time::timeout(DEADLINE, theirs.read_to_end(&mut sink))
+        .await
+        .expect("the dropped link never ended")
+        .unwrap();
 }

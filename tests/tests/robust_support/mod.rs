@@ -171,3 +171,47 @@ pub async fn wait_unit_state(backend: &LocalBackend, node: &str, unit: &str, act
 pub fn argv(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
+
+/// An agent started by a test; killed with its process group when dropped (the run marker
+/// lets the backend's teardown find it too).
+pub struct Respawned(std::process::Child);
+
+impl Drop for Respawned {
+    fn drop(&mut self) {
+        let pid = self.0.id() as libc::pid_t;
+        // SAFETY: kill(2) has no memory effects; the child is not reaped yet, so its group id
+        // cannot have been reused.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `node`'s agent again as the backend first did: its config, its bus, the run marker;
+/// output is appended to the node's agent log.
+pub fn respawn_agent(backend: &LocalBackend, node: &str) -> Respawned {
+    use std::os::unix::process::CommandExt;
+    let dir = backend.work_dir().join(node);
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join("bluechi-agent.log"))
+        .expect("agent log");
+    let err = log.try_clone().expect("agent log");
+    let bin = paths::bin_dir().expect("binary directory");
+    let child = std::process::Command::new(bin.join("bluechi-agent"))
+        .arg("-c")
+        .arg(dir.join("agent.conf"))
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", dir.join("bus.sock").display()),
+        )
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env(sweep::MARKER_VAR, backend.run_id())
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .expect("respawn bluechi-agent");
+    Respawned(child)
+}

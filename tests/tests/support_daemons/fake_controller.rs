@@ -20,9 +20,11 @@ pub async fn register(socket: TcpStream, step: Duration) -> Result<MessageStream
         keepalive_count: 0,
     };
     let guid = bluechi_core::link::new_guid();
-    let mut stream = bluechi_core::link::accept_tcp(socket, &tcp, &guid)
+    let limits = bluechi_core::wire_socket::LinkLimits::trusted();
+    let mut stream = bluechi_core::link::accept_tcp(socket, &tcp, &guid, "agent", limits)
         .await
-        .map_err(|e| format!("peer-link handshake: {e}"))?;
+        .map_err(|e| format!("peer-link handshake: {e}"))?
+        .stream;
     let conn = Connection::from(&stream);
     loop {
         let m = tokio::time::timeout(step, stream.next())

@@ -1,0 +1,160 @@
+//! The controller under hostile and faulty peers: `bluechictl status` latency while a client
+//! floods calls and never reads, and the failure rate of back-to-back start/stop cycles of a
+//! proxied service (issue #8). Printed, never asserted; run against older binaries with
+//! `--bin-dir` to compare.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scenario_runner::backend::local::{LocalBackend, LocalConfig};
+use scenario_runner::backend::Backend;
+use scenario_runner::workloads::{proxy_churn, ProxiedPair};
+use scenario_runner::{faults, paths, syntax};
+
+use crate::cluster::{Cluster, Spec};
+use crate::stats::{ms, summarize};
+
+/// A `bluechictl status` slower than this counts as timed out (the loop is frozen).
+const STATUS_LIMIT: Duration = Duration::from_secs(5);
+/// The least time measured under the flood.
+const FLOOD_WINDOW: Duration = Duration::from_secs(5);
+
+/// One `bluechictl status` against the cluster's main bus: its wall time, or `None` if it
+/// failed or took longer than [`STATUS_LIMIT`].
+async fn status_once(cluster: &Cluster, bin_dir: &Path) -> Option<Duration> {
+    let mut cmd = tokio::process::Command::new(bin_dir.join("bluechictl"));
+    cmd.arg("status")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", cluster.bus_address())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let start = Instant::now();
+    match tokio::time::timeout(STATUS_LIMIT, cmd.status()).await {
+        Ok(Ok(s)) if s.success() => Some(start.elapsed()),
+        _ => None,
+    }
+}
+
+fn print_status(what: &str, samples: &[Duration], timeouts: usize) {
+    match summarize(samples) {
+        Some(s) => println!("  {what:<44} {s}, {timeouts} failed or over {STATUS_LIMIT:?}"),
+        None => {
+            println!("  {what:<44} no answer at all ({timeouts} failed or over {STATUS_LIMIT:?})")
+        }
+    }
+}
+
+/// `bluechictl status` latency idle, then while non-reading flooders hammer the peer port
+/// (each reconnecting when dropped), then the controller's RSS.
+pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), String> {
+    let cluster = Cluster::start(
+        bin_dir,
+        Spec {
+            extra_nodes: Vec::new(),
+            units: Vec::new(),
+            keep,
+        },
+    )
+    .await?;
+    let controller = cluster.pid_of("bluechi-controller")?;
+    let address = cluster.controller_address().await?;
+    let port: u16 = address
+        .rsplit_once("port=")
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| format!("no port in {address}"))?;
+    println!("\n== bluechictl status while a client floods Introspect calls and never reads");
+    let mut idle = Vec::new();
+    let mut idle_failed = 0;
+    for _ in 0..samples {
+        match status_once(&cluster, bin_dir).await {
+            Some(t) => idle.push(t),
+            None => idle_failed += 1,
+        }
+    }
+    print_status("idle", &idle, idle_failed);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (drops, calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let hammer = {
+        let (stop, drops, calls) = (stop.clone(), drops.clone(), calls.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match faults::silent_flood(port, 200_000, Duration::from_secs(10)).await {
+                    Ok(f) => {
+                        calls.fetch_add(f.calls, Ordering::Relaxed);
+                        if f.dropped {
+                            drops.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+    };
+    // Let the first flood fill what it can before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut hammered = Vec::new();
+    let mut hammered_failed = 0;
+    // Long enough for several floods to be dropped and reconnect.
+    let window = Instant::now();
+    while hammered.len() + hammered_failed < samples || window.elapsed() < FLOOD_WINDOW {
+        match status_once(&cluster, bin_dir).await {
+            Some(t) => hammered.push(t),
+            None => hammered_failed += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let peak = crate::rss::of_pid(controller)?;
+    // The flood in progress ends within its own limit; its figures count too.
+    let _ = tokio::time::timeout(Duration::from_secs(12), hammer).await;
+    print_status("during the flood", &hammered, hammered_failed);
+    println!(
+        "  flooders dropped by the controller: {}, calls written: {}; controller RSS {} kB",
+        drops.load(Ordering::Relaxed),
+        calls.load(Ordering::Relaxed),
+        peak.total
+    );
+    if let (Some(a), Some(b)) = (summarize(&idle), summarize(&hammered)) {
+        println!(
+            "  p50 slowdown under the flood: {:+.2} ms",
+            ms(b.p50) - ms(a.p50)
+        );
+    }
+    cluster.teardown();
+    Ok(())
+}
+
+/// Back-to-back start/stop cycles of the seed's proxied `source.service`, with the failures.
+pub async fn churn(bin_dir: &Path, cycles: usize, keep: bool) -> Result<(), String> {
+    let file = paths::scenarios_dir().join("stop-when-unneeded.scenario");
+    let mut scenario =
+        syntax::parser::parse_file(&file).map_err(|e| format!("{}: {e:?}", file.display()))?;
+    scenario.steps.clear();
+    let mut backend = LocalBackend::new(LocalConfig {
+        bin_dir: bin_dir.to_path_buf(),
+        units_dir: paths::shipped_units_dir(),
+        keep,
+        ready_timeout: Duration::from_secs(15),
+    })?;
+    backend.start(&scenario).await?;
+    let pair = ProxiedPair::seed();
+    let report = proxy_churn(&backend, &pair, cycles).await?;
+    println!(
+        "\n== proxy churn: {} back-to-back start/stop cycles of {} on {} (Wants= {} on {})",
+        report.cycles, pair.source_unit, pair.source_node, pair.target_unit, pair.target_node
+    );
+    println!(
+        "  failed cycles: {} of {} ({:.1} %), {:.1} ms per cycle",
+        report.failed,
+        report.cycles,
+        100.0 * report.failed as f64 / report.cycles.max(1) as f64,
+        ms(report.elapsed) / report.cycles.max(1) as f64
+    );
+    for e in &report.examples {
+        println!("    {e}");
+    }
+    backend.teardown();
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The controller against peers that hold its resources: a client that floods calls and never
+//! reads the replies, connections that never register, a peer announcing a huge message, and
+//! a pile of idle connections under a tight descriptor limit. Each case checks that the
+//! controller keeps answering on its bus, that the offending peer is dropped with a log line
+//! naming it, and that real agents can still join. Run `cargo build --workspace --bins` first.
+
+mod robust_support;
+mod support_daemons;
+
+use std::time::{Duration, Instant};
+
+use robust_support::*;
+use scenario_runner::backend::local::LocalBackend;
+use scenario_runner::backend::Backend;
+use scenario_runner::faults;
+use tokio::io::AsyncWriteExt;
+
+/// A registration deadline short enough to wait out in a test.
+const SCENARIO: &str = "\
+nodes: main worker1
+controller: main
+
+controller.conf:
+    [bluechi-controller]
+    AllowedNodeNames=main,worker1
+    NodeHeartbeatThreshold=1500
+";
+
+/// A stalled event loop shows as a `ListNodes` slower than this.
+const PROMPT: Duration = Duration::from_secs(5);
+
+fn controller_log(backend: &LocalBackend) -> String {
+    std::fs::read_to_string(
+        backend
+            .work_dir()
+            .join("main")
+            .join("bluechi-controller.log"),
+    )
+    .unwrap_or_default()
+}
+
+/// Polls until the controller's log has a line containing every one of `parts`.
+async fn wait_log_line(backend: &LocalBackend, parts: &[&str]) -> String {
+    let found = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let log = controller_log(backend);
+            if let Some(l) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return l.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| {
+        panic!(
+            "no controller log line with {parts:?}; the log:\n{}",
+            controller_log(backend)
+        )
+    })
+}
+
+/// While a client floods `Introspect` calls without reading, `ListNodes` keeps answering, and
+/// the flooder is dropped once its unread replies pass the queue bound.
+async fn non_reading_flood(backend: &LocalBackend, bus: &zbus::Connection, port: u16) {
+    let flood = tokio::spawn(faults::silent_flood(port, 200_000, DEADLINE));
+    let start = Instant::now();
+    let mut probes = 0;
+    while !flood.is_finished() {
+        if let Err(e) = list_nodes_within(bus, PROMPT).await {
+            dump_logs(backend);
+            panic!("during the flood ({probes} probes answered): {e}");
+        }
+        probes += 1;
+        assert!(start.elapsed() < 2 * DEADLINE, "the flood never ended");
+    }
+    let flood = flood.await.expect("flood task").expect("flood");
+    assert!(
+        flood.dropped,
+        "the controller never dropped a client that does not read ({} calls written)",
+        flood.calls
+    );
+    let line = wait_log_line(backend, &["Dropping peer 127.0.0.1:", "not reading"]).await;
+    eprintln!(
+        "flood: {} calls, {probes} probes answered; {line}",
+        flood.calls
+    );
+}
+
+/// An authenticated connection that never calls `Register` is closed after the deadline.
+async fn unregistered_is_closed(backend: &LocalBackend, port: u16) {
+    let s = faults::authenticated(port).await.expect("connect");
+    assert!(
+        faults::wait_hangup(&s, DEADLINE).await,
+        "an unregistered connection was kept"
+    );
+    wait_log_line(
+        backend,
+        &[
+            "Dropping peer 127.0.0.1:",
+            "did not register within 1500 ms",
+        ],
+    )
+    .await;
+}
+
+/// A peer announcing a 100 MiB message is refused at its header, before it can make the
+/// controller hold the body.
+async fn huge_message_is_refused(backend: &LocalBackend, port: u16) {
+    let mut s = faults::authenticated(port).await.expect("connect");
+    s.write_all(&faults::header_announcing(100 * 1024 * 1024))
+        .await
+        .expect("header");
+    // Whatever of the body still fits before the controller hangs up.
+    let chunk = vec![0u8; 64 * 1024];
+    for _ in 0..64 {
+        if s.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    assert!(
+        faults::wait_hangup(&s, DEADLINE).await,
+        "a peer announcing 100 MiB was kept"
+    );
+    wait_log_line(backend, &["Dropping peer 127.0.0.1:", "oversized"]).await;
+}
+
+/// Lowers the running controller's descriptor limit (prlimit(2); lowering needs no privilege).
+fn limit_fds(pid: i32, n: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: prlimit reads one rlimit we own and writes nothing (old limit pointer is null).
+    let r = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// Soft and hard `Max open files` of a process.
+fn fd_limits(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files line");
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (
+        f.next().unwrap_or_default().to_string(),
+        f.next().unwrap_or_default().to_string(),
+    )
+}
+
+/// With the descriptor limit nearly used up by idle connections, a restarted agent still
+/// joins (the oldest unregistered connection makes room), and exhaustion is logged once per
+/// interval with what holds the descriptors, not once per failed accept.
+async fn idle_connections_under_a_tight_fd_limit(
+    backend: &LocalBackend,
+    bus: &zbus::Connection,
+    pid: i32,
+    port: u16,
+) {
+    limit_fds(pid, 64);
+    let mut idle = Vec::new();
+    for _ in 0..120 {
+        // Connections past the limit wait in the backlog or are dropped: both are fine.
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_secs(1), faults::authenticated(port)).await
+        {
+            idle.push(s);
+        }
+    }
+    let agent = daemon_pid(backend, "bluechi-agent", Some("worker1")).expect("agent pid");
+    kill(agent, "KILL");
+    wait_node_status(bus, "worker1", "offline").await;
+    let _respawned = respawn_agent(backend, "worker1");
+    wait_node_status(bus, "worker1", "online").await;
+    let log = controller_log(backend);
+    let exhausted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Too many open files"))
+        .collect();
+    assert!(
+        !exhausted.is_empty(),
+        "120 idle connections under a 64-fd limit never exhausted it"
+    );
+    assert!(
+        exhausted.len() <= 3,
+        "fd exhaustion logged {} times:\n{}",
+        exhausted.len(),
+        exhausted.join("\n")
+    );
+    assert!(
+        exhausted[0].contains("registered nodes") && exhausted[0].contains("unregistered"),
+        "the log line does not say what holds the fds: {}",
+        exhausted[0]
+    );
+    drop(idle);
+}
+
+#[test]
+fn controller_holds_against_resource_hogs() {
+    let rt = runtime();
+    rt.block_on(async {
+        let backend = cluster("robust-resources", SCENARIO).await;
+        let bus = node_bus(&backend, "main").await;
+        let pid = daemon_pid(&backend, "bluechi-controller", None).expect("controller pid");
+        let port = controller_port(&backend);
+        // Started with the test's limits: the soft limit was raised to the hard one.
+        let (soft, hard) = fd_limits(pid);
+        assert_eq!(soft, hard, "the controller did not raise its soft fd limit");
+
+        non_reading_flood(&backend, &bus, port).await;
+        unregistered_is_closed(&backend, port).await;
+        huge_message_is_refused(&backend, port).await;
+        idle_connections_under_a_tight_fd_limit(&backend, &bus, pid, port).await;
+
+        assert!(is_alive(pid), "the controller died");
+        list_nodes_within(&bus, PROMPT)
+            .await
+            .unwrap_or_else(|e| panic!("at the end: {e}"));
+        assert_eq!(
+            node_status(&bus, "main").await.as_deref(),
+            Some("online"),
+            "the real agent lost its link"
+        );
+    });
+}
