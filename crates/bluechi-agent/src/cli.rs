@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bluechi_core::config::{self, AgentConfig};
+use bluechi_core::config::ini::Origin;
+use bluechi_core::config::{self, AgentConfig, ConfigError, ValueError};
 use bluechi_core::daemon::{parse_options, OptSpec};
 
 const SECTION: &str = "bluechi-agent";
@@ -126,5 +127,21 @@ pub fn load_config(o: &Options) -> Result<AgentConfig, config::ConfigError> {
             store.set(SECTION, key, v, src);
         }
     }
-    AgentConfig::from_store(&store)
+    let cfg = AgentConfig::from_store(&store)?;
+    // `-a` replaces the configured address for the first attempt, so it must be usable too.
+    if let Some(a) = &o.address {
+        if let Err(reason) = config::check_controller_address(a) {
+            return Err(ConfigError::Value(Box::new(ValueError {
+                origin: Origin {
+                    file: "--address".to_string(),
+                    line: 0,
+                },
+                section: SECTION.to_string(),
+                key: "ControllerAddress".to_string(),
+                value: a.clone(),
+                reason,
+            })));
+        }
+    }
+    Ok(cfg)
 }

@@ -19,7 +19,16 @@ mod proxy;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let opts = match cli::parse(std::env::args().skip(1)) {
+    // `std::env::args` would panic on an argument that is not UTF-8.
+    let args = std::env::args_os().skip(1).map(|a| a.into_string());
+    let args = match args.collect::<Result<Vec<String>, _>>() {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!("Invalid argument {bad:?}: not valid UTF-8");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = match cli::parse(args.into_iter()) {
         Ok(cli::Action::Run(o)) => o,
         Ok(cli::Action::Exit(code)) => return code,
         Err(code) => return code,

@@ -7,6 +7,7 @@ mod errno;
 mod events;
 mod glob;
 mod output;
+mod presence;
 mod signals;
 mod table;
 mod usage;

@@ -50,7 +50,7 @@ pub struct ControllerConfig {
 impl ControllerConfig {
     pub fn from_store(store: &Store) -> Result<Self, ConfigError> {
         let mut node_names = store
-            .string(SECTION, "AllowedNodeNames")
+            .string(SECTION, "AllowedNodeNames")?
             .map(|s| split_list(&s))
             .unwrap_or_default();
         let mut node_sections: Vec<&str> = store
@@ -68,27 +68,30 @@ impl ControllerConfig {
         for sec in node_sections {
             let name = &sec["node ".len()..];
             let known = node_names.iter().any(|n| n == name);
-            if !known && !store.bool(sec, "Allowed", false) {
+            if !known && !store.bool(sec, "Allowed", false)? {
                 continue;
             }
+            // Only now is the section's name used (as a node name on the bus).
+            store.check_section_name(sec)?;
             if !known {
                 node_names.push(name.to_string());
             }
             nodes.push((
                 name.to_string(),
                 NodeSection {
-                    required_selinux_context: store.string(sec, "RequiredSelinuxContext"),
+                    required_selinux_context: store.string(sec, "RequiredSelinuxContext")?,
                     allow_dependencies_on: store
-                        .string(sec, "AllowDependenciesOn")
+                        .string(sec, "AllowDependenciesOn")?
                         .map(|s| split_list(&s))
                         .unwrap_or_default(),
                 },
             ));
         }
         Ok(ControllerConfig {
-            port: store.int(SECTION, "ControllerPort", 842, 0, 65535)? as u16,
-            use_tcp: store.bool(SECTION, "UseTCP", true),
-            use_uds: store.bool(SECTION, "UseUDS", true),
+            // Port 0 would make the kernel pick a port no agent knows.
+            port: store.int(SECTION, "ControllerPort", 842, 1, 65535)? as u16,
+            use_tcp: store.bool(SECTION, "UseTCP", true)?,
+            use_uds: store.bool(SECTION, "UseUDS", true)?,
             node_names,
             nodes,
             heartbeat_interval_ms: store.int(
@@ -105,7 +108,7 @@ impl ControllerConfig {
                 i64::MIN,
                 i64::MAX,
             )?,
-            log: LogConfig::from_store(store, SECTION),
+            log: LogConfig::from_store(store, SECTION)?,
             tcp: TcpOptions::from_store(store, SECTION)?,
             warnings,
         })
@@ -159,6 +162,25 @@ mod tests {
                 "/etc/bluechi/controller.conf:6: unknown key 'Alowed' in section [node a] ignored",
             ]
         );
+    }
+
+    #[test]
+    fn controller_port_zero_is_refused_naming_file_line_and_key() {
+        let mut s = Store::default();
+        s.merge_text(
+            "/etc/bluechi/controller.conf",
+            "[bluechi-controller]\nControllerPort=0\n",
+        )
+        .unwrap();
+        let e = ControllerConfig::from_store(&s).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/etc/bluechi/controller.conf:2: invalid value '0' for key ControllerPort in section \
+             [bluechi-controller]: out of range 1..65535"
+        );
+        s.set(SECTION, "ControllerPort", "0", "--port");
+        let e = ControllerConfig::from_store(&s).unwrap_err().to_string();
+        assert!(e.starts_with("--port: invalid value '0'"), "{e}");
     }
 
     #[test]

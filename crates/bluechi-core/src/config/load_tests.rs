@@ -92,7 +92,7 @@ fn every_layer_overrides_the_previous_one_key_by_key() {
     // Environment beats every file; an empty variable is ignored.
     assert_eq!(
         origin(&s, "LogLevel"),
-        ("WARN".into(), "BC_LOG_LEVEL:0".into())
+        ("WARN".into(), "BC_LOG_LEVEL".into())
     );
     assert_eq!(origin(&s, "LogTarget").0, "stderr");
     assert_eq!(origin(&s, "LogIsQuiet").0, "yes");
@@ -137,11 +137,86 @@ fn a_syntax_error_in_a_drop_in_is_reported_with_upstreams_text() {
     let bad = t.paths.dropin_dir.join("10-bad.conf");
     write(&bad, "[bluechi-controller]\nthis line has no separator\n");
     let e = load(&t.paths, SECTION, None, no_env).unwrap_err();
+    let bad = bad.display();
     assert_eq!(
         e.to_string(),
         format!(
-            "Error parsing configuration file '{}' on line 2",
-            bad.display()
+            "Error parsing configuration file '{bad}' on line 2\n\
+             {bad}:2: expected '=' (or ':') after key 'this line has no separator', \
+             or a '[section]' header"
+        )
+    );
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) {
+    fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+    fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn bytes_that_are_not_utf8_where_nothing_reads_them_are_accepted() {
+    let t = tree();
+    // Latin-1 in comments, an inline comment, a blank-looking line, an ignored section and an
+    // unknown key: upstream (inih) reads all of this, and so do we.
+    write_bytes(
+        &t.paths.etc_file,
+        b"# Konfiguration f\xfcr den Controller\n; \xff\xfe\n\n\
+          [bluechi-controller]\nControllerPort=2020 ; Stra\xdfe\n\
+          AllowedNodeNames=a,b\n\
+          [other \xe9]\nX=\xe9\n\
+          [node \xe9]\nAllowDependenciesOn=a\n",
+    );
+    let s = load(&t.paths, SECTION, None, no_env).unwrap();
+    let c = ControllerConfig::from_store(&s).unwrap();
+    assert_eq!(c.port, 2020);
+    assert_eq!(c.node_names, vec!["a", "b"]);
+}
+
+#[test]
+fn bytes_that_are_not_utf8_in_a_used_value_name_file_line_and_key() {
+    let t = tree();
+    write_bytes(
+        &t.paths.etc_file,
+        b"# ok\n[bluechi-controller]\nAllowedNodeNames=a,\n  caf\xe9\n",
+    );
+    let s = load(&t.paths, SECTION, None, no_env).unwrap();
+    let e = ControllerConfig::from_store(&s).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:4: invalid value 'a,caf\\xe9' for key AllowedNodeNames in section \
+             [bluechi-controller]: not valid UTF-8 (D-Bus strings cannot carry it)",
+            t.paths.etc_file.display()
+        )
+    );
+
+    // A later file that sets the key again replaces the bad value: no error.
+    write(
+        &t.paths.dropin_dir.join("fix.conf"),
+        "[bluechi-controller]\nAllowedNodeNames=a\n",
+    );
+    let s = load(&t.paths, SECTION, None, no_env).unwrap();
+    assert_eq!(
+        ControllerConfig::from_store(&s).unwrap().node_names,
+        vec!["a"]
+    );
+}
+
+#[test]
+fn a_used_section_name_that_is_not_utf8_is_an_error_with_its_line() {
+    let t = tree();
+    write_bytes(
+        &t.paths.etc_file,
+        b"[bluechi-controller]\n\n[node w\xf6rker]\nAllowed=yes\n",
+    );
+    let s = load(&t.paths, SECTION, None, no_env).unwrap();
+    let e = ControllerConfig::from_store(&s).unwrap_err();
+    assert!(matches!(e, ConfigError::SectionNotUtf8 { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:3: section name [node w\\xf6rker] is not valid UTF-8 (D-Bus strings cannot carry it)",
+            t.paths.etc_file.display()
         )
     );
 }

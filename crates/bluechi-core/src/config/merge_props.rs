@@ -133,7 +133,7 @@ proptest! {
                     .get(&(sec.to_string(), key.to_string()))
                     .filter(|v| !v.is_empty())
                     .cloned();
-                prop_assert_eq!(store.string(sec, key), want, "[{}] {}", sec, key);
+                prop_assert_eq!(store.string(sec, key).unwrap(), want, "[{}] {}", sec, key);
             }
         }
     }

@@ -12,7 +12,7 @@ mod load_tests;
 #[cfg(test)]
 mod merge_props;
 
-pub use agent::AgentConfig;
+pub use agent::{check_controller_address, AgentConfig};
 pub use controller::{ControllerConfig, NodeSection};
 
 use std::path::{Path, PathBuf};
@@ -31,7 +31,14 @@ pub enum ConfigError {
     Value(Box<ValueError>),
     #[error("{0}")]
     Missing(String),
+    #[error(
+        "{origin}: section name [{section}] is not valid UTF-8 (D-Bus strings cannot carry it)"
+    )]
+    SectionNotUtf8 { origin: Origin, section: String },
 }
+
+/// Why a value read as text is refused: its bytes are not UTF-8.
+const NOT_UTF8: &str = "not valid UTF-8 (D-Bus strings cannot carry it)";
 
 /// A value that does not fit its key, with where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -64,15 +71,17 @@ impl Store {
         }
     }
 
-    pub fn merge_text(&mut self, file: &str, text: &str) -> Result<(), ConfigError> {
+    /// Merges one file's contents; bytes that are not UTF-8 are accepted (see [`ini`]).
+    pub fn merge_text(&mut self, file: &str, text: impl AsRef<[u8]>) -> Result<(), ConfigError> {
         self.merge(ini::parse(file, text)?);
         Ok(())
     }
 
     /// Merges a file; a missing file is ignored only when `optional`.
     pub fn merge_file(&mut self, path: &Path, optional: bool) -> Result<(), ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.merge_text(&path.display().to_string(), &text),
+        // Bytes, not text: like inih, a byte that is not UTF-8 in a comment is no error.
+        match std::fs::read(path) {
+            Ok(text) => self.merge_text(&path.display().to_string(), text),
             Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(ConfigError::Io(path.display().to_string(), e)),
         }
@@ -109,6 +118,8 @@ impl Store {
                 file: source.to_string(),
                 line: 0,
             },
+            bad_section_line: None,
+            bad_value_line: None,
         }]);
     }
 
@@ -117,6 +128,41 @@ impl Store {
         self.entries
             .iter()
             .find(|e| e.section == section && e.key == key && !e.value.is_empty())
+    }
+
+    /// [`Store::get`] for a value that is going to be used: one whose bytes are not UTF-8 is
+    /// an error naming the line that brought them.
+    pub fn value(&self, section: &str, key: &str) -> Result<Option<&Entry>, ConfigError> {
+        let Some(e) = self.get(section, key) else {
+            return Ok(None);
+        };
+        match e.bad_value_line {
+            None => Ok(Some(e)),
+            Some(line) => Err(ConfigError::Value(Box::new(ValueError {
+                origin: Origin {
+                    file: e.origin.file.clone(),
+                    line,
+                },
+                section: section.to_string(),
+                key: key.to_string(),
+                value: e.value.clone(),
+                reason: NOT_UTF8.to_string(),
+            }))),
+        }
+    }
+
+    /// An error when a section about to be used has a name that is not UTF-8.
+    pub fn check_section_name(&self, section: &str) -> Result<(), ConfigError> {
+        let bad = self
+            .keys_of(section)
+            .find_map(|e| Some((e.origin.file.clone(), e.bad_section_line?)));
+        match bad {
+            None => Ok(()),
+            Some((file, line)) => Err(ConfigError::SectionNotUtf8 {
+                origin: Origin { file, line },
+                section: section.to_string(),
+            }),
+        }
     }
 
     pub fn sections(&self) -> Vec<&str> {
@@ -165,14 +211,15 @@ impl Store {
             .collect()
     }
 
-    pub fn string(&self, section: &str, key: &str) -> Option<String> {
-        self.get(section, key).map(|e| e.value.clone())
+    pub fn string(&self, section: &str, key: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.value(section, key)?.map(|e| e.value.clone()))
     }
 
-    pub fn bool(&self, section: &str, key: &str, default: bool) -> bool {
-        self.get(section, key)
+    pub fn bool(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self
+            .value(section, key)?
             .map(|e| parse_bool(&e.value))
-            .unwrap_or(default)
+            .unwrap_or(default))
     }
 
     /// An integer in `[min, max]`, parsed like `strtol` that must consume the whole string.
@@ -184,7 +231,7 @@ impl Store {
         min: i64,
         max: i64,
     ) -> Result<i64, ConfigError> {
-        let Some(e) = self.get(section, key) else {
+        let Some(e) = self.value(section, key)? else {
             return Ok(default);
         };
         let bad = |reason: &str| {
@@ -239,21 +286,21 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    pub fn from_store(store: &Store, section: &str) -> Self {
+    pub fn from_store(store: &Store, section: &str) -> Result<Self, ConfigError> {
         let level = store
-            .string(section, "LogLevel")
+            .string(section, "LogLevel")?
             .filter(|l| LOG_LEVELS.contains(&l.as_str()))
             .unwrap_or_else(|| "INFO".to_string());
         let target = store
-            .string(section, "LogTarget")
+            .string(section, "LogTarget")?
             .map(|t| t.to_ascii_lowercase())
             .filter(|t| ["journald", "stderr", "stderr-full"].contains(&t.as_str()))
             .unwrap_or_else(|| "journald".to_string());
-        LogConfig {
+        Ok(LogConfig {
             level,
             target,
-            is_quiet: store.bool(section, "LogIsQuiet", false),
-        }
+            is_quiet: store.bool(section, "LogIsQuiet", false)?,
+        })
     }
 }
 
@@ -269,7 +316,7 @@ pub struct TcpOptions {
 impl TcpOptions {
     pub fn from_store(store: &Store, section: &str) -> Result<Self, ConfigError> {
         Ok(TcpOptions {
-            ip_receive_errors: store.bool(section, "IPReceiveErrors", true),
+            ip_receive_errors: store.bool(section, "IPReceiveErrors", true)?,
             keepalive_time: store.int(section, "TCPKeepAliveTime", 1, 0, 32767)? as u32,
             keepalive_interval: store.int(section, "TCPKeepAliveInterval", 1, 0, 32767)? as u32,
             keepalive_count: store.int(section, "TCPKeepAliveCount", 6, 0, 127)? as u32,
@@ -345,8 +392,8 @@ mod tests {
         let mut s = Store::default();
         s.merge_text("a", "[x]\nA=1\nB=2\n").unwrap();
         s.merge_text("b", "[x]\nB=3\n").unwrap();
-        assert_eq!(s.string("x", "A").as_deref(), Some("1"));
-        assert_eq!(s.string("x", "B").as_deref(), Some("3"));
+        assert_eq!(s.string("x", "A").unwrap().as_deref(), Some("1"));
+        assert_eq!(s.string("x", "B").unwrap().as_deref(), Some("3"));
         assert_eq!(s.get("x", "B").unwrap().origin.file, "b");
     }
 
@@ -394,7 +441,7 @@ mod tests {
         let mut s = Store::default();
         s.merge_text("f", "[x]\nLogLevel=debug\nLogTarget=STDERR\n")
             .unwrap();
-        let l = LogConfig::from_store(&s, "x");
+        let l = LogConfig::from_store(&s, "x").unwrap();
         assert_eq!(l.level, "INFO");
         assert_eq!(l.target, "stderr");
     }

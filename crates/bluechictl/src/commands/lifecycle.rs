@@ -9,11 +9,14 @@ use zbus::{MatchRule, MessageStream};
 use super::{CmdResult, Fail};
 use crate::client::{body, Client};
 use crate::output::{err, out};
+use crate::presence::ControllerWatch;
 
 /// Room for unrelated jobs finishing while we wait, so ours is never pushed out of the queue.
 const QUEUE: usize = 4096;
 
 pub async fn run(client: &Client, node: &str, unit: &str, method: &str) -> CmdResult {
+    // Watched from before the call: a controller killed mid-job never sends JobRemoved.
+    let mut watch = ControllerWatch::start(client).await?;
     // The match is registered before the call so a JobRemoved racing the reply is buffered.
     let mut stream = match job_removed_stream(client).await {
         Ok(s) => s,
@@ -36,13 +39,25 @@ pub async fn run(client: &Client, node: &str, unit: &str, method: &str) -> CmdRe
             return Err(Fail);
         }
     };
+    tokio::select! {
+        done = wait_for_job(&mut stream, &job, method) => done,
+        fail = watch.fail_when_lost() => Err(fail),
+    }
+}
+
+/// Prints the result of `job` when its `JobRemoved` arrives.
+async fn wait_for_job(
+    stream: &mut MessageStream,
+    job: &OwnedObjectPath,
+    method: &str,
+) -> CmdResult {
     while let Some(msg) = stream.next().await {
         let Ok(msg) = msg else { continue };
         match msg
             .body()
             .deserialize::<(u32, OwnedObjectPath, String, String, String)>()
         {
-            Ok((_, path, _node, unit, result)) if path == job => {
+            Ok((_, path, _node, unit, result)) if path == *job => {
                 out(&format!(
                     "Unit {unit} {method} operation result: {result}\n"
                 ));

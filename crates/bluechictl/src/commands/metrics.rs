@@ -7,6 +7,7 @@ use super::{CmdResult, Fail};
 use crate::client::Client;
 use crate::events;
 use crate::output::{err, out};
+use crate::presence::ControllerWatch;
 use crate::signals;
 
 const METRICS_PATH: &str = "/org/eclipse/bluechi/metrics";
@@ -38,6 +39,7 @@ async fn switch(client: &Client, method: &str) -> CmdResult {
 }
 
 async fn listen(client: &Client) -> CmdResult {
+    let mut watch = ControllerWatch::start(client).await?;
     let stream = match signals::controller_rule(METRICS_PATH, METRICS_IFACE, None) {
         Ok(r) => MessageStream::for_match_rule(r, &client.conn, None).await,
         Err(e) => Err(e),
@@ -59,6 +61,7 @@ async fn listen(client: &Client) -> CmdResult {
     tokio::select! {
         _ = events => {}
         _ = signals::until_terminated() => {}
+        fail = watch.fail_when_lost() => return Err(fail),
     }
     Ok(())
 }

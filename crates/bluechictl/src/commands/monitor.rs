@@ -9,6 +9,7 @@ use super::{CmdResult, Fail};
 use crate::client::{body, Client};
 use crate::events;
 use crate::output::{err, out};
+use crate::presence::ControllerWatch;
 use crate::signals;
 
 pub const MONITOR_IFACE: &str = "org.eclipse.bluechi.Monitor";
@@ -16,6 +17,7 @@ pub const MONITOR_IFACE: &str = "org.eclipse.bluechi.Monitor";
 pub async fn run(client: &Client, args: &[String]) -> CmdResult {
     let node = args.first().map_or("*", String::as_str);
     let units = events::split_units(args.get(1));
+    let mut watch = ControllerWatch::start(client).await?;
     let path = match client.controller_call("CreateMonitor", &()).await {
         Ok(r) => body::<OwnedObjectPath>(&r).map_err(|e| e.message),
         Err(e) => Err(e.message),
@@ -51,6 +53,7 @@ pub async fn run(client: &Client, args: &[String]) -> CmdResult {
     tokio::select! {
         _ = events => {}
         _ = signals::until_terminated() => {}
+        fail = watch.fail_when_lost() => return Err(fail),
     }
     Ok(())
 }

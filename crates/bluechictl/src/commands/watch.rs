@@ -12,10 +12,12 @@ use super::{CmdResult, Fail};
 use crate::client::{body, Client};
 use crate::events::CLEAR_SCREEN;
 use crate::output::{err, out};
+use crate::presence::ControllerWatch;
 use crate::signals;
 use crate::table::{self, NodeRow};
 
 pub async fn nodes(client: &Client, only: Option<&String>) -> CmdResult {
+    let mut watch = ControllerWatch::start(client).await?;
     let mut rows = node_rows(client, only).await?;
     let mut streams = Vec::new();
     for (path, _) in &rows {
@@ -44,6 +46,7 @@ pub async fn nodes(client: &Client, only: Option<&String>) -> CmdResult {
     tokio::select! {
         _ = events => {}
         _ = signals::until_terminated() => {}
+        fail = watch.fail_when_lost() => return Err(fail),
     }
     Ok(())
 }
@@ -99,6 +102,7 @@ async fn on_node_change(client: &Client, rows: &mut [(String, NodeRow)], m: &Mes
 }
 
 pub async fn units(client: &Client, node: &str, units: &[String]) -> CmdResult {
+    let mut watch = ControllerWatch::start(client).await?;
     units_table(client, node, units).await?;
     let mut streams = Vec::new();
     for unit in units {
@@ -135,6 +139,7 @@ pub async fn units(client: &Client, node: &str, units: &[String]) -> CmdResult {
     tokio::select! {
         _ = events => {}
         _ = signals::until_terminated() => {}
+        fail = watch.fail_when_lost() => return Err(fail),
     }
     Ok(())
 }

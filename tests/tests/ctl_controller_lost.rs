@@ -1,0 +1,256 @@
+//! `bluechictl` commands that wait for signals must notice the controller leaving the bus:
+//! after a SIGKILL no `JobRemoved` (or any other signal) ever comes, so `start`, `monitor`,
+//! `status -w` and `metrics listen` must exit 1 with "Connection to the controller lost"
+//! instead of waiting forever. Checked on a real local cluster (controller, agent, emulator).
+//! `bluechi-is-online system --monitor` follows the name's owner already; it is checked too.
+//! Run `cargo build --workspace --bins` first.
+
+mod robust_support;
+mod support_daemons;
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use robust_support::*;
+use scenario_runner::backend::local::{sweep, LocalBackend};
+use scenario_runner::backend::Backend;
+use scenario_runner::{dbus, paths};
+use zbus::MessageStream;
+
+const LOST: &str = "Connection to the controller lost\n";
+
+const SCENARIO: &str = "\
+nodes: main
+controller: main
+
+controller.conf:
+    [bluechi-controller]
+    AllowedNodeNames=main
+
+unit main long.service:
+    [Service]
+    Type=oneshot
+    ExecStart=/bin/sleep 60
+
+unit main short.service:
+    [Service]
+    Type=oneshot
+    ExecStart=/bin/true
+";
+
+/// A `bluechictl` running in the background on main's bus, output in files, own process
+/// group (killed on drop) and the run marker (swept with the cluster).
+struct Ctl {
+    what: String,
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Ctl {
+    fn spawn(backend: &LocalBackend, tag: &str, args: &[&str]) -> Ctl {
+        Ctl::spawn_program(backend, tag, "bluechictl", args)
+    }
+
+    fn spawn_program(backend: &LocalBackend, tag: &str, program: &str, args: &[&str]) -> Ctl {
+        let dir = backend.work_dir();
+        let stdout = dir.join(format!("ctl-{tag}.out"));
+        let stderr = dir.join(format!("ctl-{tag}.err"));
+        let bus = format!("unix:path={}", dir.join("main").join("bus.sock").display());
+        let bin = paths::bin_dir().expect("binary directory").join(program);
+        let child = Command::new(bin)
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env(sweep::MARKER_VAR, backend.run_id())
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("stdout file"))
+            .stderr(File::create(&stderr).expect("stderr file"))
+            .process_group(0)
+            .spawn()
+            .expect("bluechictl");
+        Ctl {
+            what: format!("{program} {}", args.join(" ")),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Polls until stdout contains `text`: the command is in its waiting loop.
+    async fn wait_for_output(&mut self, text: &str) {
+        let start = Instant::now();
+        while !self.stdout().contains(text) {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({s}) early:\n{}{}",
+                    self.what,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{text:?} never appeared in the output of {}:\n{}{}",
+                self.what,
+                self.stdout(),
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The exit code, polling until `deadline`; `None` if still running then.
+    async fn exit_within(&mut self, deadline: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            if start.elapsed() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) has no memory effects; the child is not reaped yet, so the group id
+        // cannot have been reused.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn waiting_commands_exit_when_the_controller_is_killed() {
+    let rt = runtime();
+    rt.block_on(async {
+        let backend = cluster("ctl-controller-lost", SCENARIO).await;
+        let bus = node_bus(&backend, "main").await;
+
+        // Streaming commands, each shown to be in its event loop by an event it printed.
+        let mut monitor = Ctl::spawn(&backend, "monitor", &["monitor", "main"]);
+        let mut watch = Ctl::spawn(
+            &backend,
+            "watch",
+            &["status", "main", "short.service", "-w"],
+        );
+        let mut metrics = Ctl::spawn(&backend, "metrics", &["metrics", "listen"]);
+        // No output to show it waits; it has long subscribed by the time the events below
+        // are seen, and had it not, it would find the name gone and answer the same.
+        let mut is_online = Ctl::spawn_program(
+            &backend,
+            "is-online",
+            "bluechi-is-online",
+            &["system", "--monitor"],
+        );
+        monitor
+            .wait_for_output("Subscribing to node 'main' and unit '*'")
+            .await;
+        watch.wait_for_output("short.service").await;
+        metrics
+            .wait_for_output("Waiting for metrics signals...")
+            .await;
+        // A state change of short.service proves that monitor and status -w are subscribed
+        // (retried: one of them may not have subscribed when the first change happened).
+        let mut seen = false;
+        for _ in 0..5 {
+            let cmd = argv(&["bluechictl", "start", "main", "short.service"]);
+            let out = backend.run_command(&cmd, DEADLINE).await.expect("start");
+            assert!(out.stdout.contains("result: done"), "{out:?}");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && !seen {
+                seen = monitor
+                    .stdout()
+                    .contains("[main] short.service\n\tUnit state changed")
+                    && watch.stdout().contains("\x1b[2J");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            if seen {
+                break;
+            }
+        }
+        assert!(
+            seen,
+            "no events seen:\n--- monitor\n{}\n--- status -w\n{}",
+            monitor.stdout(),
+            watch.stdout()
+        );
+
+        // A job that will never finish: its JobNew, then one more round trip to the controller,
+        // mean the StartUnit reply already went out to bluechictl (JobNew precedes it).
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface("org.eclipse.bluechi.Controller")
+            .expect("interface")
+            .member("JobNew")
+            .expect("member")
+            .build();
+        let mut job_new = MessageStream::for_match_rule(rule, &bus, None)
+            .await
+            .expect("JobNew match");
+        let mut start = Ctl::spawn(&backend, "start", &["start", "main", "long.service"]);
+        tokio::time::timeout(DEADLINE, job_new.next())
+            .await
+            .unwrap_or_else(|_| panic!("no JobNew:\n{}", start.stderr()));
+        list_nodes_within(&bus, DEADLINE).await.expect("ListNodes");
+        assert_eq!(
+            start.exit_within(Duration::ZERO).await,
+            None,
+            "{}",
+            start.stderr()
+        );
+
+        let controller = daemon_pid(&backend, "bluechi-controller", None).expect("controller");
+        kill(controller, "KILL");
+        let conn = dbus::connect(&format!(
+            "unix:path={}",
+            backend.work_dir().join("main").join("bus.sock").display()
+        ))
+        .await
+        .expect("bus");
+        poll("the controller to leave the bus", || async {
+            let owned = dbus::name_has_owner(&conn, "org.eclipse.bluechi").await;
+            (!owned.unwrap_or(true)).then_some(())
+        })
+        .await;
+
+        // All are judged before asserting, so a failure lists every command that hung.
+        let offline = "org.eclipse.bluechi is offline\n";
+        let mut outcomes = Vec::new();
+        for (ctl, want) in [
+            (&mut start, LOST),
+            (&mut monitor, LOST),
+            (&mut watch, LOST),
+            (&mut metrics, LOST),
+            (&mut is_online, offline),
+        ] {
+            let code = ctl.exit_within(DEADLINE).await;
+            let stderr = ctl.stderr();
+            if (code, stderr.as_str()) != (Some(1), want) {
+                outcomes.push((ctl.what.clone(), want, code, stderr));
+            }
+        }
+        assert!(
+            outcomes.is_empty(),
+            "after the controller was killed, want exit 1 and this stderr; got (None = still \
+             running after {DEADLINE:?}):\n{outcomes:#?}"
+        );
+    });
+}
