@@ -191,7 +191,9 @@ impl Agent {
         bluechi_core::logging::set_quiet(self.cfg.log.is_quiet);
         tracing::info!("Connected to controller as '{}'", self.cfg.node_name);
         self.emit_api_property("Status", "online".into()).await;
-        // Proxies outlive links: announce them again (they are served on every link, Q7 fix).
+        // Proxies outlive links and agent restarts: recover those of active proxy units, then
+        // announce them all again (they are served on every link, Q7 fix).
+        self.recover_proxies();
         let live: Vec<(String, String, String)> = self
             .proxies
             .iter()

@@ -4,6 +4,9 @@
 //! controller reports the target active (success) or really inactive/failed (failure).
 //! Proxies are served on whatever peer link is current, so they keep working across
 //! reconnects (upstream's Q7 defect, fixed without changing the protocol).
+//!
+//! A restarted agent has lost its proxies while their units stay active; it recovers them
+//! from systemd's unit table and announces them again, so the target is started again.
 
 use bluechi_core::msg;
 use bluechi_core::names::*;
@@ -18,6 +21,25 @@ pub struct Proxy {
     pub unit: String,
     /// The `CreateProxy` call still waiting for its answer.
     pub pending: Option<Message>,
+    /// The target was seen loaded (a real `TargetNew`) or up since the proxy was announced.
+    /// A removal before that belongs to an earlier incarnation of the target (unloaded by
+    /// systemd after the previous proxy's `StopDep`), not to the start under way.
+    pub target_seen: bool,
+}
+
+/// The proxy a `bluechi-proxy@<node>_<unit>` unit stands for, split as the helper splits its
+/// instance (first `_`): `(node, unit)`. `None` for any other unit.
+pub fn proxy_of_unit(name: &str) -> Option<(String, String)> {
+    let instance = name.strip_prefix("bluechi-proxy@")?;
+    if !instance.ends_with(".service") {
+        return None;
+    }
+    match instance.split_once('_') {
+        Some((node, unit)) if !node.is_empty() && unit != ".service" && !unit.is_empty() => {
+            Some((node.to_string(), unit.to_string()))
+        }
+        _ => None,
+    }
 }
 
 impl Proxy {
@@ -45,6 +67,7 @@ impl Agent {
             node,
             unit,
             pending: Some(m),
+            target_seen: false,
         };
         let (node, unit, path) = (p.node.clone(), p.unit.clone(), p.path());
         self.proxies.push(p);
@@ -84,6 +107,13 @@ impl Agent {
         };
         let pending = self.proxies[i].pending.is_some();
         let body = m.body();
+        tracing::debug!(
+            "Proxy {} (pending: {pending}): {member}{}",
+            self.proxies[i].local_service,
+            body.deserialize::<zvariant::Structure>()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        );
         match member {
             "TargetStateChanged" => {
                 let Ok((active, _sub, reason)) = body.deserialize::<(String, String, String)>()
@@ -91,6 +121,9 @@ impl Agent {
                     return;
                 };
                 let down = active == "failed" || active == "inactive";
+                if !down {
+                    self.proxies[i].target_seen = true;
+                }
                 if pending && active == "active" {
                     if let Some(call) = self.proxies[i].pending.take() {
                         tracing::info!("Proxy {} is ready", self.proxies[i].local_service);
@@ -106,9 +139,17 @@ impl Agent {
                     .deserialize::<(String,)>()
                     .map(|(r,)| r)
                     .unwrap_or_default();
-                if pending && reason == "real" {
+                // A removal before the target was seen is the end of its previous incarnation.
+                if pending && reason == "real" && self.proxies[i].target_seen {
                     self.fail_proxy(i, false).await;
                 }
+            }
+            "TargetNew"
+                if body
+                    .deserialize::<(String,)>()
+                    .is_ok_and(|(r,)| r == "real") =>
+            {
+                self.proxies[i].target_seen = true;
             }
             "Error" => {
                 let text = body
@@ -118,8 +159,35 @@ impl Agent {
                 tracing::error!("Proxy {} failed: {text}", self.proxies[i].local_service);
                 self.fail_proxy(i, !pending).await;
             }
-            // TargetNew is informational.
             _ => {}
+        }
+    }
+
+    /// After a restart: every active `bluechi-proxy@` unit in systemd's table gets its proxy
+    /// back, ready (its helper succeeded long ago). Called on each registration, before the
+    /// proxies are announced; a unit that already has its proxy is left alone.
+    pub fn recover_proxies(&mut self) {
+        let mut found: Vec<(String, String, String)> = self
+            .units
+            .by_path
+            .values()
+            .filter(|u| u.loaded && u.active.as_deref() == Some("active"))
+            .filter_map(|u| proxy_of_unit(&u.name).map(|(n, t)| (u.name.clone(), n, t)))
+            .filter(|(local, _, _)| !self.proxies.iter().any(|p| &p.local_service == local))
+            .collect();
+        found.sort();
+        for (local, node, unit) in found {
+            tracing::info!("Recovering proxy {local} for {unit} on node {node}");
+            let id = self.next_proxy_id;
+            self.next_proxy_id += 1;
+            self.proxies.push(Proxy {
+                id,
+                local_service: local,
+                node,
+                unit,
+                pending: None,
+                target_seen: true,
+            });
         }
     }
 
@@ -175,5 +243,30 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_units_split_like_the_helper() {
+        let split = |n: &str| proxy_of_unit(n);
+        assert_eq!(
+            split("bluechi-proxy@worker2_target.service"),
+            Some(("worker2".into(), "target.service".into()))
+        );
+        assert_eq!(
+            split("bluechi-proxy@w_a_b.service"),
+            Some(("w".into(), "a_b.service".into())),
+            "the first underscore separates node and unit"
+        );
+        assert_eq!(split("bluechi-proxy@.service"), None, "the template");
+        assert_eq!(split("bluechi-proxy@_t.service"), None);
+        assert_eq!(split("bluechi-proxy@w_.service"), None);
+        assert_eq!(split("bluechi-proxy@notarget.service"), None);
+        assert_eq!(split("bluechi-dep@target.service"), None);
+        assert_eq!(split("source.service"), None);
     }
 }

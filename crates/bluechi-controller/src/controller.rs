@@ -54,6 +54,8 @@ pub enum Pending {
     Fanout { token: u32, node: String },
     /// One of the two unit timestamps a `StartUnitJobMetrics` needs.
     MetricsProp { token: u32, active_enter: bool },
+    /// A proxy's target reported down: systemd's `ListUnits` on that node confirms it.
+    ProxyCheck(Box<crate::proxy::ProxyCheck>),
 }
 
 pub struct PendingCall {
@@ -276,6 +278,7 @@ impl Controller {
                 token,
                 active_enter,
             } => return self.metrics_prop(token, active_enter, None).await,
+            Pending::ProxyCheck(check) => return self.proxy_check_done(*check, None).await,
         };
         msg::reply_error(&self.bus, &caller.header(), name, text).await;
     }

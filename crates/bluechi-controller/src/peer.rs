@@ -254,6 +254,10 @@ impl Controller {
                 let ok = (m.message_type() != Type::Error).then_some(&m);
                 self.metrics_prop(token, active_enter, ok).await;
             }
+            Pending::ProxyCheck(check) => {
+                let ok = (m.message_type() != Type::Error).then_some(&m);
+                self.proxy_check_done(*check, ok).await;
+            }
         }
     }
 

@@ -1,12 +1,19 @@
 //! Cross-node dependencies (spec §4.3, §4.4): a proxy monitor per `ProxyNew`, a subscription
 //! on the target unit whose events become `Target*` calls on the source agent's proxy object,
 //! and a per-(target node, unit) reference count driving `StartDep`/`StopDep`.
+//!
+//! A down or removal of the target is checked against the target node's systemd before it
+//! reaches the proxy: an event from an earlier incarnation of the target (the previous
+//! proxy's `StopDep` still taking effect, the unit unloaded by systemd's garbage collection
+//! after our `StartDep` was sent) must not fail a proxy whose start is still under way.
 
 use std::collections::HashMap;
 
+use bluechi_core::msg::{self, ListedUnit};
 use bluechi_core::names::*;
+use zbus::Message;
 
-use crate::controller::Controller;
+use crate::controller::{Controller, Pending};
 use crate::peer::UnitEvent;
 
 pub struct ProxyMonitor {
@@ -61,6 +68,48 @@ impl Proxies {
             }
             None => false,
         }
+    }
+}
+
+/// A down event for a proxy, held until the target node's systemd confirms it.
+#[derive(Debug)]
+pub struct ProxyCheck {
+    pub subscription: u32,
+    pub node: usize,
+    pub unit: String,
+    pub event: UnitEvent,
+}
+
+/// Whether an event would take a proxy down: a real `inactive`/`failed` state or a real
+/// removal. Virtual events never do (the proxy ignores them), so they need no check.
+fn proxy_fatal(ev: &UnitEvent) -> bool {
+    match ev {
+        UnitEvent::StateChanged { active, reason, .. } => {
+            reason == "real" && (active == "inactive" || active == "failed")
+        }
+        UnitEvent::Removed { reason } => reason == "real",
+        _ => false,
+    }
+}
+
+/// What the target node's systemd says about a unit after a fatal-looking event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Down with nothing pending (or not loaded at all): the event is true now.
+    Down,
+    /// Up, in transition, or with a job queued (e.g. the start our `StartDep` asked for):
+    /// the event belonged to an earlier incarnation; the next state change will tell.
+    Stale,
+}
+
+/// `listed`: the unit's (active state, job id) from systemd's `ListUnits`, `None` if not
+/// loaded. A queued job keeps a unit loaded, so an absent unit has none.
+pub fn verdict(listed: Option<(&str, u32)>) -> Verdict {
+    match listed {
+        None => Verdict::Down,
+        Some((_, job)) if job != 0 => Verdict::Stale,
+        Some(("inactive" | "failed", _)) => Verdict::Down,
+        Some(_) => Verdict::Stale,
     }
 }
 
@@ -212,6 +261,73 @@ impl Controller {
         if self.deliver_to_monitor(subscription, node, unit, ev).await {
             return;
         }
+        if proxy_fatal(ev) && self.is_proxy_subscription(subscription) {
+            return self.check_then_deliver(subscription, node, unit, ev).await;
+        }
+        self.deliver_to_proxy(subscription, ev).await;
+    }
+
+    fn is_proxy_subscription(&self, subscription: u32) -> bool {
+        self.proxies
+            .monitors
+            .iter()
+            .any(|m| m.subscription == subscription)
+    }
+
+    /// Asks the target node's systemd for the unit's state now. The agent handles our calls in
+    /// order, so the answer reflects every `StartDep` sent before, and arrives after every
+    /// event the agent emitted before it.
+    async fn check_then_deliver(
+        &mut self,
+        subscription: u32,
+        node: usize,
+        unit: &str,
+        ev: &UnitEvent,
+    ) {
+        // `ListUnits`, not a property read: reading a property of an unloaded unit makes
+        // systemd load it, and unload it again later, which is one more removal to check.
+        let call = msg::call(
+            AGENT_BUS_NAME,
+            INTERNAL_AGENT_PATH,
+            INTERNAL_AGENT_IFACE,
+            "ListUnits",
+            &(),
+        );
+        let check = ProxyCheck {
+            subscription,
+            node,
+            unit: unit.to_string(),
+            event: ev.clone(),
+        };
+        self.call_agent(node, call, Pending::ProxyCheck(Box::new(check)))
+            .await;
+    }
+
+    /// The answer to `check_then_deliver`. Without an answer (node gone, error, timeout) the
+    /// event goes through as it came, as upstream delivers it.
+    pub async fn proxy_check_done(&mut self, check: ProxyCheck, reply: Option<&Message>) {
+        let listed = reply.and_then(|m| m.body().deserialize::<(Vec<ListedUnit>,)>().ok());
+        if let Some((units,)) = listed {
+            let state = units
+                .iter()
+                .find(|u| u.0 == check.unit)
+                .map(|u| (u.3.as_str(), u.7));
+            if verdict(state) == Verdict::Stale {
+                tracing::debug!(
+                    "Not passing {:?} of '{}' on '{}' to its proxy: systemd reports {state:?}",
+                    check.event,
+                    check.unit,
+                    self.nodes[check.node].name
+                );
+                return;
+            }
+        }
+        self.deliver_to_proxy(check.subscription, &check.event)
+            .await;
+    }
+
+    /// Turns a unit event into the matching `Target*` call on the source agent's proxy object.
+    async fn deliver_to_proxy(&mut self, subscription: u32, ev: &UnitEvent) {
         let Some(m) = self
             .proxies
             .monitors
@@ -268,6 +384,44 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_real_downs_and_removals_are_checked() {
+        let sc = |active: &str, reason: &str| UnitEvent::StateChanged {
+            active: active.into(),
+            sub: "dead".into(),
+            reason: reason.into(),
+        };
+        assert!(proxy_fatal(&sc("inactive", "real")));
+        assert!(proxy_fatal(&sc("failed", "real")));
+        assert!(!proxy_fatal(&sc("inactive", "virtual")));
+        assert!(!proxy_fatal(&sc("active", "real")));
+        assert!(!proxy_fatal(&sc("deactivating", "real")));
+        let removed = |reason: &str| UnitEvent::Removed {
+            reason: reason.into(),
+        };
+        assert!(proxy_fatal(&removed("real")));
+        assert!(!proxy_fatal(&removed("virtual")));
+        assert!(!proxy_fatal(&UnitEvent::New {
+            reason: "real".into()
+        }));
+    }
+
+    #[test]
+    fn a_down_is_true_only_without_a_job_and_not_up() {
+        assert_eq!(verdict(None), Verdict::Down, "not loaded: nothing pending");
+        assert_eq!(verdict(Some(("inactive", 0))), Verdict::Down);
+        assert_eq!(verdict(Some(("failed", 0))), Verdict::Down);
+        assert_eq!(
+            verdict(Some(("inactive", 17))),
+            Verdict::Stale,
+            "a start is queued"
+        );
+        assert_eq!(verdict(Some(("failed", 3))), Verdict::Stale);
+        assert_eq!(verdict(Some(("active", 0))), Verdict::Stale, "up again");
+        assert_eq!(verdict(Some(("activating", 0))), Verdict::Stale);
+        assert_eq!(verdict(Some(("deactivating", 0))), Verdict::Stale);
+    }
 
     #[test]
     fn refcount_stops_only_at_zero() {

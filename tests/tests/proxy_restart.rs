@@ -1,0 +1,187 @@
+//! Issue #8 item B: proxies survive a restart of the source node's agent and of the
+//! controller. Either restart loses the controller's proxy monitors and dependency counts;
+//! the target, stopped meanwhile behind BlueChi's back, must be started again once the
+//! restarted daemon and the agents have found each other.
+//! Run `cargo build --workspace --bins` first.
+
+mod robust_support;
+mod support_daemons;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use robust_support::*;
+use scenario_runner::backend::local::{sweep, LocalBackend};
+use scenario_runner::backend::Backend;
+
+const SCENARIO: &str = "\
+nodes: main worker1
+controller: main
+
+controller.conf:
+    [bluechi-controller]
+    AllowedNodeNames=main,worker1
+
+    [node main]
+    AllowDependenciesOn=worker1
+
+unit main source.service:
+    [Unit]
+    Wants=bluechi-proxy@worker1_target.service
+    After=bluechi-proxy@worker1_target.service
+
+    [Service]
+    Type=simple
+    ExecStart=/bin/true
+    RemainAfterExit=yes
+
+unit worker1 target.service:
+    [Service]
+    Type=simple
+    ExecStart=/bin/true
+    RemainAfterExit=yes
+";
+
+const PROXY: &str = "bluechi-proxy@worker1_target.service";
+
+/// A daemon this test started again after killing the backend's one; killed and reaped on
+/// drop (teardown's sweep finds it by the run marker too).
+struct Respawned(Child);
+
+impl Drop for Respawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program -c config` again on `node`'s bus the way the backend did: run marker, own
+/// process group, output to `<node>/<program>-restarted.log`.
+fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> Respawned {
+    let bin = scenario_runner::paths::bin_dir().expect("binary directory");
+    let dir = backend.work_dir().join(node);
+    let log = std::fs::File::create(dir.join(format!("{program}-restarted.log"))).expect("log");
+    let mut cmd = Command::new(bin.join(program));
+    cmd.arg("-c")
+        .arg(config)
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", dir.join("bus.sock").display()),
+        )
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env(sweep::MARKER_VAR, backend.run_id())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    Respawned(cmd.spawn().expect("restart daemon"))
+}
+
+fn restarted_log(backend: &LocalBackend, node: &str, program: &str) -> String {
+    let path = backend
+        .work_dir()
+        .join(node)
+        .join(format!("{program}-restarted.log"));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The source with its proxy, and the target, all active.
+async fn start_source(backend: &LocalBackend) {
+    let out = backend
+        .run_command(
+            &argv(&["bluechictl", "start", "main", "source.service"]),
+            DEADLINE,
+        )
+        .await
+        .expect("start source");
+    assert_eq!(
+        out.stdout, "Unit source.service StartUnit operation result: done\n",
+        "{out:?}"
+    );
+    wait_unit_state(backend, "main", PROXY, "active").await;
+    wait_unit_state(backend, "worker1", "target.service", "active").await;
+}
+
+/// Stops the target through worker1's systemd directly, not through BlueChi.
+async fn stop_target_behind_bluechis_back(backend: &LocalBackend) {
+    let bus = node_bus(backend, "worker1").await;
+    bus.call_method(
+        Some("org.freedesktop.systemd1"),
+        "/org/freedesktop/systemd1",
+        Some("org.freedesktop.systemd1.Manager"),
+        "StopUnit",
+        &("target.service", "replace"),
+    )
+    .await
+    .expect("StopUnit target.service");
+    wait_unit_state(backend, "worker1", "target.service", "inactive").await;
+}
+
+/// The target comes back, and source and proxy stayed up all along.
+async fn expect_target_restarted(backend: &LocalBackend, restarted: (&str, &str)) {
+    let r = tokio::time::timeout(
+        DEADLINE,
+        wait_unit_state(backend, "worker1", "target.service", "active"),
+    )
+    .await;
+    if r.is_err() {
+        dump_logs(backend);
+        eprintln!(
+            "--- restarted {}/{}\n{}",
+            restarted.0,
+            restarted.1,
+            restarted_log(backend, restarted.0, restarted.1)
+        );
+        panic!("the target was not started again after the restart");
+    }
+    for (node, unit) in [("main", "source.service"), ("main", PROXY)] {
+        let state = backend.unit_property(node, unit, "ActiveState").await;
+        assert_eq!(state.as_deref(), Ok("active"), "{unit} on {node}");
+    }
+}
+
+#[test]
+fn source_agent_restart_restarts_the_target() {
+    let rt = runtime();
+    rt.block_on(async {
+        let backend = cluster("proxy-agent-restart", SCENARIO).await;
+        let bus = node_bus(&backend, "main").await;
+        start_source(&backend).await;
+
+        let agent = daemon_pid(&backend, "bluechi-agent", Some("main")).expect("main's agent");
+        kill(agent, "KILL");
+        wait_node_status(&bus, "main", "offline").await;
+        // The controller dropped main's proxy (StopDep); the target may keep running without
+        // StopWhenUnneeded=, so it is stopped by hand: only a new StartDep brings it back.
+        stop_target_behind_bluechis_back(&backend).await;
+
+        let config = backend.work_dir().join("main").join("agent.conf");
+        let _agent = respawn(&backend, "main", "bluechi-agent", &config);
+        wait_node_status(&bus, "main", "online").await;
+        expect_target_restarted(&backend, ("main", "bluechi-agent")).await;
+    });
+}
+
+#[test]
+fn controller_restart_restarts_the_target() {
+    let rt = runtime();
+    rt.block_on(async {
+        let backend = cluster("proxy-controller-restart", SCENARIO).await;
+        start_source(&backend).await;
+
+        let controller = daemon_pid(&backend, "bluechi-controller", None).expect("controller");
+        kill(controller, "KILL");
+        poll("the controller to be gone", || async {
+            (!is_alive(controller)).then_some(())
+        })
+        .await;
+        stop_target_behind_bluechis_back(&backend).await;
+
+        let config = backend.work_dir().join("controller.conf");
+        let _controller = respawn(&backend, "main", "bluechi-controller", &config);
+        let bus = node_bus(&backend, "main").await;
+        wait_node_status(&bus, "main", "online").await;
+        wait_node_status(&bus, "worker1", "online").await;
+        expect_target_restarted(&backend, ("main", "bluechi-controller")).await;
+    });
+}
