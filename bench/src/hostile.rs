@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use scenario_runner::backend::local::{LocalBackend, LocalConfig};
 use scenario_runner::backend::Backend;
-use scenario_runner::workloads::{proxy_churn, ProxiedPair};
+use scenario_runner::workloads::{lift_start_limits, proxy_churn, ProxiedPair};
 use scenario_runner::{faults, paths, syntax};
 
 use crate::cluster::{Cluster, Spec};
@@ -140,6 +140,7 @@ pub async fn churn(bin_dir: &Path, cycles: usize, keep: bool) -> Result<(), Stri
     })?;
     backend.start(&scenario).await?;
     let pair = ProxiedPair::seed();
+    lift_start_limits(&backend, &["worker1", "worker2"]).await?;
     let report = proxy_churn(&backend, &pair, cycles).await?;
     println!(
         "\n== proxy churn: {} back-to-back start/stop cycles of {} on {} (Wants= {} on {})",

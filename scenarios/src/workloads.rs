@@ -27,11 +27,14 @@ impl ProxiedPair {
         }
     }
 
+    /// The proxy unit the source pulls in; as in the seed, a `.service` target is named
+    /// without its suffix (bluechi-proxy adds it back).
     pub fn proxy_unit(&self) -> String {
-        format!(
-            "bluechi-proxy@{}_{}.service",
-            self.target_node, self.target_unit
-        )
+        let unit = self
+            .target_unit
+            .strip_suffix(".service")
+            .unwrap_or(&self.target_unit);
+        format!("bluechi-proxy@{}_{unit}.service", self.target_node)
     }
 }
 
@@ -47,8 +50,8 @@ pub struct ChurnReport {
 }
 
 /// How long the target may take to come up after the source's start job is done.
-const SETTLE: Duration = Duration::from_secs(5);
-const POLL: Duration = Duration::from_millis(10);
+const SETTLE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(5);
 const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
 async fn bluechictl<B: Backend>(backend: &B, args: &[&str]) -> Result<String, String> {
@@ -64,44 +67,59 @@ async fn state<B: Backend>(backend: &B, node: &str, unit: &str) -> String {
     backend
         .unit_property(node, unit, "ActiveState")
         .await
-        .unwrap_or_else(|e| format!("unknown ({e})"))
+        .unwrap_or_else(|e| format!("<{e}>"))
 }
 
-/// One cycle: start the source, check that the proxy is up and the target follows, stop the
-/// source at once. `Err` describes a failed cycle.
-async fn cycle<B: Backend>(backend: &B, p: &ProxiedPair) -> Result<(), String> {
-    let started = bluechictl(backend, &["start", &p.source_node, &p.source_unit]).await?;
-    let proxy = p.proxy_unit();
-    let deadline = Instant::now() + SETTLE;
-    let outcome = loop {
-        let proxy_state = state(backend, &p.source_node, &proxy).await;
-        let target_state = state(backend, &p.target_node, &p.target_unit).await;
-        if proxy_state == "failed" {
-            break Err(format!(
-                "proxy failed, target {target_state}, start printed {:?}",
-                started.trim()
-            ));
+/// systemd refuses more than 5 starts of a unit within 10 s, and a churn needs hundreds: a
+/// `service.d` drop-in on each of `nodes` lifts the limit for every service there, leaving the
+/// scenario's unit files as they are.
+pub async fn lift_start_limits<B: Backend>(backend: &B, nodes: &[&str]) -> Result<(), String> {
+    for node in nodes {
+        let dir = backend
+            .work_dir()
+            .join(node)
+            .join("units")
+            .join("service.d");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let file = dir.join("churn.conf");
+        std::fs::write(&file, "[Unit]\nStartLimitIntervalSec=0\n")
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let out = bluechictl(backend, &["daemon-reload", node]).await?;
+        if !out.is_empty() {
+            return Err(format!("daemon-reload {node} printed {out:?}"));
         }
-        if proxy_state == "active" && target_state == "active" {
-            break Ok(());
+    }
+    Ok(())
+}
+
+/// Starts the source and waits until the proxy and the target are both active, or the proxy
+/// has given up (the source is `After=` it, so its start job is over once `start` returns:
+/// only `active` or a failure remain). `Err` describes a failed start.
+async fn start_cycle<B: Backend>(backend: &B, p: &ProxiedPair) -> Result<(), String> {
+    let out = bluechictl(backend, &["start", &p.source_node, &p.source_unit]).await?;
+    if out != format!("Unit {} StartUnit operation result: done\n", p.source_unit) {
+        return Err(format!("start printed {out:?}"));
+    }
+    let proxy_unit = p.proxy_unit();
+    let begin = Instant::now();
+    loop {
+        let proxy = state(backend, &p.source_node, &proxy_unit).await;
+        let target = state(backend, &p.target_node, &p.target_unit).await;
+        match (proxy.as_str(), target.as_str()) {
+            ("active", "active") => return Ok(()),
+            ("active", _) | ("activating", _) => {}
+            _ => return Err(format!("proxy {proxy}, target {target}")),
         }
-        if Instant::now() >= deadline {
-            break Err(format!(
-                "after {SETTLE:?}: proxy {proxy_state}, target {target_state}, start printed {:?}",
-                started.trim()
-            ));
+        if begin.elapsed() > SETTLE {
+            return Err(format!("proxy {proxy}, target {target} after {SETTLE:?}"));
         }
         tokio::time::sleep(POLL).await;
-    };
-    bluechictl(backend, &["stop", &p.source_node, &p.source_unit]).await?;
-    if outcome.is_err() {
-        // A failed proxy would refuse the next cycles' starts for its start limit.
-        bluechictl(backend, &["reset-failed", &p.source_node, &proxy]).await?;
     }
-    outcome
 }
 
-/// `cycles` back-to-back start/stop cycles of `pair`'s source, with no pause between them.
+/// `cycles` back-to-back start/stop cycles of `pair`'s source: each stop is followed at once by
+/// the next start, while the proxy and the target are still on their way down. Call
+/// [`lift_start_limits`] first. `Err` only when a command could not run at all.
 pub async fn proxy_churn<B: Backend>(
     backend: &B,
     pair: &ProxiedPair,
@@ -112,14 +130,54 @@ pub async fn proxy_churn<B: Backend>(
         cycles,
         ..ChurnReport::default()
     };
+    let stopped = format!(
+        "Unit {} StopUnit operation result: done\n",
+        pair.source_unit
+    );
     for i in 0..cycles {
-        if let Err(what) = cycle(backend, pair).await {
+        let outcome = start_cycle(backend, pair).await;
+        let out = bluechictl(backend, &["stop", &pair.source_node, &pair.source_unit]).await?;
+        let failure = match outcome {
+            Err(why) => {
+                // The next cycle starts from a clean slate, whatever this one left.
+                bluechictl(
+                    backend,
+                    &["reset-failed", &pair.source_node, &pair.proxy_unit()],
+                )
+                .await?;
+                Some(why)
+            }
+            Ok(()) if out != stopped => Some(format!("stop printed {out:?}")),
+            Ok(()) => None,
+        };
+        if let Some(why) = failure {
             report.failed += 1;
-            if report.examples.len() < 5 {
-                report.examples.push(format!("cycle {i}: {what}"));
+            if report.examples.len() < 10 {
+                report.examples.push(format!("cycle {i}: {why}"));
             }
         }
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_units_are_named_as_in_the_seed() {
+        assert_eq!(
+            ProxiedPair::seed().proxy_unit(),
+            "bluechi-proxy@worker2_target.service"
+        );
+        let socket = ProxiedPair {
+            target_unit: "db.socket".into(),
+            ..ProxiedPair::seed()
+        };
+        assert_eq!(
+            socket.proxy_unit(),
+            "bluechi-proxy@worker2_db.socket.service"
+        );
+    }
 }

@@ -7,11 +7,8 @@
 mod robust_support;
 mod support_daemons;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use robust_support::*;
-use scenario_runner::backend::local::{sweep, LocalBackend};
+use scenario_runner::backend::local::LocalBackend;
 use scenario_runner::backend::Backend;
 
 const SCENARIO: &str = "\
@@ -44,45 +41,8 @@ unit worker1 target.service:
 
 const PROXY: &str = "bluechi-proxy@worker1_target.service";
 
-/// A daemon this test started again after killing the backend's one; killed and reaped on
-/// drop (teardown's sweep finds it by the run marker too).
-struct Respawned(Child);
-
-impl Drop for Respawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `program -c config` again on `node`'s bus the way the backend did: run marker, own
-/// process group, output to `<node>/<program>-restarted.log`.
-fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> Respawned {
-    let bin = scenario_runner::paths::bin_dir().expect("binary directory");
-    let dir = backend.work_dir().join(node);
-    let log = std::fs::File::create(dir.join(format!("{program}-restarted.log"))).expect("log");
-    let mut cmd = Command::new(bin.join(program));
-    cmd.arg("-c")
-        .arg(config)
-        .env(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            format!("unix:path={}", dir.join("bus.sock").display()),
-        )
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env(sweep::MARKER_VAR, backend.run_id())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    Respawned(cmd.spawn().expect("restart daemon"))
-}
-
 fn restarted_log(backend: &LocalBackend, node: &str, program: &str) -> String {
-    let path = backend
-        .work_dir()
-        .join(node)
-        .join(format!("{program}-restarted.log"));
-    std::fs::read_to_string(path).unwrap_or_default()
+    std::fs::read_to_string(restarted_log_path(backend, node, program)).unwrap_or_default()
 }
 
 /// The source with its proxy, and the target, all active.

@@ -224,3 +224,56 @@ fn controller_holds_against_resource_hogs() {
         );
     });
 }
+
+/// The agent's side: a controller that sends calls and never reads the replies neither
+/// freezes the agent (its public API keeps answering) nor grows it without bound: the agent
+/// drops the link with a log line naming the controller, and connects again.
+#[test]
+fn agent_drops_a_controller_that_never_reads() {
+    let rt = runtime();
+    rt.block_on(async {
+        let lone = lone::LoneAgent::start().await;
+        let stream = lone.accept().await;
+        let conn = zbus::Connection::from(&stream);
+        // `stream` is never polled: once zbus' queue of 64 is full nothing more is read.
+        let call = zbus::Message::method_call("/", "Introspect")
+            .and_then(|b| b.interface("org.freedesktop.DBus.Introspectable"))
+            .and_then(|b| b.build(&()))
+            .expect("Introspect call");
+        let mut sent = 0;
+        let start = Instant::now();
+        while !lone.log().contains("not reading") {
+            for _ in 0..2000 {
+                if conn.send(&call).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            if let Err(e) = lone.status_within(PROMPT).await {
+                panic!("after {sent} unread calls: {e}\n{}", lone.log());
+            }
+            assert!(lone.alive(), "the agent died:\n{}", lone.log());
+            assert!(
+                start.elapsed() < 2 * DEADLINE,
+                "the agent never dropped a controller that does not read ({sent} calls):\n{}",
+                lone.log()
+            );
+        }
+        let line = lone
+            .log()
+            .lines()
+            .find(|l| l.contains("not reading"))
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(
+            line.contains("Dropping peer controller at tcp:host=127.0.0.1"),
+            "{line}"
+        );
+        drop(stream);
+        // The agent comes back on a fresh link.
+        let _again = lone.accept().await;
+        lone.status_within(PROMPT)
+            .await
+            .unwrap_or_else(|e| panic!("after reconnecting: {e}"));
+    });
+}

@@ -172,8 +172,8 @@ pub fn argv(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// An agent started by a test; killed with its process group when dropped (the run marker
-/// lets the backend's teardown find it too).
+/// A daemon a test started again after killing the backend's one; killed with its process
+/// group and reaped on drop (teardown's sweep finds it by the run marker too).
 pub struct Respawned(std::process::Child);
 
 impl Drop for Respawned {
@@ -186,21 +186,25 @@ impl Drop for Respawned {
     }
 }
 
-/// Starts `node`'s agent again as the backend first did: its config, its bus, the run marker;
-/// output is appended to the node's agent log.
-pub fn respawn_agent(backend: &LocalBackend, node: &str) -> Respawned {
+/// Where a daemon restarted by [`respawn`] logs.
+pub fn restarted_log_path(backend: &LocalBackend, node: &str, program: &str) -> std::path::PathBuf {
+    backend
+        .work_dir()
+        .join(node)
+        .join(format!("{program}-restarted.log"))
+}
+
+/// Starts `program -c config` again on `node`'s bus as the backend did: run marker, own
+/// process group, output to [`restarted_log_path`].
+pub fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> Respawned {
     use std::os::unix::process::CommandExt;
     let dir = backend.work_dir().join(node);
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(dir.join("bluechi-agent.log"))
-        .expect("agent log");
-    let err = log.try_clone().expect("agent log");
+    let log = std::fs::File::create(restarted_log_path(backend, node, program)).expect("log");
+    let err = log.try_clone().expect("log");
     let bin = paths::bin_dir().expect("binary directory");
-    let child = std::process::Command::new(bin.join("bluechi-agent"))
+    let child = std::process::Command::new(bin.join(program))
         .arg("-c")
-        .arg(dir.join("agent.conf"))
+        .arg(config)
         .env(
             "DBUS_SYSTEM_BUS_ADDRESS",
             format!("unix:path={}", dir.join("bus.sock").display()),
@@ -212,6 +216,12 @@ pub fn respawn_agent(backend: &LocalBackend, node: &str) -> Respawned {
         .stderr(err)
         .process_group(0)
         .spawn()
-        .expect("respawn bluechi-agent");
+        .unwrap_or_else(|e| panic!("restart {program}: {e}"));
     Respawned(child)
+}
+
+/// Starts `node`'s agent again with the config the backend gave it.
+pub fn respawn_agent(backend: &LocalBackend, node: &str) -> Respawned {
+    let config = backend.work_dir().join(node).join("agent.conf");
+    respawn(backend, node, "bluechi-agent", &config)
 }
