@@ -35,8 +35,9 @@ test: build
 ci: lint test
 
 # Benchmarks (printed figures, not asserted): scenario wall times, daemon RSS, job latency
-# through BlueChi against the emulator alone, the controller with 100 nodes, oneshot jobs/s and
-# unit-file load time/memory against systemd 252 in Podman. ARGS go to bluechi-bench (`--help`).
+# through BlueChi against the emulator alone, the controller with 100 nodes, status latency under
+# a non-reading flood, proxy churn failures, oneshot jobs/s and unit-file load time/memory
+# against systemd 252 in Podman. ARGS go to bluechi-bench (`--help`).
 bench *ARGS:
     ci/bench.sh {{ARGS}}
 

@@ -2,9 +2,11 @@
 # Benchmarks of the local backend, printed, never asserted (release build): wall time of each
 # seed scenario with the peak RSS of the controller and of an agent during it, then
 # `bluechi-bench` (job latency against the emulator alone, idle RSS, the controller with 100
-# nodes, fleet ListUnits, oneshot jobs/s and unit-file load time/memory of the emulator against
-# systemd 252 in Podman when podman and its image are there). Arguments go to bluechi-bench
-# (e.g. `--jobs 500`, `--only rate,load`, `--no-podman`, `--container NAME`).
+# nodes, fleet ListUnits, `bluechictl status` latency while a client floods the controller and
+# never reads, the failure rate of back-to-back proxied start/stop cycles, oneshot jobs/s and
+# unit-file load time/memory of the emulator against systemd 252 in Podman when podman and its
+# image are there). Arguments go to bluechi-bench (e.g. `--jobs 500`, `--only flood,churn`,
+# `--churn-cycles 300`, `--no-podman`, `--bin-dir OLD/target/release` to measure other builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # runc and lower ulimits for the systemd container, as the conformance recorder uses.

@@ -127,7 +127,7 @@ impl Agent {
         };
         let conn = Connection::from(&*stream);
         let tx = self.tx.clone();
-        msg::spawn_stream_forwarder(*stream, tx, move |m| Event::Peer(gen, m));
+        msg::spawn_peer_forwarder(*stream, tx, move |m| Event::Peer(gen, m));
         let name = self.cfg.node_name.clone();
         let call = msg::call(
             CONTROLLER_BUS_NAME,

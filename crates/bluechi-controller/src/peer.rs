@@ -52,7 +52,7 @@ impl Controller {
     ) {
         let conn = Connection::from(&stream);
         let tx = self.tx.clone();
-        msg::spawn_stream_forwarder(stream, tx, move |m| Event::Peer(id, m));
+        msg::spawn_peer_forwarder(stream, tx, move |m| Event::Peer(id, m));
         self.anonymous.insert(
             id,
             Anonymous {

@@ -33,18 +33,18 @@ pub type ListedUnit = (
     zvariant::OwnedObjectPath,
 );
 
-/// How many messages of one connection may wait in a daemon's event queue. Past that the
-/// forwarder stops reading the connection, so a peer sending faster than the daemon handles
-/// is held back by its own socket (zbus' queue, then the kernel's buffers, then TCP flow
-/// control) instead of growing the daemon's memory.
+/// How many messages of one peer link may wait in a daemon's event queue. Past that the
+/// forwarder stops reading the link, so a peer sending faster than the daemon handles is held
+/// back by its own socket (zbus' queue, then the kernel's buffers, then TCP flow control)
+/// instead of growing the daemon's memory.
 pub const INBOUND_CREDITS: usize = 64;
 
-/// A message on its way to a daemon's event loop, holding one of its connection's
+/// A message on its way to a daemon's event loop. From a peer link it holds one of the link's
 /// [`INBOUND_CREDITS`] until the loop takes it out.
 #[derive(Debug)]
 pub struct Inbound {
     msg: Message,
-    _credit: tokio::sync::OwnedSemaphorePermit,
+    _credit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Inbound {
@@ -54,29 +54,50 @@ impl Inbound {
     }
 }
 
-/// Spawns a task that forwards every message of `conn` as `wrap(Some(msg))`, then
-/// `wrap(None)` once the connection is closed. It stops when the receiver is gone.
+/// Spawns a task that forwards every message of `conn`, a bus or systemd connection, as
+/// `wrap(Some(msg))`, then `wrap(None)` once the connection is closed. It stops when the
+/// receiver is gone. Unbounded on purpose: the daemons await replies on these connections
+/// while starting up (`RequestName`, systemd's `ListUnits` after `Subscribe`), and a forwarder
+/// that stopped reading would keep those replies unread; the bus daemon and systemd are
+/// trusted to pace what they send.
 pub fn spawn_forwarder<E, F>(conn: &Connection, tx: UnboundedSender<E>, wrap: F)
 where
     E: Send + 'static,
     F: Fn(Option<Inbound>) -> E + Send + 'static,
 {
-    spawn_stream_forwarder(MessageStream::from(conn), tx, wrap)
+    forward(MessageStream::from(conn), tx, wrap, None)
 }
 
-/// Like [`spawn_forwarder`], for a stream that was created together with its connection.
-pub fn spawn_stream_forwarder<E, F>(mut stream: MessageStream, tx: UnboundedSender<E>, wrap: F)
+/// Like [`spawn_forwarder`] for a peer link's stream (created together with its connection),
+/// bounded by [`INBOUND_CREDITS`]. Nothing may await a reply on such a link.
+pub fn spawn_peer_forwarder<E, F>(stream: MessageStream, tx: UnboundedSender<E>, wrap: F)
 where
     E: Send + 'static,
     F: Fn(Option<Inbound>) -> E + Send + 'static,
 {
     let credits = std::sync::Arc::new(tokio::sync::Semaphore::new(INBOUND_CREDITS));
+    forward(stream, tx, wrap, Some(credits))
+}
+
+fn forward<E, F>(
+    mut stream: MessageStream,
+    tx: UnboundedSender<E>,
+    wrap: F,
+    credits: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+) where
+    E: Send + 'static,
+    F: Fn(Option<Inbound>) -> E + Send + 'static,
+{
     tokio::spawn(async move {
         while let Some(item) = stream.next().await {
             // A message that fails to parse is dropped; it cannot be answered anyway.
             let Ok(msg) = item else { continue };
-            let Ok(credit) = credits.clone().acquire_owned().await else {
-                return;
+            let credit = match &credits {
+                Some(c) => match c.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return,
+                },
+                None => None,
             };
             let inbound = Inbound {
                 msg,
@@ -303,4 +324,54 @@ pub fn error_parts(e: &zbus::Error) -> (String, String) {
 pub fn prop_str(map: &PropMap, key: &str) -> Option<String> {
     map.get(key)
         .and_then(|v| <&str>::try_from(v).ok().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer link's forwarder hands the loop at most `INBOUND_CREDITS` messages it has not
+    /// taken out; the rest wait unread and follow as the loop catches up.
+    #[tokio::test]
+    async fn peer_forwarder_stops_at_its_credits() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let guid = zbus::Guid::generate();
+        let ours = zbus::connection::Builder::unix_stream(a)
+            .server(guid)
+            .unwrap()
+            .p2p()
+            .build_message_stream();
+        let theirs = zbus::connection::Builder::unix_stream(b).p2p().build();
+        let (ours, theirs) = tokio::join!(ours, theirs);
+        let (ours, theirs) = (ours.unwrap(), theirs.unwrap());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_peer_forwarder(ours, tx, |m| m);
+        let total = INBOUND_CREDITS * 3;
+        for i in 0..total {
+            theirs
+                .emit_signal(None::<&str>, "/x", "a.b.C", "N", &(i as u32,))
+                .await
+                .unwrap();
+        }
+        let limit = std::time::Duration::from_secs(10);
+        let mut held = Vec::new();
+        while held.len() < INBOUND_CREDITS {
+            let m = tokio::time::timeout(limit, rx.recv())
+                .await
+                .expect("stalled");
+            held.push(m.flatten().expect("a message"));
+        }
+        // Nothing more while every credit is held (a bounded look, not a wait for state).
+        let more = tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await;
+        assert!(more.is_err(), "a message past the credits was forwarded");
+        drop(held);
+        let mut rest = 0;
+        while rest < total - INBOUND_CREDITS {
+            let m = tokio::time::timeout(limit, rx.recv())
+                .await
+                .expect("stalled");
+            m.flatten().expect("a message").into_message();
+            rest += 1;
+        }
+    }
 }
