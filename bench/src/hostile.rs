@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use scenario_runner::backend::local::{LocalBackend, LocalConfig};
 use scenario_runner::backend::Backend;
-use scenario_runner::workloads::{lift_start_limits, proxy_churn, ProxiedPair};
+use scenario_runner::workloads::{lift_start_limits, proxy_churn, ChurnReport, ProxiedPair};
 use scenario_runner::{faults, paths, syntax};
 
 use crate::cluster::{Cluster, Spec};
@@ -18,6 +18,9 @@ use crate::stats::{ms, summarize};
 
 /// A `bluechictl status` slower than this counts as timed out (the loop is frozen).
 const STATUS_LIMIT: Duration = Duration::from_secs(5);
+/// How long one flooder keeps its connection when the controller does not drop it (a
+/// controller that stops reading it is frozen for all of that time).
+const FLOOD_LIMIT: Duration = Duration::from_secs(30);
 /// The least time measured under the flood.
 const FLOOD_WINDOW: Duration = Duration::from_secs(5);
 
@@ -81,7 +84,7 @@ pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), Str
         let (stop, drops, calls) = (stop.clone(), drops.clone(), calls.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match faults::silent_flood(port, 200_000, Duration::from_secs(10)).await {
+                match faults::silent_flood(port, 200_000, FLOOD_LIMIT).await {
                     Ok(f) => {
                         calls.fetch_add(f.calls, Ordering::Relaxed);
                         if f.dropped {
@@ -108,7 +111,7 @@ pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), Str
     stop.store(true, Ordering::Relaxed);
     let peak = crate::rss::of_pid(controller)?;
     // The flood in progress ends within its own limit; its figures count too.
-    let _ = tokio::time::timeout(Duration::from_secs(12), hammer).await;
+    let _ = tokio::time::timeout(FLOOD_LIMIT + Duration::from_secs(2), hammer).await;
     print_status("during the flood", &hammered, hammered_failed);
     println!(
         "  flooders dropped by the controller: {}, calls written: {}; controller RSS {} kB",
@@ -126,8 +129,8 @@ pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), Str
     Ok(())
 }
 
-/// Back-to-back start/stop cycles of the seed's proxied `source.service`, with the failures.
-pub async fn churn(bin_dir: &Path, cycles: usize, keep: bool) -> Result<(), String> {
+/// One cluster of the seed's scenario churning `cycles` times.
+async fn churn_one(bin_dir: &Path, cycles: usize, keep: bool) -> Result<ChurnReport, String> {
     let file = paths::scenarios_dir().join("stop-when-unneeded.scenario");
     let mut scenario =
         syntax::parser::parse_file(&file).map_err(|e| format!("{}: {e:?}", file.display()))?;
@@ -139,23 +142,49 @@ pub async fn churn(bin_dir: &Path, cycles: usize, keep: bool) -> Result<(), Stri
         ready_timeout: Duration::from_secs(15),
     })?;
     backend.start(&scenario).await?;
-    let pair = ProxiedPair::seed();
     lift_start_limits(&backend, &["worker1", "worker2"]).await?;
-    let report = proxy_churn(&backend, &pair, cycles).await?;
+    let report = proxy_churn(&backend, &ProxiedPair::seed(), cycles).await;
+    backend.teardown();
+    report
+}
+
+/// Back-to-back start/stop cycles of the seed's proxied `source.service` on `clusters`
+/// clusters at once (the load on shared cores widens the race windows, as on a busy host).
+pub async fn churn(
+    bin_dir: &Path,
+    cycles: usize,
+    clusters: usize,
+    keep: bool,
+) -> Result<(), String> {
+    let clusters = clusters.max(1);
+    let per = cycles.div_ceil(clusters);
+    let runs = (0..clusters).map(|_| churn_one(bin_dir, per, keep));
+    let reports = futures_util::future::join_all(runs).await;
+    let pair = ProxiedPair::seed();
     println!(
-        "\n== proxy churn: {} back-to-back start/stop cycles of {} on {} (Wants= {} on {})",
-        report.cycles, pair.source_unit, pair.source_node, pair.target_unit, pair.target_node
+        "\n== proxy churn: {} back-to-back start/stop cycles of {} on {} (Wants= {} on {}), {clusters} clusters at once",
+        per * clusters,
+        pair.source_unit,
+        pair.source_node,
+        pair.target_unit,
+        pair.target_node
     );
+    let (mut failed, mut total, mut elapsed) = (0, 0, Duration::ZERO);
+    let mut examples = Vec::new();
+    for r in reports {
+        let r = r?;
+        failed += r.failed;
+        total += r.cycles;
+        elapsed = elapsed.max(r.elapsed);
+        examples.extend(r.examples);
+    }
     println!(
-        "  failed cycles: {} of {} ({:.1} %), {:.1} ms per cycle",
-        report.failed,
-        report.cycles,
-        100.0 * report.failed as f64 / report.cycles.max(1) as f64,
-        ms(report.elapsed) / report.cycles.max(1) as f64
+        "  failed cycles: {failed} of {total} ({:.1} %), {:.1} ms per cycle per cluster",
+        100.0 * failed as f64 / total.max(1) as f64,
+        ms(elapsed) / per.max(1) as f64
     );
-    for e in &report.examples {
+    for e in examples.iter().take(5) {
         println!("    {e}");
     }
-    backend.teardown();
     Ok(())
 }

@@ -93,9 +93,12 @@ struct Args {
     /// `bluechictl status` runs measured idle and under the flood.
     #[arg(long, default_value_t = 20)]
     status_samples: usize,
-    /// Start/stop cycles of the proxy churn run.
+    /// Start/stop cycles of the proxy churn run (split over the clusters).
     #[arg(long, default_value_t = 1000)]
     churn_cycles: usize,
+    /// Clusters churning side by side.
+    #[arg(long, default_value_t = 4)]
+    churn_clusters: usize,
     /// Keep each cluster's run directory (configs, daemon logs).
     #[arg(long)]
     keep: bool,
@@ -261,7 +264,7 @@ async fn run(args: Args) -> Result<(), String> {
         hostile::flood(&bin_dir, args.status_samples, args.keep).await?;
     }
     if wanted(Section::Churn) {
-        hostile::churn(&bin_dir, args.churn_cycles, args.keep).await?;
+        hostile::churn(&bin_dir, args.churn_cycles, args.churn_clusters, args.keep).await?;
     }
     if !wanted(Section::Rate) && !wanted(Section::Load) {
         return Ok(());

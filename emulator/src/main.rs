@@ -72,9 +72,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // systemd runs with a high descriptor limit of its own; every unit's pipes, sockets and
     // private connections count against ours.
-    if let Err(e) = bluechi_core::daemon::raise_fd_limit() {
-        tracing::warn!("failed to raise the open file limit: {e}");
-    }
+    bluechi_core::daemon::raise_fd_limit();
     let system = cli.system || std::process::id() == 1;
     for d in &cli.unit_dirs {
         if !d.is_dir() {

@@ -11,7 +11,7 @@ mod support_daemons;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -46,7 +46,7 @@ unit main short.service:
 /// group (killed on drop) and the run marker (swept with the cluster).
 struct Ctl {
     what: String,
-    child: Child,
+    child: GroupChild,
     stdout: PathBuf,
     stderr: PathBuf,
 }
@@ -75,7 +75,7 @@ impl Ctl {
             .expect("bluechictl");
         Ctl {
             what: format!("{program} {}", args.join(" ")),
-            child,
+            child: GroupChild(child),
             stdout,
             stderr,
         }
@@ -93,7 +93,7 @@ impl Ctl {
     async fn wait_for_output(&mut self, text: &str) {
         let start = Instant::now();
         while !self.stdout().contains(text) {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            if let Ok(Some(s)) = self.child.0.try_wait() {
                 panic!(
                     "{} exited ({s}) early:\n{}{}",
                     self.what,
@@ -116,7 +116,7 @@ impl Ctl {
     async fn exit_within(&mut self, deadline: Duration) -> Option<i32> {
         let start = Instant::now();
         loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            if let Ok(Some(s)) = self.child.0.try_wait() {
                 return Some(s.code().unwrap_or(-1));
             }
             if start.elapsed() > deadline {
@@ -124,16 +124,6 @@ impl Ctl {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) has no memory effects; the child is not reaped yet, so the group id
-        // cannot have been reused.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.wait();
     }
 }
 

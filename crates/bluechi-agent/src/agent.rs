@@ -72,10 +72,7 @@ pub struct Agent {
 
 pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), String> {
     tracing::info!("Starting bluechi-agent {}", bluechi_core::VERSION);
-    match bluechi_core::daemon::raise_fd_limit() {
-        Ok(n) => tracing::debug!("Open file limit: {n}"),
-        Err(e) => tracing::warn!("Failed to raise the open file limit: {e}"),
-    }
+    bluechi_core::daemon::raise_fd_limit();
     let (tx, mut rx) = unbounded_channel();
     let systemd = crate::systemd::connect(tx.clone()).await?;
     let api = zbus::connection::Builder::system()

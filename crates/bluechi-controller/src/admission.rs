@@ -7,7 +7,7 @@
 //! real agent by one reconnect at most instead of locking it out. The listener tasks and the
 //! event loop share this table, hence the mutex; nothing awaits while holding it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,8 @@ struct Table {
     next_id: PeerId,
     /// Ordered by id, which is also age: the first entry is the oldest.
     waiting: BTreeMap<PeerId, Waiting>,
-    registered: usize,
+    /// Connections that registered a node, until they close.
+    registered: HashSet<PeerId>,
     last_exhaustion_log: Option<Instant>,
 }
 
@@ -107,20 +108,22 @@ impl Admission {
         }
     }
 
-    /// `id` registered a node name: it no longer counts against the cap.
-    pub fn registered(&self, id: PeerId) {
+    /// `id` registers a node name: it no longer counts against the cap. False if it was
+    /// dropped meanwhile (evicted, or past its deadline): it must not register then.
+    pub fn registered(&self, id: PeerId) -> bool {
         let mut t = self.table();
-        if t.waiting.remove(&id).is_some() {
-            t.registered += 1;
+        let waiting = t.waiting.remove(&id).is_some();
+        if waiting {
+            t.registered.insert(id);
         }
+        waiting
     }
 
-    /// `id` is gone: a failed handshake, or a closed link (`was_registered` says which count).
-    pub fn closed(&self, id: PeerId, was_registered: bool) {
+    /// `id` is gone: a failed handshake or a closed link, registered or not.
+    pub fn closed(&self, id: PeerId) {
         let mut t = self.table();
-        if t.waiting.remove(&id).is_none() && was_registered {
-            t.registered = t.registered.saturating_sub(1);
-        }
+        t.waiting.remove(&id);
+        t.registered.remove(&id);
     }
 
     /// Closes anonymous links older than `deadline`; returns how many.
@@ -158,7 +161,7 @@ impl Admission {
         Census {
             handshaking,
             anonymous: t.waiting.len() - handshaking,
-            registered: t.registered,
+            registered: t.registered.len(),
         }
     }
 
@@ -252,13 +255,15 @@ mod tests {
         let (late, _peer) = link().await;
         assert!(!a.authenticated(id2, &late), "id2 was evicted by id4");
         assert!(a.authenticated(id4, &late));
+        assert!(!a.registered(id2), "an evicted connection cannot register");
     }
 
     #[test]
     fn registration_moves_a_peer_out_of_the_cap() {
         let a = Admission::new(4);
         let id = a.admit();
-        a.registered(id);
+        assert!(a.registered(id));
+        assert!(!a.registered(id), "registers once");
         let zero = Census {
             handshaking: 0,
             anonymous: 0,
@@ -271,11 +276,11 @@ mod tests {
                 ..zero
             }
         );
-        a.closed(id, true);
+        a.closed(id);
         assert_eq!(a.census(), zero);
         // A failed handshake only leaves the waiting set.
         let id = a.admit();
-        a.closed(id, false);
+        a.closed(id);
         assert_eq!(a.census(), zero);
     }
 
@@ -291,6 +296,6 @@ mod tests {
         assert!(closed_for_peer(old_peer).await);
         // A handshake has its own timeout; registration deadlines start after it.
         assert_eq!(a.census().handshaking, 1);
-        a.closed(handshaking, false);
+        a.closed(handshaking);
     }
 }

@@ -98,10 +98,7 @@ const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
 
 pub async fn run(cfg: ControllerConfig) -> Result<(), String> {
     tracing::info!("Starting bluechi-controller {}", bluechi_core::VERSION);
-    match bluechi_core::daemon::raise_fd_limit() {
-        Ok(n) => tracing::debug!("Open file limit: {n}"),
-        Err(e) => tracing::warn!("Failed to raise the open file limit: {e}"),
-    }
+    bluechi_core::daemon::raise_fd_limit();
     let (tx, mut rx) = unbounded_channel();
     let nodes = cfg.node_names.iter().map(|n| Node::new(n)).collect();
     let admission = Admission::new(MAX_UNREGISTERED);

@@ -19,6 +19,7 @@ use crate::controller::Event;
 const UNREGISTERED: LinkLimits = LinkLimits {
     max_queued: LinkLimits::DEFAULT_MAX_QUEUED,
     max_message: admission::UNREGISTERED_MAX_MESSAGE,
+    write_stall: LinkLimits::DEFAULT_WRITE_STALL,
 };
 
 /// Everything an accept loop needs.
@@ -174,8 +175,14 @@ where
                 });
             }
             Err(e) => {
-                admission.closed(id, false);
-                tracing::warn!("Rejected connection from {label}: {e}");
+                admission.closed(id);
+                match &e {
+                    // Said once per interval, with what holds the descriptors.
+                    LinkError::Io(io) if admission::is_fd_exhaustion(io) => {
+                        admission.out_of_fds(io)
+                    }
+                    _ => tracing::warn!("Rejected connection from {label}: {e}"),
+                }
             }
         }
     });

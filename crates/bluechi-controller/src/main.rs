@@ -19,14 +19,9 @@ mod proxy;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // `std::env::args` would panic on an argument that is not UTF-8.
-    let args = std::env::args_os().skip(1).map(|a| a.into_string());
-    let args = match args.collect::<Result<Vec<String>, _>>() {
+    let args = match bluechi_core::daemon::args() {
         Ok(args) => args,
-        Err(bad) => {
-            eprintln!("Invalid argument {bad:?}: not valid UTF-8");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let opts = match cli::parse(args.into_iter()) {
         Ok(cli::Action::Run(o)) => o,

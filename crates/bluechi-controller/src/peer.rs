@@ -151,6 +151,10 @@ impl Controller {
         let Some(anon) = self.anonymous.remove(&id) else {
             return;
         };
+        // Dropped meanwhile (evicted or past its deadline): its stream is ending.
+        if anon.control.is_closed() || !self.admission.registered(id) {
+            return;
+        }
         let prev_online = self.online_count();
         // A named node is trusted with sd-bus' message cap and no registration deadline.
         anon.control
@@ -160,7 +164,6 @@ impl Controller {
             ip => format!("node '{name}' ({ip})"),
         };
         anon.control.set_label(label);
-        self.admission.registered(id);
         let n = &mut self.nodes[node];
         n.link = Some(Link {
             id,
@@ -386,8 +389,8 @@ impl Controller {
     }
 
     pub async fn on_peer_closed(&mut self, id: PeerId) {
-        let was_registered = self.anonymous.remove(&id).is_none();
-        self.admission.closed(id, was_registered);
+        self.anonymous.remove(&id);
+        self.admission.closed(id);
         let Some(node) = self.node_by_peer(id) else {
             return;
         };

@@ -23,6 +23,9 @@ pub struct ProxyMonitor {
     pub unit: String,
     /// The proxy object on the source agent's peer connection.
     pub path: String,
+    /// Events passed to the proxy so far: a held event whose check comes back after a later
+    /// event went through is out of date and dropped.
+    pub delivered: u64,
 }
 
 #[derive(Default)]
@@ -75,6 +78,8 @@ impl Proxies {
 #[derive(Debug)]
 pub struct ProxyCheck {
     pub subscription: u32,
+    /// The monitor's `delivered` count when the check started.
+    pub delivered: u64,
     pub node: usize,
     pub unit: String,
     pub event: UnitEvent,
@@ -160,6 +165,7 @@ impl Controller {
             target: target.to_string(),
             unit: unit.to_string(),
             path: path.to_string(),
+            delivered: 0,
         });
         self.subscribe(t, unit, subscription).await;
     }
@@ -293,8 +299,15 @@ impl Controller {
             "ListUnits",
             &(),
         );
+        let delivered = self
+            .proxies
+            .monitors
+            .iter()
+            .find(|m| m.subscription == subscription)
+            .map_or(0, |m| m.delivered);
         let check = ProxyCheck {
             subscription,
+            delivered,
             node,
             unit: unit.to_string(),
             event: ev.clone(),
@@ -306,6 +319,16 @@ impl Controller {
     /// The answer to `check_then_deliver`. Without an answer (node gone, error, timeout) the
     /// event goes through as it came, as upstream delivers it.
     pub async fn proxy_check_done(&mut self, check: ProxyCheck, reply: Option<&Message>) {
+        let overtaken = self
+            .proxies
+            .monitors
+            .iter()
+            .find(|m| m.subscription == check.subscription)
+            .is_none_or(|m| m.delivered != check.delivered);
+        if overtaken {
+            // The proxy is gone, or a later event reached it while we asked: this one is old.
+            return;
+        }
         let listed = reply.and_then(|m| m.body().deserialize::<(Vec<ListedUnit>,)>().ok());
         if let Some((units,)) = listed {
             let state = units
@@ -331,15 +354,16 @@ impl Controller {
         let Some(m) = self
             .proxies
             .monitors
-            .iter()
+            .iter_mut()
             .find(|m| m.subscription == subscription)
         else {
             return;
         };
-        let Some(source) = self.node_index(&m.source) else {
+        m.delivered += 1;
+        let (source, path) = (m.source.clone(), m.path.clone());
+        let Some(source) = self.node_index(&source) else {
             return;
         };
-        let path = m.path.clone();
         match ev {
             UnitEvent::New { reason } => {
                 self.send_agent_oneway(

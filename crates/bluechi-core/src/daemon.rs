@@ -92,16 +92,34 @@ where
     }
 }
 
+/// The command-line arguments after the program name. An argument that is not UTF-8 (which
+/// `std::env::args` would panic on) is reported on stderr and gives exit code 1.
+pub fn args() -> Result<Vec<String>, ExitCode> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|bad| {
+            eprintln!("Invalid argument {bad:?}: not valid UTF-8");
+            ExitCode::from(1)
+        })
+}
+
 /// Raises the soft limit on open files to the hard limit, as systemd's services expect to do
 /// themselves: every peer link is a descriptor, and a fleet outgrows a 1024 soft limit long
-/// before the hard limit. Returns the limit now in force (logged by the caller).
-pub fn raise_fd_limit() -> std::io::Result<u64> {
+/// before the hard limit. The outcome is logged.
+pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
+    let raised = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
+        if soft < hard {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        }
+        Ok(hard.max(soft))
+    });
+    match raised {
+        Ok(n) => tracing::debug!("Open file limit: {n}"),
+        Err(e) => tracing::warn!("Failed to raise the open file limit: {e}"),
     }
-    Ok(hard.max(soft))
 }
 
 /// The soft limit on open files in force.

@@ -89,7 +89,7 @@ impl Inbox {
         }
     }
 
-    /// Changes the limit for messages whose header has not arrived yet.
+    /// Changes the limit; [`Inbox::room`] checks the message being read against it.
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(MAX_MESSAGE);
     }

@@ -14,8 +14,9 @@ use std::io::{Error, ErrorKind};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use zbus::connection::socket::{BoxedSplit, ReadHalf, Socket, Split, WriteHalf};
 use zbus::fdo::ConnectionCredentials;
 use zbus::Message;
@@ -50,10 +51,10 @@ impl<R: ReadHalf> StripSender<R> {
 
     /// Reads the next whole message and stores it rewritten; `Ok(false)` at end of stream.
     async fn next_message(&mut self) -> std::io::Result<bool> {
-        if self.inbox.is_empty() {
-            self.inbox.set_limit(self.control.max_message());
-        }
         loop {
+            // Read afresh each time: the owner raises the cap when the peer registers, which
+            // may happen while this read already waits for the next message.
+            self.inbox.set_limit(self.control.max_message());
             let Some(room) = self.inbox.room() else {
                 let why = "sent a malformed or oversized message";
                 self.control.close(why);
@@ -73,8 +74,12 @@ impl<R: ReadHalf> StripSender<R> {
             self.inbox.advance(n);
         }
         let msg = self.inbox.take();
-        self.out = wire::drop_sender(&msg)
-            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "malformed message header"))?;
+        let Some(out) = wire::drop_sender(&msg) else {
+            let why = "sent a malformed message header";
+            self.control.close(why);
+            return Err(Error::new(ErrorKind::InvalidData, why));
+        };
+        self.out = out;
         self.taken = 0;
         Ok(true)
     }
@@ -105,8 +110,9 @@ impl<R: ReadHalf> ReadHalf for StripSender<R> {
 }
 
 /// Write half that stamps SENDER=`name` on every outgoing message, as sd-bus'
-/// `sd_bus_set_sender` does, writing directly (the emulator's private socket, whose zbus
-/// handshake runs through this half and whose writes are bounded by the runtime).
+/// `sd_bus_set_sender` does, writing directly: for the emulator's private socket, whose zbus
+/// handshake runs through this half and whose writes already go through a bounded per-peer
+/// queue of its own (`systemd_emulator::io::outq`).
 #[derive(Debug)]
 pub struct StampSender<W> {
     inner: W,
@@ -169,6 +175,10 @@ pub struct LinkLimits {
     pub max_queued: usize,
     /// Largest incoming message, until [`LinkControl::set_max_message`] changes it.
     pub max_message: usize,
+    /// How long one queued message may take to go out. A peer that lets a write hang this
+    /// long has stopped reading, even if its queue is short (e.g. it half-closed the link):
+    /// the link is dropped, so nothing stays pinned by it.
+    pub write_stall: Duration,
 }
 
 impl LinkLimits {
@@ -178,11 +188,15 @@ impl LinkLimits {
     /// much unread is not reading at all.
     pub const DEFAULT_MAX_QUEUED: usize = 16 * 1024 * 1024;
 
+    /// Upstream's method-call timeout on the peer link: a write stuck longer is a peer gone.
+    pub const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(30);
+
     /// For a link to a peer we trust as much as sd-bus trusts its peers.
     pub const fn trusted() -> Self {
         Self {
             max_queued: Self::DEFAULT_MAX_QUEUED,
             max_message: Self::REGISTERED_MAX_MESSAGE,
+            write_stall: Self::DEFAULT_WRITE_STALL,
         }
     }
 }
@@ -245,13 +259,27 @@ impl LinkControl {
         self.0.closed.load(Ordering::Relaxed)
     }
 
-    /// Drops the link, logging `why` once with the peer's label. Both directions are shut
-    /// down: a blocked write fails and the reader sees the end of the stream.
+    /// Drops the link for misbehaving, logging `why` once (a warning) with the peer's label.
+    /// Both directions are shut down: a blocked write fails and the reader sees the end of the
+    /// stream.
     pub fn close(&self, why: &str) {
+        self.shut(why, true);
+    }
+
+    /// Drops a link that already failed (the peer left): the same, logged at debug level.
+    fn fail(&self, why: &str) {
+        self.shut(why, false);
+    }
+
+    fn shut(&self, why: &str, warn: bool) {
         if self.0.closed.swap(true, Ordering::Relaxed) {
             return;
         }
-        tracing::warn!("Dropping peer {}: {why}", self.label());
+        if warn {
+            tracing::warn!("Dropping peer {}: {why}", self.label());
+        } else {
+            tracing::debug!("Dropping peer {}: {why}", self.label());
+        }
         let _ = nix::sys::socket::shutdown(
             std::os::fd::AsRawFd::as_raw_fd(&self.0.fd),
             nix::sys::socket::Shutdown::Both,
@@ -289,6 +317,8 @@ struct Outgoing {
 pub struct QueuedWrite {
     /// `None` once closed: the writer task flushes what is queued and closes the socket.
     queue: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// Fires when the writer has flushed and closed after `queue` was dropped.
+    flushed: Option<oneshot::Receiver<()>>,
     control: LinkControl,
     stamp: Option<String>,
     can_pass_unix_fd: bool,
@@ -320,21 +350,34 @@ impl QueuedWrite {
     }
 }
 
-/// Writes the queue out until every sender is gone, then closes the socket.
+/// How long closing a link waits for its queue to go out.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Writes the queue out until every sender is gone, then closes the socket and says so on
+/// `flushed`. A write that fails or stalls drops the link (its queued bytes stay counted: the
+/// link is closed and refuses more).
 async fn drain(
     mut inner: Box<dyn WriteHalf>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     control: LinkControl,
+    stall: Duration,
+    flushed: oneshot::Sender<()>,
 ) {
     while let Some(out) = rx.recv().await {
         let n = out.bytes.len();
-        if let Err(e) = write_all(inner.as_mut(), &out.bytes, &out.fds).await {
-            control.close(&format!("write failed: {e}"));
-            return;
+        match tokio::time::timeout(stall, write_all(inner.as_mut(), &out.bytes, &out.fds)).await {
+            Ok(Ok(())) => control.release(n),
+            Ok(Err(e)) => return control.fail(&format!("write failed: {e}")),
+            Err(_) => {
+                return control.close(&format!(
+                    "not reading: a write made no progress for {} s",
+                    stall.as_secs()
+                ))
+            }
         }
-        control.release(n);
     }
     let _ = inner.close().await;
+    let _ = flushed.send(());
 }
 
 async fn write_all(w: &mut dyn WriteHalf, bytes: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
@@ -378,8 +421,13 @@ impl WriteHalf for QueuedWrite {
         Ok(buffer.len())
     }
 
+    /// Lets the writer flush what is queued and close the socket, waiting for that a short
+    /// while, so a daemon that closes its link and exits still delivers its last messages.
     async fn close(&mut self) -> std::io::Result<()> {
         self.queue = None;
+        if let Some(flushed) = self.flushed.take() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, flushed).await;
+        }
         Ok(())
     }
 
@@ -395,7 +443,8 @@ impl WriteHalf for QueuedWrite {
     }
 }
 
-/// `ConnectionCredentials` is not `Clone`; the fields a socket can report are copied.
+/// `ConnectionCredentials` is not `Clone`; the fields a socket can report are copied, except
+/// the process fd: holding a pidfd for the life of every link would double its fd cost.
 fn copy_credentials(c: &ConnectionCredentials) -> ConnectionCredentials {
     let mut out = ConnectionCredentials::default();
     if let Some(uid) = c.unix_user_id() {
@@ -431,13 +480,25 @@ pub async fn wrap<S: Socket + AsFd>(
     let fd = socket.as_fd().try_clone_to_owned()?;
     let control = LinkControl::new(fd, label.into(), limits);
     let (read, mut write) = socket.split().take();
-    let credentials = write.peer_credentials().await.map_err(|e| e.to_string());
+    let credentials = match write.peer_credentials().await {
+        Ok(c) => Ok(copy_credentials(&c)),
+        Err(e) => Err(e.to_string()),
+    };
     let can_pass_unix_fd = write.can_pass_unix_fd();
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(drain(Box::new(write), rx, control.clone()));
+    let (flushed_tx, flushed) = oneshot::channel();
+    let stall = limits.write_stall;
+    tokio::spawn(drain(
+        Box::new(write),
+        rx,
+        control.clone(),
+        stall,
+        flushed_tx,
+    ));
     let read: Box<dyn ReadHalf> = Box::new(StripSender::new(read, control.clone()));
     let write: Box<dyn WriteHalf> = Box::new(QueuedWrite {
         queue: Some(tx),
+        flushed: Some(flushed),
         control: control.clone(),
         stamp: stamp.map(str::to_string),
         can_pass_unix_fd,

@@ -276,8 +276,8 @@ fn end_of_stream_inside_a_message_is_an_error_but_before_one_is_not() {
 fn test_control(max_message: usize) -> LinkControl {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     let limits = LinkLimits {
-        max_queued: LinkLimits::DEFAULT_MAX_QUEUED,
         max_message,
+        ..LinkLimits::trusted()
     };
     LinkControl::new(
         a.as_fd().try_clone_to_owned().unwrap(),
@@ -325,7 +325,7 @@ async fn a_peer_that_never_reads_is_dropped_at_the_queue_bound() {
     let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
     let limits = LinkLimits {
         max_queued: 256 * 1024,
-        max_message: wire::MAX_MESSAGE,
+        ..LinkLimits::trusted()
     };
     let (split, control) = wrap(ours, None, "silent peer", limits).await.unwrap();
     let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
@@ -368,4 +368,76 @@ async fn a_peer_that_never_reads_is_dropped_at_the_queue_bound() {
         .await
         .expect("the dropped link never ended")
         .unwrap();
+}
+
+/// A peer that half-closes its end and never reads: the queue stays under its bound, but the
+/// stalled write drops the link instead of pinning it (and its writer task) forever.
+#[tokio::test]
+async fn a_write_that_makes_no_progress_drops_the_link() {
+    let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+    let limits = LinkLimits {
+        write_stall: std::time::Duration::from_millis(300),
+        ..LinkLimits::trusted()
+    };
+    let (split, control) = wrap(ours, None, "half-closed peer", limits).await.unwrap();
+    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
+        .unwrap()
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    // Far below the queue bound, far above what the socket buffers hold.
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..64 {
+        if conn
+            .emit_signal(None::<&str>, "/x", "a.b.C", "Big", &(payload.as_str(),))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let start = std::time::Instant::now();
+    while !control.is_closed() {
+        assert!(start.elapsed() < DEADLINE, "a stalled write kept the link");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(theirs);
+}
+
+/// Closing a link flushes what is queued before the socket closes.
+#[tokio::test]
+async fn closing_a_link_flushes_its_queue() {
+    let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+    let (split, control) = wrap(ours, None, "peer", LinkLimits::trusted())
+        .await
+        .unwrap();
+    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
+        .unwrap()
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut all = Vec::new();
+        theirs.read_to_end(&mut all).await.map(|_| all.len())
+    });
+    for _ in 0..100 {
+        conn.emit_signal(None::<&str>, "/x", "a.b.C", "Last", &("words",))
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+    // Written out by the time close returns, as a daemon exiting next relies on.
+    assert_eq!(
+        control.queued(),
+        0,
+        "close returned before the queue went out"
+    );
+    let got = tokio::time::timeout(DEADLINE, reader)
+        .await
+        .expect("the link never closed")
+        .unwrap()
+        .unwrap();
+    assert!(got >= 100 * 40, "only {got} bytes arrived before the end");
 }

@@ -21,8 +21,11 @@ pub const LOST: &str = "Connection to the controller lost\n";
 /// departure at any later moment is seen.
 pub struct ControllerWatch {
     changes: MessageStream,
-    /// The name had no owner when the watch started: already lost.
-    absent: bool,
+    /// The controller's unique name, once known; `None` while the name has no owner (the
+    /// command's first call then fails on its own, unless a controller starts in between,
+    /// which shows as a signal).
+    owner: Option<String>,
+    lost: bool,
 }
 
 impl ControllerWatch {
@@ -47,28 +50,42 @@ impl ControllerWatch {
                 &(CONTROLLER_BUS_NAME,),
             )
             .await;
+        let owner = owner
+            .ok()
+            .and_then(|m| m.body().deserialize::<(String,)>().ok())
+            .map(|(o,)| o);
         Ok(ControllerWatch {
             changes,
-            absent: owner.is_err(),
+            owner,
+            lost: false,
         })
     }
 
-    /// Resolves when the controller has left the bus (or the bus connection itself ended).
+    /// Resolves when the controller we talk to has left the bus, or was replaced by another
+    /// process that knows nothing of our job (or the bus connection itself ended).
     pub async fn lost(&mut self) {
-        if self.absent {
+        if self.lost {
             return;
         }
         while let Some(m) = self.changes.next().await {
             let Ok(m) = m else { continue };
-            if let Ok((name, _old, new)) = m.body().deserialize::<(String, String, String)>() {
-                if name == CONTROLLER_BUS_NAME && new.is_empty() {
-                    self.absent = true;
-                    return;
-                }
+            let Ok((name, _old, new)) = m.body().deserialize::<(String, String, String)>() else {
+                continue;
+            };
+            if name != CONTROLLER_BUS_NAME {
+                continue;
+            }
+            match &self.owner {
+                _ if new.is_empty() => break,
+                // It started after the watch did: that is the controller we are talking to.
+                None => self.owner = Some(new),
+                Some(old) if *old != new => break,
+                Some(_) => {}
             }
         }
-        // No more messages: the bus connection is gone, and the controller with it.
-        self.absent = true;
+        // Gone, replaced, or no more messages: the bus connection ended and the controller
+        // is out of reach.
+        self.lost = true;
     }
 
     /// [`ControllerWatch::lost`], then the message and the failure the command returns.

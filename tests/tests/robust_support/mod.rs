@@ -172,11 +172,12 @@ pub fn argv(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// A daemon a test started again after killing the backend's one; killed with its process
-/// group and reaped on drop (teardown's sweep finds it by the run marker too).
-pub struct Respawned(std::process::Child);
+/// A process a test started in its own process group (a restarted daemon, a waiting
+/// bluechictl); the group is killed and the child reaped on drop. Restarted daemons carry the
+/// run marker, so teardown's sweep finds them too.
+pub struct GroupChild(pub std::process::Child);
 
-impl Drop for Respawned {
+impl Drop for GroupChild {
     fn drop(&mut self) {
         let pid = self.0.id() as libc::pid_t;
         // SAFETY: kill(2) has no memory effects; the child is not reaped yet, so its group id
@@ -196,7 +197,7 @@ pub fn restarted_log_path(backend: &LocalBackend, node: &str, program: &str) -> 
 
 /// Starts `program -c config` again on `node`'s bus as the backend did: run marker, own
 /// process group, output to [`restarted_log_path`].
-pub fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> Respawned {
+pub fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> GroupChild {
     use std::os::unix::process::CommandExt;
     let dir = backend.work_dir().join(node);
     let log = std::fs::File::create(restarted_log_path(backend, node, program)).expect("log");
@@ -217,11 +218,11 @@ pub fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path)
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("restart {program}: {e}"));
-    Respawned(child)
+    GroupChild(child)
 }
 
 /// Starts `node`'s agent again with the config the backend gave it.
-pub fn respawn_agent(backend: &LocalBackend, node: &str) -> Respawned {
+pub fn respawn_agent(backend: &LocalBackend, node: &str) -> GroupChild {
     let config = backend.work_dir().join(node).join("agent.conf");
     respawn(backend, node, "bluechi-agent", &config)
 }
