@@ -19,10 +19,17 @@ if ! podman image exists "$image"; then
     command -v debootstrap >/dev/null || { echo "conformance: debootstrap not installed" >&2; exit 2; }
     dir="$(mktemp -d /var/tmp/conformance-rootfs.XXXXXX)"
     trap 'rm -rf "$dir"' EXIT
-    echo "conformance: building $image with debootstrap (once)" >&2
-    debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$dir" >&2
-    tar -C "$dir" -c . | podman import \
-        --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >&2
+    echo "conformance: building $image with debootstrap (once, about a minute)" >&2
+    # Quiet unless it fails: the installer's hundreds of lines go to a log shown on failure.
+    log="$dir.log"
+    if ! debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$dir" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "conformance: debootstrap failed (full log: $log)" >&2
+        exit 1
+    fi
+    tar -C "$dir" -c . | podman import --quiet \
+        --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
+    rm -f "$log"
     rm -rf "$dir"
     trap - EXIT
 fi

@@ -27,8 +27,8 @@ impl ProxiedPair {
         }
     }
 
-    /// The proxy unit the source pulls in; as in the seed, a `.service` target is named
-    /// without its suffix (bluechi-proxy adds it back).
+    /// The proxy unit the source pulls in: `bluechi-proxy@NODE_NAME.service`, where the
+    /// helper adds `.service` back to NAME, so the target must be a service.
     pub fn proxy_unit(&self) -> String {
         let unit = self
             .target_unit
@@ -171,13 +171,14 @@ mod tests {
             ProxiedPair::seed().proxy_unit(),
             "bluechi-proxy@worker2_target.service"
         );
-        let socket = ProxiedPair {
-            target_unit: "db.socket".into(),
+        // The helper splits at the first underscore: node names have none, unit names may.
+        let underscored = ProxiedPair {
+            target_unit: "my_db.service".into(),
             ..ProxiedPair::seed()
         };
         assert_eq!(
-            socket.proxy_unit(),
-            "bluechi-proxy@worker2_db.socket.service"
+            underscored.proxy_unit(),
+            "bluechi-proxy@worker2_my_db.service"
         );
     }
 }

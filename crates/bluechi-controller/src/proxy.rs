@@ -351,6 +351,10 @@ impl Controller {
 
     /// Turns a unit event into the matching `Target*` call on the source agent's proxy object.
     async fn deliver_to_proxy(&mut self, subscription: u32, ev: &UnitEvent) {
+        // Proxies follow state only: property changes are not passed on, nor counted.
+        if matches!(ev, UnitEvent::PropertiesChanged { .. }) {
+            return;
+        }
         let Some(m) = self
             .proxies
             .monitors
@@ -399,7 +403,7 @@ impl Controller {
                 )
                 .await
             }
-            // Proxies follow state only.
+            // Not reached: returned above.
             UnitEvent::PropertiesChanged { .. } => {}
         }
     }

@@ -38,22 +38,51 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Pause after a failed accept() (e.g. EMFILE), which would otherwise fail again at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// How often a repeating accept problem is logged at most.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Says a repeating problem once per interval, with how often it happened meanwhile: a
+/// descriptor shortage fails every accept, ten times a second.
+#[derive(Default)]
+struct Throttle {
+    last: Option<tokio::time::Instant>,
+    count: u64,
+}
+
+impl Throttle {
+    fn warn(&mut self, line: impl FnOnce(u64) -> String) {
+        self.count += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|l| now.duration_since(l) >= WARN_INTERVAL)
+        {
+            tracing::warn!("{}", line(self.count));
+            self.last = Some(now);
+            self.count = 0;
+        }
+    }
+}
+
 /// Accepts connections forever; each one authenticates (EXTERNAL) as a zbus p2p server and
 /// is handed to the runtime, which forwards its messages with `Event::Call`.
 pub async fn accept_loop(listener: UnixListener, tx: Sender<Event>, first_id: u64) {
     let mut next_id = first_id;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut quiet = Throttle::default();
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
-                tracing::warn!("private socket: accept failed: {e}");
+                quiet.warn(|n| format!("private socket: accept failed ({n} times): {e}"));
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("private socket: {MAX_CONNECTIONS} connections open, refusing another");
+            quiet.warn(|n| {
+                format!("private socket: {MAX_CONNECTIONS} connections open, refused {n}")
+            });
             continue;
         };
         let id = next_id;
