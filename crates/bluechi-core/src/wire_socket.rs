@@ -138,16 +138,7 @@ impl<W: WriteHalf> WriteHalf for StampSender<W> {
             return self.inner.send_message(msg).await;
         };
         let fds: Vec<BorrowedFd<'_>> = data.fds().iter().map(|f| f.as_fd()).collect();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let fds: &[BorrowedFd<'_>] = if pos == 0 { &fds } else { &[] };
-            let n = self.inner.sendmsg(&bytes[pos..], fds).await?;
-            if n == 0 {
-                return Err(Error::new(ErrorKind::WriteZero, "peer stopped reading").into());
-            }
-            pos += n;
-        }
-        Ok(())
+        Ok(write_all(&mut self.inner, &bytes, &fds).await?)
     }
 
     async fn sendmsg(&mut self, buffer: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<usize> {
@@ -211,7 +202,8 @@ pub struct LinkControl(Arc<Control>);
 struct Control {
     /// What log lines call the peer; the owner may refine it (a node name once registered).
     label: Mutex<String>,
-    /// A duplicate of the socket, so `shutdown(2)` reaches it whoever holds the halves.
+    /// A duplicate of the socket, so `shutdown(2)` reaches it whoever holds the halves (zbus
+    /// owns them and offers no way to shut a socket down). One descriptor more per link.
     fd: OwnedFd,
     max_message: AtomicUsize,
     max_queued: usize,
@@ -241,7 +233,7 @@ impl LinkControl {
         }
     }
 
-    /// Raises or lowers the cap on incoming messages not yet started.
+    /// Raises or lowers the cap on incoming messages, checked as each one's header arrives.
     pub fn set_max_message(&self, n: usize) {
         self.0.max_message.store(n, Ordering::Relaxed);
     }
@@ -365,7 +357,8 @@ async fn drain(
 ) {
     while let Some(out) = rx.recv().await {
         let n = out.bytes.len();
-        match tokio::time::timeout(stall, write_all(inner.as_mut(), &out.bytes, &out.fds)).await {
+        let fds: Vec<BorrowedFd<'_>> = out.fds.iter().map(|f| f.as_fd()).collect();
+        match tokio::time::timeout(stall, write_all(inner.as_mut(), &out.bytes, &fds)).await {
             Ok(Ok(())) => control.release(n),
             Ok(Err(e)) => return control.fail(&format!("write failed: {e}")),
             Err(_) => {
@@ -380,11 +373,15 @@ async fn drain(
     let _ = flushed.send(());
 }
 
-async fn write_all(w: &mut dyn WriteHalf, bytes: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
-    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+/// Writes one whole message; its descriptors go with its first bytes.
+async fn write_all<W: WriteHalf + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
     let mut pos = 0;
     while pos < bytes.len() {
-        let fds: &[BorrowedFd<'_>] = if pos == 0 { &fds } else { &[] };
+        let fds: &[BorrowedFd<'_>] = if pos == 0 { fds } else { &[] };
         let n = w.sendmsg(&bytes[pos..], fds).await?;
         if n == 0 {
             return Err(Error::new(ErrorKind::WriteZero, "peer stopped reading"));
