@@ -242,5 +242,12 @@ fn waiting_commands_exit_when_the_controller_is_killed() {
             "after the controller was killed, want exit 1 and this stderr; got (None = still \
              running after {DEADLINE:?}):\n{outcomes:#?}"
         );
+
+        // With no controller at all, a waiting command fails on its call as before: it did
+        // not lose a controller it never had.
+        let cmd = argv(&["bluechictl", "start", "main", "short.service"]);
+        let out = backend.run_command(&cmd, DEADLINE).await.expect("start");
+        assert_ne!(out.stderr, LOST, "{out:?}");
+        assert!(!out.stderr.is_empty() && out.stdout.is_empty(), "{out:?}");
     });
 }

@@ -23,9 +23,12 @@ pub struct ProxyMonitor {
     pub unit: String,
     /// The proxy object on the source agent's peer connection.
     pub path: String,
-    /// Events passed to the proxy so far: a held event whose check comes back after a later
-    /// event went through is out of date and dropped.
-    pub delivered: u64,
+    /// Real target events seen so far, numbered as they arrive.
+    pub arrived: u64,
+    /// The number of the newest real event passed to the proxy: a held event whose check comes
+    /// back after a newer one went through is out of date and dropped. Virtual events (a node
+    /// going offline, the state at subscription) do not count: proxies ignore virtual downs.
+    pub last_delivered: u64,
 }
 
 #[derive(Default)]
@@ -78,11 +81,21 @@ impl Proxies {
 #[derive(Debug)]
 pub struct ProxyCheck {
     pub subscription: u32,
-    /// The monitor's `delivered` count when the check started.
-    pub delivered: u64,
+    /// The event's arrival number (see `ProxyMonitor::arrived`).
+    pub seq: u64,
     pub node: usize,
     pub unit: String,
     pub event: UnitEvent,
+}
+
+/// Whether an event reports what systemd did (not a state replayed or made up by us).
+fn is_real(ev: &UnitEvent) -> bool {
+    match ev {
+        UnitEvent::New { reason }
+        | UnitEvent::StateChanged { reason, .. }
+        | UnitEvent::Removed { reason } => reason == "real",
+        UnitEvent::PropertiesChanged { .. } => false,
+    }
 }
 
 /// Whether an event would take a proxy down: a real `inactive`/`failed` state or a real
@@ -165,7 +178,8 @@ impl Controller {
             target: target.to_string(),
             unit: unit.to_string(),
             path: path.to_string(),
-            delivered: 0,
+            arrived: 0,
+            last_delivered: 0,
         });
         self.subscribe(t, unit, subscription).await;
     }
@@ -267,17 +281,29 @@ impl Controller {
         if self.deliver_to_monitor(subscription, node, unit, ev).await {
             return;
         }
-        if proxy_fatal(ev) && self.is_proxy_subscription(subscription) {
-            return self.check_then_deliver(subscription, node, unit, ev).await;
+        // Proxies follow state only: property changes are neither passed on nor numbered.
+        if matches!(ev, UnitEvent::PropertiesChanged { .. }) {
+            return;
         }
-        self.deliver_to_proxy(subscription, ev).await;
-    }
-
-    fn is_proxy_subscription(&self, subscription: u32) -> bool {
-        self.proxies
+        let Some(m) = self
+            .proxies
             .monitors
-            .iter()
-            .any(|m| m.subscription == subscription)
+            .iter_mut()
+            .find(|m| m.subscription == subscription)
+        else {
+            return;
+        };
+        let seq = is_real(ev).then(|| {
+            m.arrived += 1;
+            m.arrived
+        });
+        match seq {
+            Some(seq) if proxy_fatal(ev) => {
+                self.check_then_deliver(subscription, seq, node, unit, ev)
+                    .await
+            }
+            _ => self.deliver_to_proxy(subscription, seq, ev).await,
+        }
     }
 
     /// Asks the target node's systemd for the unit's state now. The agent handles our calls in
@@ -286,6 +312,7 @@ impl Controller {
     async fn check_then_deliver(
         &mut self,
         subscription: u32,
+        seq: u64,
         node: usize,
         unit: &str,
         ev: &UnitEvent,
@@ -299,15 +326,9 @@ impl Controller {
             "ListUnits",
             &(),
         );
-        let delivered = self
-            .proxies
-            .monitors
-            .iter()
-            .find(|m| m.subscription == subscription)
-            .map_or(0, |m| m.delivered);
         let check = ProxyCheck {
             subscription,
-            delivered,
+            seq,
             node,
             unit: unit.to_string(),
             event: ev.clone(),
@@ -324,7 +345,7 @@ impl Controller {
             .monitors
             .iter()
             .find(|m| m.subscription == check.subscription)
-            .is_none_or(|m| m.delivered != check.delivered);
+            .is_none_or(|m| m.last_delivered > check.seq);
         if overtaken {
             // The proxy is gone, or a later event reached it while we asked: this one is old.
             return;
@@ -345,16 +366,13 @@ impl Controller {
                 return;
             }
         }
-        self.deliver_to_proxy(check.subscription, &check.event)
+        self.deliver_to_proxy(check.subscription, Some(check.seq), &check.event)
             .await;
     }
 
-    /// Turns a unit event into the matching `Target*` call on the source agent's proxy object.
-    async fn deliver_to_proxy(&mut self, subscription: u32, ev: &UnitEvent) {
-        // Proxies follow state only: property changes are not passed on, nor counted.
-        if matches!(ev, UnitEvent::PropertiesChanged { .. }) {
-            return;
-        }
+    /// Turns a unit event (`seq`: its arrival number if real) into the matching `Target*`
+    /// call on the source agent's proxy object.
+    async fn deliver_to_proxy(&mut self, subscription: u32, seq: Option<u64>, ev: &UnitEvent) {
         let Some(m) = self
             .proxies
             .monitors
@@ -363,7 +381,9 @@ impl Controller {
         else {
             return;
         };
-        m.delivered += 1;
+        if let Some(seq) = seq {
+            m.last_delivered = m.last_delivered.max(seq);
+        }
         let (source, path) = (m.source.clone(), m.path.clone());
         let Some(source) = self.node_index(&source) else {
             return;
@@ -403,7 +423,7 @@ impl Controller {
                 )
                 .await
             }
-            // Not reached: returned above.
+            // Not passed on: `deliver` returns before.
             UnitEvent::PropertiesChanged { .. } => {}
         }
     }

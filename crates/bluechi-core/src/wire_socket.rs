@@ -138,7 +138,7 @@ impl<W: WriteHalf> WriteHalf for StampSender<W> {
             return self.inner.send_message(msg).await;
         };
         let fds: Vec<BorrowedFd<'_>> = data.fds().iter().map(|f| f.as_fd()).collect();
-        Ok(write_all(&mut self.inner, &bytes, &fds).await?)
+        Ok(write_all(&mut self.inner, &bytes, &fds, None).await?)
     }
 
     async fn sendmsg(&mut self, buffer: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<usize> {
@@ -166,9 +166,9 @@ pub struct LinkLimits {
     pub max_queued: usize,
     /// Largest incoming message, until [`LinkControl::set_max_message`] changes it.
     pub max_message: usize,
-    /// How long one queued message may take to go out. A peer that lets a write hang this
-    /// long has stopped reading, even if its queue is short (e.g. it half-closed the link):
-    /// the link is dropped, so nothing stays pinned by it.
+    /// How long a write may make no progress at all. A peer that lets one hang this long has
+    /// stopped reading, even if its queue is short: the link is dropped, so nothing stays
+    /// pinned by it (a slow reader that keeps taking bytes is not affected).
     pub write_stall: Duration,
 }
 
@@ -358,31 +358,40 @@ async fn drain(
     while let Some(out) = rx.recv().await {
         let n = out.bytes.len();
         let fds: Vec<BorrowedFd<'_>> = out.fds.iter().map(|f| f.as_fd()).collect();
-        match tokio::time::timeout(stall, write_all(inner.as_mut(), &out.bytes, &fds)).await {
-            Ok(Ok(())) => control.release(n),
-            Ok(Err(e)) => return control.fail(&format!("write failed: {e}")),
-            Err(_) => {
+        match write_all(inner.as_mut(), &out.bytes, &fds, Some(stall)).await {
+            Ok(()) => control.release(n),
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
                 return control.close(&format!(
                     "not reading: a write made no progress for {} s",
                     stall.as_secs()
                 ))
             }
+            Err(e) => return control.fail(&format!("write failed: {e}")),
         }
     }
     let _ = inner.close().await;
     let _ = flushed.send(());
 }
 
-/// Writes one whole message; its descriptors go with its first bytes.
+/// Writes one whole message; its descriptors go with its first bytes. With `stall`, a single
+/// write that makes no progress for that long fails with `TimedOut`: a slow reader that keeps
+/// taking bytes is fine however long the message.
 async fn write_all<W: WriteHalf + ?Sized>(
     w: &mut W,
     bytes: &[u8],
     fds: &[BorrowedFd<'_>],
+    stall: Option<Duration>,
 ) -> std::io::Result<()> {
     let mut pos = 0;
     while pos < bytes.len() {
         let fds: &[BorrowedFd<'_>] = if pos == 0 { fds } else { &[] };
-        let n = w.sendmsg(&bytes[pos..], fds).await?;
+        let write = w.sendmsg(&bytes[pos..], fds);
+        let n = match stall {
+            Some(limit) => tokio::time::timeout(limit, write)
+                .await
+                .map_err(|_| Error::new(ErrorKind::TimedOut, "no progress"))??,
+            None => write.await?,
+        };
         if n == 0 {
             return Err(Error::new(ErrorKind::WriteZero, "peer stopped reading"));
         }
@@ -423,7 +432,10 @@ impl WriteHalf for QueuedWrite {
     async fn close(&mut self) -> std::io::Result<()> {
         self.queue = None;
         if let Some(flushed) = self.flushed.take() {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, flushed).await;
+            if tokio::time::timeout(CLOSE_FLUSH, flushed).await.is_err() {
+                // The peer is not taking the rest: give up on it now rather than at the stall.
+                self.control.fail("closed with messages unsent");
+            }
         }
         Ok(())
     }

@@ -370,7 +370,7 @@ async fn a_peer_that_never_reads_is_dropped_at_the_queue_bound() {
         .unwrap();
 }
 
-/// A peer that half-closes its end and never reads: the queue stays under its bound, but the
+/// A peer that stays connected and never reads: the queue stays under its bound, but the
 /// stalled write drops the link instead of pinning it (and its writer task) forever.
 #[tokio::test]
 async fn a_write_that_makes_no_progress_drops_the_link() {
@@ -379,7 +379,7 @@ async fn a_write_that_makes_no_progress_drops_the_link() {
         write_stall: std::time::Duration::from_millis(300),
         ..LinkLimits::trusted()
     };
-    let (split, control) = wrap(ours, None, "half-closed peer", limits).await.unwrap();
+    let (split, control) = wrap(ours, None, "silent peer", limits).await.unwrap();
     let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
         .unwrap()
         .p2p()
@@ -440,4 +440,40 @@ async fn closing_a_link_flushes_its_queue() {
         .unwrap()
         .unwrap();
     assert!(got >= 100 * 40, "only {got} bytes arrived before the end");
+}
+
+/// A slow reader that keeps taking bytes is not a stalled one: a message that takes many
+/// times the stall limit to go out still goes out whole.
+#[tokio::test]
+async fn a_slow_reader_is_not_dropped() {
+    let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+    let stall = std::time::Duration::from_millis(200);
+    let limits = LinkLimits {
+        write_stall: stall,
+        ..LinkLimits::trusted()
+    };
+    let (split, control) = wrap(ours, None, "slow peer", limits).await.unwrap();
+    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
+        .unwrap()
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    let payload = "x".repeat(4 * 1024 * 1024);
+    conn.emit_signal(None::<&str>, "/x", "a.b.C", "Big", &(payload.as_str(),))
+        .await
+        .unwrap();
+    // 256 KiB every 50 ms: about 0.8 s for the message, four times the stall limit.
+    let mut got = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    while got < payload.len() {
+        let n = tokio::time::timeout(DEADLINE, theirs.read(&mut buf))
+            .await
+            .expect("the message stopped coming")
+            .unwrap();
+        assert!(n > 0, "the link was dropped after {got} bytes");
+        got += n;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!control.is_closed(), "a slow reader was dropped");
 }

@@ -69,19 +69,23 @@ impl Throttle {
 pub async fn accept_loop(listener: UnixListener, tx: Sender<Event>, first_id: u64) {
     let mut next_id = first_id;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut quiet = Throttle::default();
+    let (mut accept_errors, mut refusals) = (Throttle::default(), Throttle::default());
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
-                quiet.warn(|n| format!("private socket: accept failed ({n} times): {e}"));
+                accept_errors
+                    .warn(|n| format!("private socket: accept failed: {e} ({n} since last said)"));
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            quiet.warn(|n| {
-                format!("private socket: {MAX_CONNECTIONS} connections open, refused {n}")
+            refusals.warn(|n| {
+                format!(
+                    "private socket: {MAX_CONNECTIONS} connections open, refusing more \
+                     ({n} since last said)"
+                )
             });
             continue;
         };
