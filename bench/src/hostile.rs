@@ -40,6 +40,25 @@ async fn status_once(cluster: &Cluster, bin_dir: &Path) -> Option<Duration> {
     }
 }
 
+/// At least `samples` runs of [`status_once`], and for at least `window`: the times of those
+/// that answered, and how many did not.
+async fn sample_status(
+    cluster: &Cluster,
+    bin_dir: &Path,
+    samples: usize,
+    window: Duration,
+) -> (Vec<Duration>, usize) {
+    let (mut answered, mut failed) = (Vec::new(), 0);
+    let start = Instant::now();
+    while answered.len() + failed < samples || start.elapsed() < window {
+        match status_once(cluster, bin_dir).await {
+            Some(t) => answered.push(t),
+            None => failed += 1,
+        }
+    }
+    (answered, failed)
+}
+
 fn print_status(what: &str, samples: &[Duration], timeouts: usize) {
     match summarize(samples) {
         Some(s) => println!("  {what:<44} {s}, {timeouts} failed or over {STATUS_LIMIT:?}"),
@@ -68,14 +87,7 @@ pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), Str
         .and_then(|(_, p)| p.parse().ok())
         .ok_or_else(|| format!("no port in {address}"))?;
     println!("\n== bluechictl status while a client floods Introspect calls and never reads");
-    let mut idle = Vec::new();
-    let mut idle_failed = 0;
-    for _ in 0..samples {
-        match status_once(&cluster, bin_dir).await {
-            Some(t) => idle.push(t),
-            None => idle_failed += 1,
-        }
-    }
+    let (idle, idle_failed) = sample_status(&cluster, bin_dir, samples, Duration::ZERO).await;
     print_status("idle", &idle, idle_failed);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,16 +110,8 @@ pub async fn flood(bin_dir: &Path, samples: usize, keep: bool) -> Result<(), Str
     };
     // Let the first flood fill what it can before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut hammered = Vec::new();
-    let mut hammered_failed = 0;
     // Long enough for several floods to be dropped and reconnect.
-    let window = Instant::now();
-    while hammered.len() + hammered_failed < samples || window.elapsed() < FLOOD_WINDOW {
-        match status_once(&cluster, bin_dir).await {
-            Some(t) => hammered.push(t),
-            None => hammered_failed += 1,
-        }
-    }
+    let (hammered, hammered_failed) = sample_status(&cluster, bin_dir, samples, FLOOD_WINDOW).await;
     stop.store(true, Ordering::Relaxed);
     let peak = crate::rss::of_pid(controller)?;
     // The flood in progress ends within its own limit; its figures count too.

@@ -11,36 +11,6 @@ use robust_support::*;
 use scenario_runner::backend::local::LocalBackend;
 use scenario_runner::backend::Backend;
 
-const SCENARIO: &str = "\
-nodes: main worker1
-controller: main
-
-controller.conf:
-    [bluechi-controller]
-    AllowedNodeNames=main,worker1
-
-    [node main]
-    AllowDependenciesOn=worker1
-
-unit main source.service:
-    [Unit]
-    Wants=bluechi-proxy@worker1_target.service
-    After=bluechi-proxy@worker1_target.service
-
-    [Service]
-    Type=simple
-    ExecStart=/bin/true
-    RemainAfterExit=yes
-
-unit worker1 target.service:
-    [Service]
-    Type=simple
-    ExecStart=/bin/true
-    RemainAfterExit=yes
-";
-
-const PROXY: &str = "bluechi-proxy@worker1_target.service";
-
 fn restarted_log(backend: &LocalBackend, node: &str, program: &str) -> String {
     std::fs::read_to_string(restarted_log_path(backend, node, program)).unwrap_or_default()
 }
@@ -49,13 +19,13 @@ fn restarted_log(backend: &LocalBackend, node: &str, program: &str) -> String {
 async fn start_source(backend: &LocalBackend) {
     let out = backend
         .run_command(
-            &argv(&["bluechictl", "start", "main", "source.service"]),
+            &argv(&["bluechictl", "start", "main", "requester.service"]),
             DEADLINE,
         )
         .await
         .expect("start source");
     assert_eq!(
-        out.stdout, "Unit source.service StartUnit operation result: done\n",
+        out.stdout, "Unit requester.service StartUnit operation result: done\n",
         "{out:?}"
     );
     wait_unit_state(backend, "main", PROXY, "active").await;
@@ -94,7 +64,7 @@ async fn expect_target_restarted(backend: &LocalBackend, restarted: (&str, &str)
         );
         panic!("the target was not started again after the restart");
     }
-    for (node, unit) in [("main", "source.service"), ("main", PROXY)] {
+    for (node, unit) in [("main", "requester.service"), ("main", PROXY)] {
         let state = backend.unit_property(node, unit, "ActiveState").await;
         assert_eq!(state.as_deref(), Ok("active"), "{unit} on {node}");
     }
@@ -104,7 +74,7 @@ async fn expect_target_restarted(backend: &LocalBackend, restarted: (&str, &str)
 fn source_agent_restart_restarts_the_target() {
     let rt = runtime();
     rt.block_on(async {
-        let backend = cluster("proxy-agent-restart", SCENARIO).await;
+        let backend = cluster("proxy-agent-restart", PROXIED_PAIR).await;
         let bus = node_bus(&backend, "main").await;
         start_source(&backend).await;
 
@@ -126,7 +96,7 @@ fn source_agent_restart_restarts_the_target() {
 fn controller_restart_restarts_the_target() {
     let rt = runtime();
     rt.block_on(async {
-        let backend = cluster("proxy-controller-restart", SCENARIO).await;
+        let backend = cluster("proxy-controller-restart", PROXIED_PAIR).await;
         start_source(&backend).await;
 
         let controller = daemon_pid(&backend, "bluechi-controller", None).expect("controller");

@@ -55,41 +55,11 @@ fn q1_jobs_of_a_killed_agent_end_as_failed() {
     });
 }
 
-const Q7: &str = "\
-nodes: main worker1
-controller: main
-
-controller.conf:
-    [bluechi-controller]
-    AllowedNodeNames=main,worker1
-
-    [node main]
-    AllowDependenciesOn=worker1
-
-unit main requester.service:
-    [Unit]
-    Wants=bluechi-proxy@worker1_target.service
-    After=bluechi-proxy@worker1_target.service
-
-    [Service]
-    Type=simple
-    ExecStart=/bin/true
-    RemainAfterExit=yes
-
-unit worker1 target.service:
-    [Service]
-    Type=simple
-    ExecStart=/bin/true
-    RemainAfterExit=yes
-";
-
-const PROXY: &str = "bluechi-proxy@worker1_target.service";
-
 #[test]
 fn q7_proxy_reacts_after_the_source_agent_reconnects() {
     let rt = runtime();
     rt.block_on(async {
-        let backend = cluster("robust-q7", Q7).await;
+        let backend = cluster("robust-q7", PROXIED_PAIR).await;
         let bus = node_bus(&backend, "main").await;
         let out = backend
             .run_command(

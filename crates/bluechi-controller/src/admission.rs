@@ -151,32 +151,26 @@ impl Admission {
         late.len()
     }
 
-    pub fn census(&self) -> Census {
-        let t = self.table();
-        let handshaking = t
-            .waiting
-            .values()
-            .filter(|w| matches!(w, Waiting::Handshake(_)))
-            .count();
-        Census {
-            handshaking,
-            anonymous: t.waiting.len() - handshaking,
-            registered: t.registered.len(),
-        }
+    #[cfg(test)]
+    fn census(&self) -> Census {
+        self.table().census()
     }
 
     /// Accept failed for lack of file descriptors: frees one by dropping the oldest
     /// unregistered connection, and says (at most once per interval) what holds the fds.
     pub fn out_of_fds(&self, error: &std::io::Error) {
-        let census = self.census();
         let mut t = self.table();
-        evict_oldest(&mut t, "out of file descriptors");
         let now = Instant::now();
         let due = t
             .last_exhaustion_log
             .is_none_or(|last| now.duration_since(last) >= EXHAUSTION_LOG_INTERVAL);
-        if due {
+        // Counted before the eviction below: what held the descriptors when accept failed.
+        let census = due.then(|| t.census());
+        evict_oldest(&mut t, "out of file descriptors");
+        if let Some(census) = census {
             t.last_exhaustion_log = Some(now);
+            // Reading /proc and logging need not hold up the accept loops.
+            drop(t);
             tracing::error!(
                 "Failed to accept a connection: {error}; {} file descriptors open (limit {}): \
                  {} registered nodes, {} unregistered peer links, {} handshakes in progress",
@@ -186,6 +180,21 @@ impl Admission {
                 census.anonymous,
                 census.handshaking,
             );
+        }
+    }
+}
+
+impl Table {
+    fn census(&self) -> Census {
+        let handshaking = self
+            .waiting
+            .values()
+            .filter(|w| matches!(w, Waiting::Handshake(_)))
+            .count();
+        Census {
+            handshaking,
+            anonymous: self.waiting.len() - handshaking,
+            registered: self.registered.len(),
         }
     }
 }

@@ -39,6 +39,13 @@ pub struct Proxies {
 }
 
 impl Proxies {
+    /// The proxy monitor fed by `subscription`, if that subscription is a proxy's.
+    pub fn by_subscription(&mut self, subscription: u32) -> Option<&mut ProxyMonitor> {
+        self.monitors
+            .iter_mut()
+            .find(|m| m.subscription == subscription)
+    }
+
     /// Units with outstanding dependencies on `node`, re-sent as `StartDep` when it registers.
     pub fn deps_on(&self, node: &str) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -285,12 +292,7 @@ impl Controller {
         if matches!(ev, UnitEvent::PropertiesChanged { .. }) {
             return;
         }
-        let Some(m) = self
-            .proxies
-            .monitors
-            .iter_mut()
-            .find(|m| m.subscription == subscription)
-        else {
+        let Some(m) = self.proxies.by_subscription(subscription) else {
             return;
         };
         let seq = is_real(ev).then(|| {
@@ -342,9 +344,7 @@ impl Controller {
     pub async fn proxy_check_done(&mut self, check: ProxyCheck, reply: Option<&Message>) {
         let overtaken = self
             .proxies
-            .monitors
-            .iter()
-            .find(|m| m.subscription == check.subscription)
+            .by_subscription(check.subscription)
             .is_none_or(|m| m.last_delivered > check.seq);
         if overtaken {
             // The proxy is gone, or a later event reached it while we asked: this one is old.
@@ -373,12 +373,7 @@ impl Controller {
     /// Turns a unit event (`seq`: its arrival number if real) into the matching `Target*`
     /// call on the source agent's proxy object.
     async fn deliver_to_proxy(&mut self, subscription: u32, seq: Option<u64>, ev: &UnitEvent) {
-        let Some(m) = self
-            .proxies
-            .monitors
-            .iter_mut()
-            .find(|m| m.subscription == subscription)
-        else {
+        let Some(m) = self.proxies.by_subscription(subscription) else {
             return;
         };
         if let Some(seq) = seq {

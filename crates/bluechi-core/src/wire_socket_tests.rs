@@ -327,13 +327,7 @@ async fn a_peer_that_never_reads_is_dropped_at_the_queue_bound() {
         max_queued: 256 * 1024,
         ..LinkLimits::trusted()
     };
-    let (split, control) = wrap(ours, None, "silent peer", limits).await.unwrap();
-    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
-        .unwrap()
-        .p2p()
-        .build()
-        .await
-        .unwrap();
+    let (conn, control) = wrapped_connection(ours, "silent peer", limits).await;
     let payload = "x".repeat(4096);
     let mut sent = 0usize;
     let outcome = tokio::time::timeout(DEADLINE, async {
@@ -379,13 +373,7 @@ async fn a_write_that_makes_no_progress_drops_the_link() {
         write_stall: std::time::Duration::from_millis(300),
         ..LinkLimits::trusted()
     };
-    let (split, control) = wrap(ours, None, "silent peer", limits).await.unwrap();
-    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
-        .unwrap()
-        .p2p()
-        .build()
-        .await
-        .unwrap();
+    let (conn, control) = wrapped_connection(ours, "silent peer", limits).await;
     // Far below the queue bound, far above what the socket buffers hold.
     let payload = "x".repeat(64 * 1024);
     for _ in 0..64 {
@@ -409,15 +397,7 @@ async fn a_write_that_makes_no_progress_drops_the_link() {
 #[tokio::test]
 async fn closing_a_link_flushes_its_queue() {
     let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
-    let (split, control) = wrap(ours, None, "peer", LinkLimits::trusted())
-        .await
-        .unwrap();
-    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
-        .unwrap()
-        .p2p()
-        .build()
-        .await
-        .unwrap();
+    let (conn, control) = wrapped_connection(ours, "peer", LinkLimits::trusted()).await;
     let reader = tokio::spawn(async move {
         let mut all = Vec::new();
         theirs.read_to_end(&mut all).await.map(|_| all.len())
@@ -452,13 +432,7 @@ async fn a_slow_reader_is_not_dropped() {
         write_stall: stall,
         ..LinkLimits::trusted()
     };
-    let (split, control) = wrap(ours, None, "slow peer", limits).await.unwrap();
-    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
-        .unwrap()
-        .p2p()
-        .build()
-        .await
-        .unwrap();
+    let (conn, control) = wrapped_connection(ours, "slow peer", limits).await;
     let payload = "x".repeat(4 * 1024 * 1024);
     conn.emit_signal(None::<&str>, "/x", "a.b.C", "Big", &(payload.as_str(),))
         .await
@@ -476,4 +450,20 @@ async fn a_slow_reader_is_not_dropped() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(!control.is_closed(), "a slow reader was dropped");
+}
+
+/// A zbus peer connection over `ours`, wrapped as the peer link wraps its sockets.
+async fn wrapped_connection(
+    ours: tokio::net::UnixStream,
+    label: &str,
+    limits: LinkLimits,
+) -> (zbus::Connection, LinkControl) {
+    let (split, control) = wrap(ours, None, label, limits).await.unwrap();
+    let conn = zbus::connection::Builder::authenticated_socket(split, link::new_guid())
+        .unwrap()
+        .p2p()
+        .build()
+        .await
+        .unwrap();
+    (conn, control)
 }

@@ -18,6 +18,39 @@ use zbus::Connection;
 /// A crashed daemon stays a zombie until the backend reaps it.
 pub use crate::support_daemons::is_alive;
 
+/// `requester.service` on `main` wants worker1's `target.service` through a proxy (the
+/// cluster of the proxy restart and Q7 tests).
+pub const PROXIED_PAIR: &str = "\
+nodes: main worker1
+controller: main
+
+controller.conf:
+    [bluechi-controller]
+    AllowedNodeNames=main,worker1
+
+    [node main]
+    AllowDependenciesOn=worker1
+
+unit main requester.service:
+    [Unit]
+    Wants=bluechi-proxy@worker1_target.service
+    After=bluechi-proxy@worker1_target.service
+
+    [Service]
+    Type=simple
+    ExecStart=/bin/true
+    RemainAfterExit=yes
+
+unit worker1 target.service:
+    [Service]
+    Type=simple
+    ExecStart=/bin/true
+    RemainAfterExit=yes
+";
+
+/// The proxy unit `PROXIED_PAIR`'s requester pulls in.
+pub const PROXY: &str = "bluechi-proxy@worker1_target.service";
+
 /// Generous: two cores are shared with other builds and test runs.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(25);
