@@ -1,5 +1,5 @@
 //! `systemd-emulator [--root DIR | --unit-dir DIR ...] [--bus-address ADDR | --no-bus]
-//!  [--system] [--private-socket PATH] [--runtime-dir DIR]`
+//!  [--system | --user] [--private-socket PATH] [--runtime-dir DIR]`
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use systemd_emulator::engine::Engine;
 use systemd_emulator::io::bus::Daemon;
 use systemd_emulator::io::private;
 use systemd_emulator::io::runtime::{Endpoints, Runtime, BUS_NAME};
-use systemd_emulator::loader::FsSource;
+use systemd_emulator::loader::{FsSource, UserDirs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,7 +22,7 @@ struct Cli {
     /// Root for systemd's unit search path (/etc/systemd/system, /run/systemd/system, ...).
     #[arg(long = "root", default_value = "/", conflicts_with = "unit_dirs")]
     root: PathBuf,
-    /// D-Bus address to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS / the system bus).
+    /// D-Bus address to serve on (default: the system bus, or the session bus with --user).
     #[arg(long = "bus-address", conflicts_with = "no_bus")]
     bus_address: Option<String>,
     /// Serve only on the private socket (needs --private-socket or --system).
@@ -30,8 +30,13 @@ struct Cli {
     no_bus: bool,
     /// Act as the system manager (implied as PID 1): private socket and runtime directory
     /// default to /run/systemd, and a missing bus is not fatal.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "user")]
     system: bool,
+    /// Act as a user manager (`systemd --user`): serve on the session bus, load units from the
+    /// user search path ($XDG_CONFIG_HOME/systemd/user, /etc/systemd/user, ...), keep runtime
+    /// state and the private socket under $XDG_RUNTIME_DIR/systemd.
+    #[arg(long)]
+    user: bool,
     /// Path of the peer-to-peer socket (systemd: /run/systemd/private).
     #[arg(long = "private-socket")]
     private_socket: Option<PathBuf>,
@@ -40,9 +45,13 @@ struct Cli {
     runtime_dir: Option<PathBuf>,
 }
 
-async fn connect(addr: Option<&str>) -> zbus::Result<(zbus::Connection, zbus::MessageStream)> {
+async fn connect(
+    addr: Option<&str>,
+    user: bool,
+) -> zbus::Result<(zbus::Connection, zbus::MessageStream)> {
     let conn = match addr {
         Some(a) => zbus::connection::Builder::address(a)?.build().await?,
+        None if user => zbus::Connection::session().await?,
         None => zbus::Connection::system().await?,
     };
     // Subscribe before owning the name so no call is missed.
@@ -51,6 +60,21 @@ async fn connect(addr: Option<&str>) -> zbus::Result<(zbus::Connection, zbus::Me
         .await
         .map_err(|e| zbus::Error::Failure(format!("Failed to acquire bus name {BUS_NAME}: {e}")))?;
     Ok((conn, stream))
+}
+
+/// The user manager's directories from the XDG environment, with systemd's defaults.
+fn user_dirs() -> Result<UserDirs, String> {
+    let env_dir = |k: &str| {
+        std::env::var_os(k)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let home = env_dir("HOME").ok_or("--user needs $HOME (an absolute path)")?;
+    Ok(UserDirs {
+        config_home: env_dir("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config")),
+        data_home: env_dir("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share")),
+        runtime: env_dir("XDG_RUNTIME_DIR"),
+    })
 }
 
 fn fail(msg: String) -> ExitCode {
@@ -94,19 +118,37 @@ async fn main() -> ExitCode {
             tracing::warn!("cannot create /run/systemd/system: {e}");
         }
     }
+    let user_dirs = match cli.user.then(user_dirs).transpose() {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let user_runtime = user_dirs.as_ref().and_then(|u| u.runtime.clone());
     let runtime_dir = cli.runtime_dir.clone().unwrap_or_else(|| {
         if system {
             PathBuf::from("/run/systemd")
+        } else if let Some(run) = &user_runtime {
+            run.join("systemd")
         } else {
             std::env::temp_dir().join(format!("systemd-emulator.{}", std::process::id()))
         }
     });
-    // Our own per-process default directory is ours to remove at exit; a given one is not.
-    let owns_runtime_dir = cli.runtime_dir.is_none() && !system && !runtime_dir.exists();
-    let private_path = cli
-        .private_socket
-        .clone()
-        .or_else(|| system.then(|| PathBuf::from("/run/systemd/private")));
+    // Our own per-process default directory is ours to remove at exit; a given one (or the
+    // user's runtime directory) is not.
+    let owns_runtime_dir =
+        cli.runtime_dir.is_none() && !system && user_runtime.is_none() && !runtime_dir.exists();
+    // systemd --user listens on $XDG_RUNTIME_DIR/systemd/private like the system manager does
+    // on /run/systemd/private.
+    let default_private = if system {
+        Some(PathBuf::from("/run/systemd/private"))
+    } else {
+        user_runtime.as_ref().map(|_| runtime_dir.join("private"))
+    };
+    let private_path = cli.private_socket.clone().or(default_private);
+    if let Some(parent) = private_path.as_ref().and_then(|p| p.parent()) {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return fail(format!("cannot create {}: {e}", parent.display()));
+        }
+    }
     if cli.no_bus && private_path.is_none() {
         return fail("--no-bus needs --private-socket or --system".to_string());
     }
@@ -120,7 +162,7 @@ async fn main() -> ExitCode {
     let bus = if cli.no_bus {
         None
     } else {
-        match connect(cli.bus_address.as_deref()).await {
+        match connect(cli.bus_address.as_deref(), cli.user).await {
             Ok(b) => Some(b),
             Err(e) if system && private.is_some() => {
                 tracing::warn!("no D-Bus bus ({e}); serving only the private socket");
@@ -132,7 +174,10 @@ async fn main() -> ExitCode {
     // With the search path, transient units live where systemd keeps them (it is searched);
     // with explicit directories, in the runtime directory, searched last so that enabling still
     // writes to the first --unit-dir.
-    let (source, transient) = if cli.unit_dirs.is_empty() {
+    let (source, transient) = if let (true, Some(user)) = (cli.unit_dirs.is_empty(), &user_dirs) {
+        let transient = runtime_dir.join("transient");
+        (FsSource::with_user_root(&cli.root, user), transient)
+    } else if cli.unit_dirs.is_empty() {
         let transient = cli.root.join("run/systemd/transient");
         (FsSource::with_root(&cli.root), transient)
     } else {

@@ -320,16 +320,45 @@ async fn controller_peer_link_object_matches_the_contract() {
         .await
         .unwrap_or_else(|e| panic!("peer link to {address}: {e}"));
     let conn = Connection::from(stream);
-    let path = "/org/eclipse/bluechi/internal";
-    let xml = introspect(&conn, Some(CONTROLLER), path)
+    let mut problems = Vec::new();
+    // The internal Controller interface, and the bus daemon's Hello that bus-style clients
+    // (dasbus builds its proxies from introspection) call on the same link.
+    for (path, iface) in [
+        (
+            "/org/eclipse/bluechi/internal",
+            "org.eclipse.bluechi.internal.Controller",
+        ),
+        ("/org/freedesktop/DBus", "org.freedesktop.DBus"),
+    ] {
+        let xml = introspect(&conn, Some(CONTROLLER), path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        problems.extend(check_object(path, &xml, &[iface], &contract));
+    }
+    // Both are reachable by walking down from the root.
+    let org = introspect(&conn, Some(CONTROLLER), "/org")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let problems = check_object(
-        path,
-        &xml,
-        &["org.eclipse.bluechi.internal.Controller"],
-        &contract,
-    );
+    let children = parse(&org, "/org").map(|o| o.children).unwrap_or_default();
+    if children != ["eclipse", "freedesktop"] {
+        problems.push(format!(
+            "/org lists {children:?}, not [eclipse, freedesktop]"
+        ));
+    }
+    let hello = conn
+        .call_method(
+            Some(CONTROLLER),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "Hello",
+            &(),
+        )
+        .await
+        .and_then(|m| m.body().deserialize::<String>())
+        .unwrap_or_else(|e| panic!("Hello on the peer link: {e}"));
+    if hello != ":1.0" {
+        problems.push(format!("Hello returned {hello:?}, not \":1.0\""));
+    }
     drop(conn);
     drop(backend);
     assert_no_problems(problems);

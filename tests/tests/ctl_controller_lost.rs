@@ -8,17 +8,13 @@
 mod robust_support;
 mod support_daemons;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use robust_support::ctl::Ctl;
 use robust_support::*;
-use scenario_runner::backend::local::{sweep, LocalBackend};
 use scenario_runner::backend::Backend;
-use scenario_runner::{dbus, paths};
+use scenario_runner::dbus;
 use zbus::MessageStream;
 
 const LOST: &str = "Connection to the controller lost\n";
@@ -41,91 +37,6 @@ unit main short.service:
     Type=oneshot
     ExecStart=/bin/true
 ";
-
-/// A `bluechictl` running in the background on main's bus, output in files, own process
-/// group (killed on drop) and the run marker (swept with the cluster).
-struct Ctl {
-    what: String,
-    child: GroupChild,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Ctl {
-    fn spawn(backend: &LocalBackend, tag: &str, args: &[&str]) -> Ctl {
-        Ctl::spawn_program(backend, tag, "bluechictl", args)
-    }
-
-    fn spawn_program(backend: &LocalBackend, tag: &str, program: &str, args: &[&str]) -> Ctl {
-        let dir = backend.work_dir();
-        let stdout = dir.join(format!("ctl-{tag}.out"));
-        let stderr = dir.join(format!("ctl-{tag}.err"));
-        let bus = format!("unix:path={}", dir.join("main").join("bus.sock").display());
-        let bin = paths::bin_dir().expect("binary directory").join(program);
-        let child = Command::new(bin)
-            .args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env(sweep::MARKER_VAR, backend.run_id())
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .process_group(0)
-            .spawn()
-            .expect("bluechictl");
-        Ctl {
-            what: format!("{program} {}", args.join(" ")),
-            child: GroupChild(child),
-            stdout,
-            stderr,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Polls until stdout contains `text`: the command is in its waiting loop.
-    async fn wait_for_output(&mut self, text: &str) {
-        let start = Instant::now();
-        while !self.stdout().contains(text) {
-            if let Ok(Some(s)) = self.child.0.try_wait() {
-                panic!(
-                    "{} exited ({s}) early:\n{}{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{text:?} never appeared in the output of {}:\n{}{}",
-                self.what,
-                self.stdout(),
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// The exit code, polling until `deadline`; `None` if still running then.
-    async fn exit_within(&mut self, deadline: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(s)) = self.child.0.try_wait() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            if start.elapsed() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
 
 #[test]
 fn waiting_commands_exit_when_the_controller_is_killed() {

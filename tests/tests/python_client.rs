@@ -1,6 +1,7 @@
 //! Upstream's Python bindings (`bluechi` on PyPI, built on dasbus) against our controller: the
 //! script in `tests/python/` lists nodes, reads node properties, runs start/stop jobs to their
-//! `JobRemoved` and monitors a unit. Needs `ci/setup.sh` (python3-dasbus, python3-gi, the
+//! `JobRemoved` and monitors a unit; a plain dasbus client calls `Hello` on the controller's
+//! peer endpoint as on a bus. Needs `ci/setup.sh` (python3-dasbus, python3-gi, the
 //! bindings) and `cargo build --workspace --bins` (or BLUECHI_BIN_DIR).
 
 use std::path::Path;
@@ -49,9 +50,29 @@ fn require_python_bindings() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn upstream_python_bindings_drive_our_controller() {
-    require_python_bindings();
+/// Runs `tests/python/SCRIPT ARGS` with `bus` as the system bus, within the deadline.
+async fn run_script(script: &str, args: &[&str], bus: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let child = tokio::process::Command::new(PYTHON)
+        .arg(&script)
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("PYTHONPATH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the Python client");
+    tokio::time::timeout(SCRIPT_DEADLINE, child.wait_with_output())
+        .await
+        .expect("the Python client did not finish in time")
+        .expect("wait for the Python client")
+}
+
+async fn start_cluster() -> LocalBackend {
     let mut backend = LocalBackend::new(LocalConfig {
         bin_dir: paths::bin_dir().expect("binary directory"),
         units_dir: paths::shipped_units_dir(),
@@ -63,26 +84,51 @@ async fn upstream_python_bindings_drive_our_controller() {
         .start(&scenario())
         .await
         .unwrap_or_else(|e| panic!("cluster did not come up: {e}"));
+    backend
+}
+
+/// The controller's peer endpoint (TCP), from the configuration the backend wrote.
+fn peer_address(backend: &LocalBackend) -> String {
+    let conf = std::fs::read_to_string(backend.work_dir().join("controller.conf"))
+        .expect("controller.conf");
+    let port = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("ControllerPort="))
+        .expect("ControllerPort in controller.conf");
+    format!("tcp:host=127.0.0.1,port={}", port.trim())
+}
+
+/// dasbus treats the peer link as a message bus: GLib calls Hello on connecting, and a proxy
+/// built from introspection must find Hello at /org/freedesktop/DBus (spec §1.2).
+#[tokio::test(flavor = "multi_thread")]
+async fn dasbus_calls_hello_on_the_controller_peer_link() {
+    require_python_bindings();
+    let backend = start_cluster().await;
+    let out = run_script("peer_hello.py", &[&peer_address(&backend)], "").await;
+    let logs = backend.log_tails(15);
+    drop(backend);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.lines().any(|l| l == "OK hello :1.0"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\ndaemon logs:\n{logs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_python_bindings_drive_our_controller() {
+    require_python_bindings();
+    let backend = start_cluster().await;
     let bus = format!(
         "unix:path={}",
         backend.work_dir().join("main").join("bus.sock").display()
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/bluechi_client.py");
-    let child = tokio::process::Command::new(PYTHON)
-        .arg(&script)
-        .args(["worker1", UNIT, "main", "worker1"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env_remove("PYTHONPATH")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the Python client");
-    let out = tokio::time::timeout(SCRIPT_DEADLINE, child.wait_with_output())
-        .await
-        .expect("the Python client did not finish in time")
-        .expect("wait for the Python client");
+    let out = run_script(
+        "bluechi_client.py",
+        &["worker1", UNIT, "main", "worker1"],
+        &bus,
+    )
+    .await;
     let logs = backend.log_tails(15);
     drop(backend);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -96,7 +142,13 @@ async fn upstream_python_bindings_drive_our_controller() {
     };
     println!("{stdout}");
     assert!(out.status.success(), "script failed\n{}", context());
-    for check in ["list-nodes", "node-properties", "start-job", "stop-job"] {
+    for check in [
+        "list-nodes",
+        "node-properties",
+        "start-job",
+        "stop-job",
+        "monitor",
+    ] {
         let prefix = format!("OK {check}");
         assert!(
             stdout.lines().any(|l| l.starts_with(&prefix)),
@@ -109,14 +161,5 @@ async fn upstream_python_bindings_drive_our_controller() {
         "{}",
         context()
     );
-    // The Monitor API may not be implemented yet: the script then reports an expected
-    // failure; anything else about the monitor must be a pass.
-    let monitor = stdout
-        .lines()
-        .find(|l| l.starts_with("OK monitor") || l.starts_with("XFAIL monitor"))
-        .unwrap_or_else(|| panic!("no monitor result\n{}", context()));
-    if monitor.starts_with("XFAIL") {
-        eprintln!("note: {monitor}");
-    }
     assert!(stdout.lines().any(|l| l == "PASS"), "{}", context());
 }

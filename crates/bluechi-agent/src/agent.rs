@@ -6,6 +6,7 @@
 //! `JobRemoved`, and the controller always gets our reply before the `JobDone`.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use bluechi_core::config::AgentConfig;
 use bluechi_core::msg;
@@ -40,6 +41,8 @@ pub enum SdPending {
         id: u32,
         unit: String,
         method: String,
+        /// When the systemd call went out: the start of the job's `AgentJobMetrics` time.
+        sent: Instant,
     },
     /// Nobody waits (StartDep/StopDep, stopping a proxy unit): failures are only logged.
     Log { what: String },
@@ -50,6 +53,7 @@ pub struct TrackedJob {
     pub id: u32,
     pub unit: String,
     pub method: String,
+    pub sent: Instant,
 }
 
 pub struct Agent {
@@ -70,16 +74,44 @@ pub struct Agent {
     pub metrics_enabled: bool,
 }
 
-pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), String> {
+/// Which systemd instance the agent manages, and on which bus it serves its API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The system manager; the API on the system bus.
+    System,
+    /// `--user`: the user's manager and the API both on the user (session) bus.
+    User,
+}
+
+impl Scope {
+    pub fn bus_name(self) -> &'static str {
+        match self {
+            Scope::System => "system bus",
+            Scope::User => "user bus",
+        }
+    }
+
+    /// A new connection to this scope's bus.
+    pub async fn connect_bus(self) -> Result<Connection, String> {
+        let builder = match self {
+            Scope::System => zbus::connection::Builder::system(),
+            Scope::User => zbus::connection::Builder::session(),
+        };
+        let fail = |e: zbus::Error| format!("Failed to connect to the {}: {e}", self.bus_name());
+        builder.map_err(fail)?.build().await.map_err(fail)
+    }
+}
+
+pub async fn run(
+    cfg: AgentConfig,
+    first_address: Option<String>,
+    scope: Scope,
+) -> Result<(), String> {
     tracing::info!("Starting bluechi-agent {}", bluechi_core::VERSION);
     bluechi_core::daemon::raise_fd_limit();
     let (tx, mut rx) = unbounded_channel();
-    let systemd = crate::systemd::connect(tx.clone()).await?;
-    let api = zbus::connection::Builder::system()
-        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?
-        .build()
-        .await
-        .map_err(|e| format!("Failed to connect to the system bus: {e}"))?;
+    let systemd = crate::systemd::connect(tx.clone(), scope).await?;
+    let api = scope.connect_bus().await?;
     msg::spawn_forwarder(&api, tx.clone(), Event::Api);
     // Requested after the forwarder runs: a call arriving the moment the name is ours waits
     // in the queue.
@@ -110,7 +142,9 @@ pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), 
     while let Some(ev) = rx.recv().await {
         match ev {
             Event::Api(Some(m)) => a.on_api_message(m.into_message()).await,
-            Event::Api(None) => return Err("Lost the connection to the system bus".into()),
+            Event::Api(None) => {
+                return Err(format!("Lost the connection to the {}", scope.bus_name()))
+            }
             Event::Systemd(Some(m)) => a.on_systemd_message(m.into_message()).await,
             Event::Systemd(None) => return Err("Lost the connection to systemd".into()),
             Event::Peer(gen, m) => {
@@ -124,6 +158,19 @@ pub async fn run(cfg: AgentConfig, first_address: Option<String>) -> Result<(), 
     }
     a.shutdown().await;
     Ok(())
+}
+
+/// Emits an `org.eclipse.bluechi.internal.Agent` signal on one link. Answers to the
+/// controller's calls go on the link that asked, registered or not: a controller may
+/// re-subscribe before it answers `Register` (ours did), and the virtual events of those
+/// subscriptions must not be lost.
+pub async fn emit_internal<B>(conn: &Connection, member: &str, body: &B)
+where
+    B: serde::Serialize + zvariant::DynamicType,
+{
+    let m = Message::signal(INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, member)
+        .and_then(|b| b.build(body));
+    msg::send(conn, m).await;
 }
 
 fn spawn_signal_and_tick(tx: UnboundedSender<Event>, interval_ms: i64) {
@@ -162,16 +209,29 @@ impl Agent {
         }
     }
 
-    /// Emits an `org.eclipse.bluechi.internal.Agent` signal to the controller, if connected.
+    /// Emits an `org.eclipse.bluechi.internal.Agent` signal to the controller, if registered.
     pub async fn emit_to_controller<B>(&self, member: &str, body: &B)
     where
         B: serde::Serialize + zvariant::DynamicType,
     {
         if let Some(conn) = self.link.registered_conn() {
-            let m = Message::signal(INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, member)
-                .and_then(|b| b.build(body));
-            msg::send(&conn, m).await;
+            emit_internal(&conn, member, body).await;
         }
+    }
+
+    /// A job finished while metrics are on: its time from our systemd call to `JobRemoved`.
+    pub async fn emit_job_metrics(&self, job: &TrackedJob) {
+        let Some(conn) = self.link.registered_conn().filter(|_| self.metrics_enabled) else {
+            return;
+        };
+        let us = u64::try_from(job.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let m = Message::signal(
+            INTERNAL_METRICS_PATH,
+            INTERNAL_METRICS_IFACE,
+            "AgentJobMetrics",
+        )
+        .and_then(|b| b.build(&(job.unit.as_str(), job.method.as_str(), us)));
+        msg::send(&conn, m).await;
     }
 
     pub async fn emit_api_property(&self, key: &str, value: zvariant::Value<'_>) {

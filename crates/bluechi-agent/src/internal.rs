@@ -5,7 +5,7 @@ use bluechi_core::msg;
 use bluechi_core::names::*;
 use zbus::Message;
 
-use crate::agent::{Agent, SdPending};
+use crate::agent::{emit_internal, Agent, SdPending};
 
 /// Agent methods that are one Manager call with the same arguments.
 const MANAGER_PASS_THROUGH: &[&str] = &[
@@ -67,6 +67,7 @@ impl Agent {
                 id,
                 unit,
                 method: member.to_string(),
+                sent: std::time::Instant::now(),
             };
             return self.call_systemd(call, what).await;
         }
@@ -196,12 +197,13 @@ impl Agent {
                         msg::reply(&conn, &hdr, &()).await;
                         for (signal, u) in virtual_events {
                             if signal == "UnitNew" {
-                                self.emit_to_controller("UnitNew", &(u.name.as_str(), "virtual"))
+                                emit_internal(&conn, "UnitNew", &(u.name.as_str(), "virtual"))
                                     .await;
                             } else {
                                 let a = u.active.unwrap_or_else(|| "invalid".into());
                                 let s = u.sub.unwrap_or_else(|| "invalid".into());
-                                self.emit_to_controller(
+                                emit_internal(
+                                    &conn,
                                     "UnitStateChanged",
                                     &(u.name.as_str(), a.as_str(), s.as_str(), "virtual"),
                                 )

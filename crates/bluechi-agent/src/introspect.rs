@@ -17,8 +17,6 @@ const INTERNAL_METRICS_XML: &str =
 const INTERNAL_PROXY_XML: &str =
     include_str!("../introspection/org.eclipse.bluechi.internal.Proxy.xml");
 
-pub const INTERNAL_METRICS_PATH: &str = "/org/eclipse/bluechi/internal/agent/metrics";
-
 /// The document for `path` on the node bus; `None` for paths we serve nothing under.
 pub fn public_xml(path: &str) -> Option<String> {
     let children = children_of(path, [AGENT_PATH])?;

@@ -28,10 +28,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let scope = if opts.user {
+        agent::Scope::User
+    } else {
+        agent::Scope::System
+    };
     bluechi_core::logging::init(&cfg.log);
     // Unknown keys are ignored like upstream does, but said out loud.
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    bluechi_core::daemon::run(agent::run(cfg, opts.address))
+    bluechi_core::daemon::run(agent::run(cfg, opts.address, scope))
 }

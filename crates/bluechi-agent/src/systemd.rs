@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use zbus::message::Type;
 use zbus::{Connection, Message};
 
-use crate::agent::{Agent, Event, SdPending, TrackedJob};
+use crate::agent::{Agent, Event, Scope, SdPending, TrackedJob};
 
 /// Early job results kept at most (see `Agent::early_results`).
 const EARLY_RESULTS: usize = 64;
@@ -47,26 +47,28 @@ fn active_state(s: &str) -> String {
     }
 }
 
-/// Connects to systemd: its private socket when running as root and it exists, else the
-/// system bus (where signals need match rules).
-pub async fn connect(tx: UnboundedSender<Event>) -> Result<Connection, String> {
-    let direct = nix::unistd::geteuid().is_root() && std::path::Path::new(PRIVATE_SOCKET).exists();
+/// Connects to systemd. The system manager: its private socket when running as root and it
+/// exists, else the system bus (where signals need match rules). The user manager (`--user`):
+/// always the user bus, as upstream does.
+pub async fn connect(tx: UnboundedSender<Event>, scope: Scope) -> Result<Connection, String> {
+    let direct = scope == Scope::System
+        && nix::unistd::geteuid().is_root()
+        && std::path::Path::new(PRIVATE_SOCKET).exists();
     let conn = if direct {
         // Systemd signs what it sends there in a way zbus rejects; bluechi-core relays it.
         sd_private::connect(PRIVATE_SOCKET)
             .await
-            .map_err(zbus::Error::from)
+            .map_err(|e| format!("Failed to connect to systemd: {e}"))?
     } else {
-        zbus::connection::Builder::system()
-            .map_err(|e| e.to_string())?
-            .build()
+        scope
+            .connect_bus()
             .await
-    }
-    .map_err(|e| format!("Failed to connect to systemd: {e}"))?;
+            .map_err(|e| format!("Failed to connect to systemd: {e}"))?
+    };
     if direct {
         tracing::debug!("Connected to systemd on {PRIVATE_SOCKET}");
     } else {
-        tracing::debug!("Connected to systemd on the system bus");
+        tracing::debug!("Connected to systemd on the {}", scope.bus_name());
     }
     msg::spawn_forwarder(&conn, tx, Event::Systemd);
     if !direct {
@@ -165,6 +167,7 @@ impl Agent {
                 id,
                 unit,
                 method,
+                sent,
             } => {
                 let conn = self.link.conn_of(gen);
                 if m.message_type() == Type::Error {
@@ -181,16 +184,21 @@ impl Agent {
                 if let Some(conn) = conn {
                     msg::reply(&conn, &caller.header(), &()).await;
                 }
+                let job = TrackedJob {
+                    id,
+                    unit,
+                    method,
+                    sent,
+                };
                 if let Some(i) = self.early_results.iter().position(|(p, _)| *p == path) {
                     if let Some((_, result)) = self.early_results.remove(i) {
-                        self.emit_to_controller("JobDone", &(id, result.as_str()))
-                            .await;
+                        self.finish_job(&job, &result).await;
                     }
                     return;
                 }
                 // systemd merges jobs: several BlueChi jobs may share one path; all finish.
                 let key = format!("{path}#{id}");
-                self.jobs.insert(key, TrackedJob { id, unit, method });
+                self.jobs.insert(key, job);
             }
         }
     }
@@ -335,12 +343,18 @@ impl Agent {
                 .push_back((path.to_string(), result.to_string()));
             return;
         }
-        for (key, id) in tracked {
+        for (key, _) in tracked {
             if let Some(j) = self.jobs.remove(&key) {
-                tracing::debug!("Job {} ({} {}) done: {result}", j.id, j.method, j.unit);
+                self.finish_job(&j, result).await;
             }
-            self.emit_to_controller("JobDone", &(id, result)).await;
         }
+    }
+
+    /// A BlueChi job's systemd job is gone: `JobDone`, then its metrics (spec §3.5).
+    async fn finish_job(&self, j: &TrackedJob, result: &str) {
+        tracing::debug!("Job {} ({} {}) done: {result}", j.id, j.method, j.unit);
+        self.emit_to_controller("JobDone", &(j.id, result)).await;
+        self.emit_job_metrics(j).await;
     }
 
     /// Subscribe from the controller (§3.4.1).

@@ -35,7 +35,6 @@ const PASS_THROUGH: &[&str] = &[
     "ResetFailedUnit",
     "GetDefaultTarget",
     "SetDefaultTarget",
-    "SetLogLevel",
 ];
 
 /// Lifecycle methods that create a BlueChi job, with the job type they record.
@@ -192,6 +191,9 @@ impl Controller {
         if let Some((_, job_type)) = JOB_METHODS.iter().find(|(n, _)| *n == r.member) {
             return self.start_job(node, r, m, job_type).await;
         }
+        if r.member == "SetLogLevel" {
+            return self.set_node_log_level(node, m).await;
+        }
         if PASS_THROUGH.contains(&r.member.as_str()) {
             let call = msg::call_with_body_of(
                 &m,
@@ -205,6 +207,31 @@ impl Controller {
                 .await;
         }
         self.unknown_method(r, &m).await
+    }
+
+    /// `Node.SetLogLevel`, with upstream's quirk Q2 (spec §2.3): an invalid level is answered
+    /// with success at once and still sent to the agent, whose refusal nobody hears.
+    async fn set_node_log_level(&mut self, node: usize, m: Message) {
+        let level = m
+            .body()
+            .deserialize::<(String,)>()
+            .map(|(l,)| l)
+            .unwrap_or_default();
+        let caller = if bluechi_core::logging::level_rank(&level).is_some() {
+            Some(m)
+        } else {
+            msg::reply(&self.bus, &m.header(), &()).await;
+            None
+        };
+        let call = msg::call(
+            AGENT_BUS_NAME,
+            INTERNAL_AGENT_PATH,
+            INTERNAL_AGENT_IFACE,
+            "SetLogLevel",
+            &(level.as_str(),),
+        );
+        self.call_agent(node, call, Pending::LogLevel { caller })
+            .await;
     }
 
     /// Spec §3.1: allocate the job, call the agent with its id, export on success.

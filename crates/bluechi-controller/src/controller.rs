@@ -54,6 +54,8 @@ pub enum Pending {
     Fanout { token: u32, node: String },
     /// One of the two unit timestamps a `StartUnitJobMetrics` needs.
     MetricsProp { token: u32, active_enter: bool },
+    /// `Node.SetLogLevel`: the caller waits for the agent unless it was already answered (Q2).
+    LogLevel { caller: Option<Message> },
     /// A proxy's target reported down: systemd's `ListUnits` on that node confirms it.
     ProxyCheck(Box<crate::proxy::ProxyCheck>),
 }
@@ -276,8 +278,27 @@ impl Controller {
                 active_enter,
             } => return self.metrics_prop(token, active_enter, None).await,
             Pending::ProxyCheck(check) => return self.proxy_check_done(*check, None).await,
+            Pending::LogLevel { caller } => return self.log_level_done(caller, Some(name)).await,
         };
         msg::reply_error(&self.bus, &caller.header(), name, text).await;
+    }
+
+    /// Answers a waiting `Node.SetLogLevel` caller; `error` is the agent's error name, if any.
+    pub async fn log_level_done(&self, caller: Option<Message>, error: Option<&str>) {
+        let Some(caller) = caller else {
+            return;
+        };
+        match error {
+            None => msg::reply(&self.bus, &caller.header(), &()).await,
+            Some(name) => {
+                // Upstream prints strerror of the errno sd-bus derives from the error name.
+                let text = format!(
+                    "Failed to call a method to set the log level: {}",
+                    bluechi_core::errno::strerror_of(name)
+                );
+                msg::reply_error(&self.bus, &caller.header(), ERR_FAILED, &text).await
+            }
+        }
     }
 
     /// Sends a call that expects no reply to a node's agent, if it is online.

@@ -44,14 +44,30 @@ fn object_paths(c: &Controller) -> Vec<String> {
     v
 }
 
+/// Where the peer link serves `Hello` for bus-style clients (busctl, GLib, dasbus), as a bus
+/// daemon would: they call it right after authenticating, and dasbus builds its proxies from
+/// introspection, so the method must be introspectable too.
+pub const BUS_PATH: &str = "/org/freedesktop/DBus";
+pub const BUS_IFACE: &str = "org.freedesktop.DBus";
+
+/// The only `org.freedesktop.DBus` method the peer link has, typed as sd-bus lists it.
+const BUS_HELLO_XML: &str = r#"<interface name="org.freedesktop.DBus">
+  <method name="Hello">
+   <arg type="s" direction="out"/>
+  </method>
+ </interface>"#;
+
 /// Introspection of the controller's objects on an agent's peer link: the internal
-/// Controller interface at its path, and the path's ancestors as plain nodes.
+/// Controller interface at its path, `Hello` at the bus path, and their ancestors as plain
+/// nodes.
 pub fn peer_link_xml(path: &str, internal_xml: &str) -> String {
-    if path == INTERNAL_CONTROLLER_PATH {
-        return document(interfaces(internal_xml), &[]);
-    }
-    let children = children_of(path, [INTERNAL_CONTROLLER_PATH]).unwrap_or_default();
-    document("", &children)
+    let body = match path {
+        INTERNAL_CONTROLLER_PATH => interfaces(internal_xml),
+        BUS_PATH => BUS_HELLO_XML,
+        _ => "",
+    };
+    let children = children_of(path, [INTERNAL_CONTROLLER_PATH, BUS_PATH]).unwrap_or_default();
+    document(body, &children)
 }
 
 #[cfg(test)]
@@ -67,6 +83,14 @@ mod tests {
         assert!(x.contains("<interface name=\"i.C\">"));
         assert!(peer_link_xml("/org/eclipse", "").contains("<node name=\"bluechi\"/>"));
         assert!(peer_link_xml("/", "").contains("<node name=\"org\"/>"));
+        let org = peer_link_xml("/org", "");
+        assert!(
+            org.contains("<node name=\"eclipse\"/>")
+                && org.contains("<node name=\"freedesktop\"/>")
+        );
+        let bus = peer_link_xml(BUS_PATH, "");
+        assert!(bus.contains("<interface name=\"org.freedesktop.DBus\">"));
+        assert!(bus.contains("<method name=\"Hello\">"));
         assert!(!peer_link_xml("/elsewhere", "").contains("<node name="));
     }
 }

@@ -11,8 +11,6 @@ use crate::controller::{Controller, Pending};
 
 pub const METRICS_PATH: &str = "/org/eclipse/bluechi/metrics";
 pub const METRICS_IFACE: &str = "org.eclipse.bluechi.Metrics";
-pub const INTERNAL_METRICS_PATH: &str = "/org/eclipse/bluechi/internal/agent/metrics";
-pub const INTERNAL_METRICS_IFACE: &str = "org.eclipse.bluechi.internal.Agent.Metrics";
 const ERR_INCONSISTENT: &str = "org.freedesktop.DBus.Error.InconsistentMessage";
 
 /// A finished start job waiting for `InactiveExit`/`ActiveEnter` timestamps.

@@ -13,9 +13,9 @@ use zbus::{Connection, Message};
 use zvariant::OwnedValue;
 
 use crate::controller::{Anonymous, Controller, Event, PeerId, Pending};
+use crate::introspect::{BUS_IFACE, BUS_PATH};
 use bluechi_core::clock::monotonic_us;
 
-use crate::metrics::{INTERNAL_METRICS_IFACE, INTERNAL_METRICS_PATH};
 use crate::nodes::Link;
 
 const INTERNAL_CONTROLLER_XML: &str =
@@ -92,9 +92,7 @@ impl Controller {
         let hdr = m.header();
         match (r.path.as_str(), r.iface.as_str(), r.member.as_str()) {
             // Lets bus-style clients (busctl --address, GLib) talk to the peer endpoint.
-            ("/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello") => {
-                msg::reply(&conn, &hdr, &(":1.0",)).await
-            }
+            (BUS_PATH, BUS_IFACE, "Hello") => msg::reply(&conn, &hdr, &(":1.0",)).await,
             (INTERNAL_CONTROLLER_PATH, INTERNAL_CONTROLLER_IFACE, "Register")
                 if self.anonymous.contains_key(&id) =>
             {
@@ -116,7 +114,7 @@ impl Controller {
                 )
                 .await
             }
-            (p, _, _) if p != INTERNAL_CONTROLLER_PATH && p != "/org/freedesktop/DBus" => {
+            (p, _, _) if p != INTERNAL_CONTROLLER_PATH && p != BUS_PATH => {
                 msg::reply_error(
                     &conn,
                     &hdr,
@@ -176,6 +174,10 @@ impl Controller {
         let path = n.path.clone();
         self.emit_properties_changed(&path, NODE_IFACE, "Status", "online")
             .await;
+        // The node learns it is registered before it is asked to re-subscribe: an agent that
+        // only emits unit events once its link is up (ours did) then loses none of the
+        // virtual events its subscriptions answer with.
+        msg::reply(conn, &hdr, &()).await;
         // Re-establish what the node must know: subscriptions and outstanding proxy deps.
         let units: Vec<String> = self.nodes[node]
             .units
@@ -214,7 +216,6 @@ impl Controller {
             .await;
         }
         self.maybe_emit_status(prev_online).await;
-        msg::reply(conn, &hdr, &()).await;
     }
 
     /// Upstream's emission rule: signal transitions into and out of `up` and `down` only.
@@ -256,6 +257,10 @@ impl Controller {
             } => {
                 let ok = (m.message_type() != Type::Error).then_some(&m);
                 self.metrics_prop(token, active_enter, ok).await;
+            }
+            Pending::LogLevel { caller } => {
+                let error = msg::error_of(&m).map(|(name, _)| name);
+                self.log_level_done(caller, error.as_deref()).await
             }
             Pending::ProxyCheck(check) => {
                 let ok = (m.message_type() != Type::Error).then_some(&m);

@@ -5,11 +5,12 @@
 //! peer-to-peer link between agent and controller with sd-bus' SASL dialect (`sasl`, `link`),
 //! raw message helpers used instead of zbus' object server (`msg`), logging (`logging`), and
 //! root's direct connection to systemd (`sd_private`), SENDER header editing for sd-bus peers
-//! (`wire`, `wire_socket`).
+//! (`wire`, `wire_socket`), and sd-bus's mapping of error names to errno texts (`errno`).
 
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod errno;
 pub mod exit_status;
 pub mod fnmatch;
 pub mod introspect;

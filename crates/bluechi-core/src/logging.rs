@@ -52,7 +52,9 @@ pub fn level_name() -> &'static str {
 pub fn set_level(name: &str) -> bool {
     match level_rank(name) {
         Some(r) => {
-            LEVEL.store(r, Ordering::Relaxed);
+            if LEVEL.swap(r, Ordering::Relaxed) != r {
+                filter_changed();
+            }
             true
         }
         None => false,
@@ -60,7 +62,15 @@ pub fn set_level(name: &str) -> bool {
 }
 
 pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
+    if QUIET.swap(quiet, Ordering::Relaxed) != quiet {
+        filter_changed();
+    }
+}
+
+/// tracing caches, per log statement, whether the filter wants it; a statement seen before a
+/// change would keep its old answer (a `SetLogLevel` to ERROR left INFO lines flowing).
+fn filter_changed() {
+    tracing::callsite::rebuild_interest_cache();
 }
 
 struct UpstreamFormat {
@@ -165,6 +175,29 @@ pub fn init(cfg: &LogConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One log statement's callsite, asked each time.
+    fn info_enabled() -> bool {
+        tracing::enabled!(Level::INFO)
+    }
+
+    #[test]
+    fn a_new_level_applies_to_statements_already_seen() {
+        init(&LogConfig {
+            level: "DEBUG".into(),
+            target: "stderr".into(),
+            is_quiet: false,
+        });
+        assert!(info_enabled());
+        assert!(set_level("ERROR"));
+        assert!(!info_enabled(), "INFO still enabled at ERROR");
+        set_quiet(false);
+        assert!(set_level("INFO"));
+        assert!(info_enabled());
+        set_quiet(true);
+        assert!(!info_enabled(), "INFO still enabled while quiet");
+        set_quiet(false);
+    }
 
     #[test]
     fn levels() {

@@ -11,6 +11,8 @@ pub const JOB_PATH_PREFIX: &str = "/org/eclipse/bluechi/job";
 pub const INTERNAL_CONTROLLER_PATH: &str = "/org/eclipse/bluechi/internal";
 pub const INTERNAL_AGENT_PATH: &str = "/org/eclipse/bluechi/internal/agent";
 pub const INTERNAL_PROXY_PATH_PREFIX: &str = "/org/eclipse/bluechi/internal/proxy";
+/// Where the agent emits `AgentJobMetrics` while metrics are enabled.
+pub const INTERNAL_METRICS_PATH: &str = "/org/eclipse/bluechi/internal/agent/metrics";
 
 pub const CONTROLLER_IFACE: &str = "org.eclipse.bluechi.Controller";
 pub const NODE_IFACE: &str = "org.eclipse.bluechi.Node";
@@ -19,6 +21,7 @@ pub const AGENT_IFACE: &str = "org.eclipse.bluechi.Agent";
 pub const INTERNAL_CONTROLLER_IFACE: &str = "org.eclipse.bluechi.internal.Controller";
 pub const INTERNAL_AGENT_IFACE: &str = "org.eclipse.bluechi.internal.Agent";
 pub const INTERNAL_PROXY_IFACE: &str = "org.eclipse.bluechi.internal.Proxy";
+pub const INTERNAL_METRICS_IFACE: &str = "org.eclipse.bluechi.internal.Agent.Metrics";
 
 pub const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 pub const INTROSPECTABLE_IFACE: &str = "org.freedesktop.DBus.Introspectable";

@@ -8,7 +8,7 @@ use zbus::message::Message;
 use zbus::zvariant::{DynamicType, OwnedValue};
 use zbus::Connection;
 
-use crate::errno;
+use bluechi_core::errno;
 
 /// A failed D-Bus call: error name and message as sent by the peer.
 #[derive(Debug, Clone)]

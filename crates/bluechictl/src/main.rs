@@ -3,7 +3,6 @@
 mod args;
 mod client;
 mod commands;
-mod errno;
 mod events;
 mod glob;
 mod output;

@@ -45,6 +45,52 @@ pub fn search_dirs(root: &Path) -> Vec<SearchDir> {
     dirs
 }
 
+/// The places a user manager (`systemd --user`) looks in besides the system-wide ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDirs {
+    /// `$XDG_CONFIG_HOME` (default `~/.config`).
+    pub config_home: PathBuf,
+    /// `$XDG_DATA_HOME` (default `~/.local/share`).
+    pub data_home: PathBuf,
+    /// `$XDG_RUNTIME_DIR`, when the session has one.
+    pub runtime: Option<PathBuf>,
+}
+
+/// systemd 252's user search path (`systemd-analyze --user unit-paths`, without generator
+/// directories): per-user directories as given, system-wide ones under `root`.
+pub fn user_search_dirs(root: &Path, user: &UserDirs) -> Vec<SearchDir> {
+    let sys = |p: &str, scope| SearchDir {
+        path: root.join(p),
+        scope,
+    };
+    let own = |base: &Path, p: &str, scope| SearchDir {
+        path: base.join(p),
+        scope,
+    };
+    let mut dirs = vec![own(
+        &user.config_home,
+        "systemd/user.control",
+        Scope::Config,
+    )];
+    if let Some(run) = &user.runtime {
+        dirs.push(own(run, "systemd/user.control", Scope::Runtime));
+        dirs.push(own(run, "systemd/transient", Scope::Transient));
+    }
+    dirs.push(own(&user.config_home, "systemd/user", Scope::Config));
+    dirs.push(sys("etc/xdg/systemd/user", Scope::Config));
+    dirs.push(sys("etc/systemd/user", Scope::Config));
+    if let Some(run) = &user.runtime {
+        dirs.push(own(run, "systemd/user", Scope::Runtime));
+    }
+    dirs.push(sys("run/systemd/user", Scope::Runtime));
+    dirs.push(own(&user.data_home, "systemd/user", Scope::Vendor));
+    dirs.push(sys("usr/local/share/systemd/user", Scope::Vendor));
+    dirs.push(sys("usr/share/systemd/user", Scope::Vendor));
+    dirs.push(sys("usr/local/lib/systemd/user", Scope::Vendor));
+    dirs.push(sys("usr/lib/systemd/user", Scope::Vendor));
+    dirs
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     File,
@@ -303,6 +349,45 @@ mod tests {
         assert_eq!(
             Index::dropin_dir_names("a-b@x.target"),
             vec!["a-b@x.target.d", "a-b@.target.d", "a-.target.d", "target.d"]
+        );
+    }
+
+    #[test]
+    fn user_search_path_order_matches_systemd_252() {
+        let user = UserDirs {
+            config_home: PathBuf::from("/h/.config"),
+            data_home: PathBuf::from("/h/.local/share"),
+            runtime: Some(PathBuf::from("/x")),
+        };
+        let dirs: Vec<(String, Scope)> = user_search_dirs(Path::new("/r"), &user)
+            .iter()
+            .map(|d| (d.path.display().to_string(), d.scope))
+            .collect();
+        let want = [
+            ("/h/.config/systemd/user.control", Scope::Config),
+            ("/x/systemd/user.control", Scope::Runtime),
+            ("/x/systemd/transient", Scope::Transient),
+            ("/h/.config/systemd/user", Scope::Config),
+            ("/r/etc/xdg/systemd/user", Scope::Config),
+            ("/r/etc/systemd/user", Scope::Config),
+            ("/x/systemd/user", Scope::Runtime),
+            ("/r/run/systemd/user", Scope::Runtime),
+            ("/h/.local/share/systemd/user", Scope::Vendor),
+            ("/r/usr/local/share/systemd/user", Scope::Vendor),
+            ("/r/usr/share/systemd/user", Scope::Vendor),
+            ("/r/usr/local/lib/systemd/user", Scope::Vendor),
+            ("/r/usr/lib/systemd/user", Scope::Vendor),
+        ];
+        let want: Vec<(String, Scope)> = want.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        assert_eq!(dirs, want);
+        // Without a runtime directory the per-session entries are simply absent.
+        let no_run = UserDirs {
+            runtime: None,
+            ..user
+        };
+        assert_eq!(
+            user_search_dirs(Path::new("/"), &no_run).len(),
+            want.len() - 3
         );
     }
 }

@@ -22,9 +22,10 @@ fn config_dir<V: Vfs>(files: &UnitFiles<V>, runtime: bool) -> Result<PathBuf, En
         Scope::Config
     };
     let mut candidates = files.dirs.iter().filter(|d| d.scope == want);
-    // system.control comes first in the search path but `enable` writes to the plain directory.
+    // system.control (user.control) comes first in the search path but `enable` writes to the
+    // plain directory.
     let dir = candidates
-        .find(|d| !d.path.ends_with("system.control"))
+        .find(|d| d.path.extension().is_none_or(|e| e != "control"))
         .or_else(|| files.dirs.first())
         .ok_or_else(|| EngineError::new(ERR_INVALID_ARGS, "No unit directory to write to."))?;
     Ok(dir.path.clone())

@@ -7,7 +7,7 @@ mod preset;
 mod state;
 pub mod vfs;
 
-pub use index::{search_dirs, Scope, SearchDir};
+pub use index::{search_dirs, user_search_dirs, Scope, SearchDir, UserDirs};
 
 use crate::engine::{Changes, EngineError, Loaded, UnitSource};
 use crate::names::UnitName;
@@ -254,6 +254,14 @@ impl FsSource {
     /// systemd's search path below `root` (`/` for the real system).
     pub fn with_root(root: &Path) -> Self {
         let dirs = search_dirs(root);
+        FsSource {
+            files: UnitFiles::new(RealFs, root.to_path_buf(), dirs),
+        }
+    }
+
+    /// A user manager's search path (`--user`).
+    pub fn with_user_root(root: &Path, user: &index::UserDirs) -> Self {
+        let dirs = index::user_search_dirs(root, user);
         FsSource {
             files: UnitFiles::new(RealFs, root.to_path_buf(), dirs),
         }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod ctl;
 pub mod fuzz;
 pub mod lone;
 

@@ -7,9 +7,9 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use super::{CmdResult, Fail};
 use crate::client::{body, CallError, Client};
-use crate::errno;
 use crate::output::{err, out};
 use crate::table::{self, NodeRow, UnitInfo};
+use bluechi_core::errno;
 
 pub async fn run(client: &Client, args: &[String], watch: bool) -> CmdResult {
     if watch {
