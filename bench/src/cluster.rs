@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use scenario_runner::backend::local::{sweep, LocalBackend, LocalConfig};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::local::sweep;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster as RunnerCluster};
 use scenario_runner::syntax::{Scenario, UnitFile};
 use scenario_runner::{dbus, paths};
 use zbus::Connection;
@@ -14,7 +14,7 @@ use zbus::Connection;
 pub const NODE: &str = "main";
 
 pub struct Cluster {
-    backend: LocalBackend,
+    backend: RunnerCluster,
     bin_dir: PathBuf,
     /// The `main` node's bus: the controller's public API and the emulator are both on it.
     pub bus: Connection,
@@ -47,17 +47,21 @@ fn scenario(spec: Spec) -> Scenario {
         units: spec.units,
         steps: Vec::new(),
         redactions: Vec::new(),
+        offline: Vec::new(),
     }
 }
 
 impl Cluster {
     pub async fn start(bin_dir: &Path, spec: Spec) -> Result<Cluster, String> {
-        let mut backend = LocalBackend::new(LocalConfig {
-            bin_dir: bin_dir.to_path_buf(),
-            units_dir: paths::shipped_units_dir(),
-            keep: spec.keep,
-            ready_timeout: Duration::from_secs(15),
-        })?;
+        let mut backend = RunnerCluster::new(
+            BackendKind::Local,
+            &BackendOptions {
+                bin_dir: bin_dir.to_path_buf(),
+                units_dir: paths::shipped_units_dir(),
+                keep: spec.keep,
+                ready_timeout: Duration::from_secs(15),
+            },
+        )?;
         backend.start(&scenario(spec)).await?;
         // The backend keeps its bus addresses private; its layout puts each node's socket here.
         let socket = backend.work_dir().join(NODE).join("bus.sock");

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scenario_runner::backend::local::{LocalBackend, LocalConfig};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster as RunnerCluster};
 use scenario_runner::workloads::{lift_start_limits, proxy_churn, ChurnReport, ProxiedPair};
 use scenario_runner::{faults, paths, syntax};
 
@@ -139,12 +138,15 @@ async fn churn_one(bin_dir: &Path, cycles: usize, keep: bool) -> Result<ChurnRep
     let mut scenario =
         syntax::parser::parse_file(&file).map_err(|e| format!("{}: {e:?}", file.display()))?;
     scenario.steps.clear();
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir: bin_dir.to_path_buf(),
-        units_dir: paths::shipped_units_dir(),
-        keep,
-        ready_timeout: Duration::from_secs(15),
-    })?;
+    let mut backend = RunnerCluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir: bin_dir.to_path_buf(),
+            units_dir: paths::shipped_units_dir(),
+            keep,
+            ready_timeout: Duration::from_secs(15),
+        },
+    )?;
     backend.start(&scenario).await?;
     lift_start_limits(&backend, &["worker1", "worker2"]).await?;
     let report = proxy_churn(&backend, &ProxiedPair::seed(), cycles).await;

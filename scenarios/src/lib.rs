@@ -14,8 +14,7 @@ pub mod workloads;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use backend::local::{LocalBackend, LocalConfig};
-use backend::Backend;
+use backend::{BackendKind, BackendOptions, Cluster};
 pub use runner::RunError;
 use syntax::Scenario;
 
@@ -45,9 +44,26 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// What a backend needs from these options.
+    pub fn backend(&self) -> Result<BackendOptions, String> {
+        let bin_dir = match &self.bin_dir {
+            Some(d) => d.clone(),
+            None => paths::bin_dir()?,
+        };
+        Ok(BackendOptions {
+            bin_dir,
+            units_dir: self.units_dir.clone(),
+            keep: self.keep,
+            ready_timeout: self.ready_timeout,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub name: String,
+    pub backend: BackendKind,
     pub steps: usize,
     pub elapsed: Duration,
     pub run_id: String,
@@ -55,50 +71,58 @@ pub struct Summary {
     pub transcript: String,
 }
 
-/// Runs one parsed scenario on the local backend and checks its snapshot. The cluster is torn
-/// down before the snapshot is compared, on success and failure alike (and on drop, if the
-/// future is cancelled).
-pub async fn run_scenario(scenario: &Scenario, opts: &Options) -> Result<Summary, RunError> {
-    let bin_dir = match &opts.bin_dir {
-        Some(d) => d.clone(),
-        None => paths::bin_dir().map_err(RunError::Setup)?,
-    };
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir,
-        units_dir: opts.units_dir.clone(),
-        keep: opts.keep,
-        ready_timeout: opts.ready_timeout,
-    })
-    .map_err(RunError::Setup)?;
+/// Runs one parsed scenario on `kind` and checks its snapshot (the same snapshot on every
+/// backend). The cluster is torn down before the snapshot is compared, on success and failure
+/// alike (and on drop, if the future is cancelled). When a step fails, the transcript so far is
+/// compared with the snapshot too.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    kind: BackendKind,
+    opts: &Options,
+) -> Result<Summary, RunError> {
+    let mut cluster =
+        Cluster::new(kind, &opts.backend().map_err(RunError::Setup)?).map_err(RunError::Setup)?;
     println!(
-        "scenario {}: run {} in {}",
+        "scenario {} on {kind}: run {} in {}",
         scenario.name,
-        backend.run_id(),
-        backend.work_dir().display()
+        cluster.run_id(),
+        cluster.work_dir().display()
     );
     let progress = runner::Progress::new();
-    let result = async {
-        backend.start(scenario).await.map_err(RunError::Setup)?;
-        println!(
-            "[{:>6.3}s] cluster up: {} (controller on {})",
-            progress.elapsed().as_secs_f64(),
-            scenario.nodes.join(", "),
-            scenario.controller
-        );
-        runner::run_steps(&backend, scenario, &progress).await
-    }
-    .await;
+    let (transcript, result) = match cluster.start(scenario).await {
+        Err(e) => (None, Err(RunError::Setup(e))),
+        Ok(()) => {
+            println!(
+                "[{:>6.3}s] cluster up: {} (controller on {})",
+                progress.elapsed().as_secs_f64(),
+                scenario.nodes.join(", "),
+                scenario.controller
+            );
+            let (t, r) = runner::run_steps(&cluster, scenario, &progress).await;
+            (Some(t.text()), r)
+        }
+    };
     if result.is_err() {
-        runner::print_timeline(&backend);
+        runner::print_timeline(&cluster);
     }
-    let run_id = backend.run_id().to_string();
-    let work_dir = backend.work_dir().to_path_buf();
-    backend.teardown();
-    let transcript = result?.text();
+    let run_id = cluster.run_id().to_string();
+    let work_dir = cluster.work_dir().to_path_buf();
+    cluster.teardown();
+    if let Err(e) = result {
+        if let Some(partial) = &transcript {
+            eprintln!(
+                "{}",
+                snapshot::compare_partial(&scenario.name, partial, &opts.scenarios_dir)
+            );
+        }
+        return Err(e);
+    }
+    let transcript = transcript.unwrap_or_default();
     snapshot::check(&scenario.name, &transcript, &opts.scenarios_dir)
         .map_err(RunError::Snapshot)?;
     Ok(Summary {
         name: scenario.name.clone(),
+        backend: kind,
         steps: scenario.steps.len(),
         elapsed: progress.elapsed(),
         run_id,
@@ -108,7 +132,7 @@ pub async fn run_scenario(scenario: &Scenario, opts: &Options) -> Result<Summary
 }
 
 /// Parses and runs one scenario file.
-pub async fn run_file(path: &Path, opts: &Options) -> Result<Summary, RunError> {
+pub async fn run_file(path: &Path, kind: BackendKind, opts: &Options) -> Result<Summary, RunError> {
     let scenario = syntax::parse_file(path)?;
-    run_scenario(&scenario, opts).await
+    run_scenario(&scenario, kind, opts).await
 }

@@ -1,8 +1,9 @@
-//! `scenario [--keep] [--update] NAME_OR_PATH...`
+//! `scenario [--keep] [--update] [--backend local|podman-emulator|podman-systemd|all] NAME_OR_PATH...`
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use scenario_runner::backend::BackendKind;
 use scenario_runner::{paths, syntax, Options, RunError};
 
 #[derive(Parser)]
@@ -14,6 +15,10 @@ struct Cli {
     /// Accept the new transcripts as snapshots (INSTA_UPDATE=always).
     #[arg(long)]
     update: bool,
+    /// Where the cluster runs: local, podman-emulator, podman-systemd, or all (each in turn,
+    /// against the same snapshot).
+    #[arg(long, default_value = "local")]
+    backend: String,
     /// Scenario names (in the scenarios directory) or paths to .scenario files.
     #[arg(required = true, value_name = "NAME_OR_PATH")]
     scenarios: Vec<String>,
@@ -32,6 +37,13 @@ fn main() -> ExitCode {
         }
     }
 
+    let kinds = match BackendKind::parse_list(&cli.backend) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: --backend: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Every file is checked before anything starts: a typo should not cost a cluster run.
     let mut parsed = Vec::new();
     let mut parse_failed = false;
@@ -61,7 +73,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         tokio::select! {
-            code = run_all(&parsed, &opts) => code,
+            code = run_all(&parsed, &kinds, &opts) => code,
             signal = interrupted() => {
                 // Dropping the run future above tore the cluster down.
                 eprintln!("interrupted by {signal}; cluster torn down");
@@ -72,30 +84,39 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-async fn run_all(scenarios: &[syntax::Scenario], opts: &Options) -> i32 {
+async fn run_all(scenarios: &[syntax::Scenario], kinds: &[BackendKind], opts: &Options) -> i32 {
     let mut worst = 0;
-    for scenario in scenarios {
-        match scenario_runner::run_scenario(scenario, opts).await {
-            Ok(s) => println!(
-                "scenario {}: {} steps, snapshot matches ({:.2}s)",
-                s.name,
-                s.steps,
-                s.elapsed.as_secs_f64()
-            ),
-            Err(e) => {
-                println!("scenario {}: FAILED", scenario.name);
-                eprintln!("error: {e}");
-                if matches!(e, RunError::Snapshot(_)) {
-                    eprintln!(
-                        "(accept the new transcript with `scenario --update {}`)",
-                        scenario.name
-                    );
-                }
-                worst = worst.max(e.exit_code());
-            }
+    for kind in kinds {
+        for scenario in scenarios {
+            worst = worst.max(run_one(scenario, *kind, opts).await);
         }
     }
     worst
+}
+
+async fn run_one(scenario: &syntax::Scenario, kind: BackendKind, opts: &Options) -> i32 {
+    match scenario_runner::run_scenario(scenario, kind, opts).await {
+        Ok(s) => {
+            println!(
+                "scenario {} on {kind}: {} steps, snapshot matches ({:.2}s)",
+                s.name,
+                s.steps,
+                s.elapsed.as_secs_f64()
+            );
+            0
+        }
+        Err(e) => {
+            println!("scenario {} on {kind}: FAILED", scenario.name);
+            eprintln!("error: {e}");
+            if matches!(e, RunError::Snapshot(_)) {
+                eprintln!(
+                    "(accept the new transcript with `scenario --update {}`)",
+                    scenario.name
+                );
+            }
+            e.exit_code()
+        }
+    }
 }
 
 async fn interrupted() -> &'static str {

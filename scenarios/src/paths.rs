@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-pub const BINARIES: [&str; 5] = [
+pub const BINARIES: [&str; 7] = [
+    "bluechi-is-online",
+    "systemctl",
     "bluechi-controller",
     "bluechi-agent",
     "bluechi-proxy",

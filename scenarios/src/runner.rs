@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
+use crate::backend::{Background, Cluster, UnitFileChange};
 use crate::syntax::{Condition, Scenario, Step, StepKind, Value};
 use crate::transcript::{self, Transcript};
 
@@ -70,7 +70,31 @@ impl Default for Progress {
 
 fn describe(step: &Step, controller: &str) -> String {
     match &step.kind {
-        StepKind::Command { text, .. } => format!("{controller}$ {text}"),
+        StepKind::Command {
+            node: None, text, ..
+        } => format!("{controller}{text}"),
+        StepKind::Command { text, .. } => text.clone(),
+        StepKind::Capture { name, text, .. } => format!("capture {name}: {text}"),
+        StepKind::EndCapture { name, within: None } => format!("end {name}"),
+        StepKind::EndCapture {
+            name,
+            within: Some(d),
+        } => format!("await {name} within {}", fmt_duration(*d)),
+        StepKind::Expect {
+            name,
+            text,
+            times,
+            within,
+        } => format!(
+            "expect {name} {text:?} {times} times within {}",
+            fmt_duration(*within)
+        ),
+        StepKind::Fault(f) => f.to_string(),
+        StepKind::UnitFile { node, change } => match change {
+            UnitFileChange::Write { name, .. } => format!("write {node} {name}"),
+            UnitFileChange::Remove { name } => format!("remove {node} {name}"),
+            UnitFileChange::Mask { name } => format!("mask {node} {name}"),
+        },
         StepKind::Wait {
             node,
             unit,
@@ -101,8 +125,8 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// Evaluates a condition once: whether it holds, and what was seen (for messages).
-async fn evaluate<B: Backend>(
-    backend: &B,
+async fn evaluate(
+    backend: &Cluster,
     node: &str,
     unit: &str,
     cond: &Condition,
@@ -137,8 +161,8 @@ async fn evaluate<B: Backend>(
     }
 }
 
-async fn wait<B: Backend>(
-    backend: &B,
+async fn wait(
+    backend: &Cluster,
     node: &str,
     unit: &str,
     cond: &Condition,
@@ -162,8 +186,8 @@ async fn wait<B: Backend>(
     }
 }
 
-async fn hold<B: Backend>(
-    backend: &B,
+async fn hold(
+    backend: &Cluster,
     node: &str,
     unit: &str,
     cond: &Condition,
@@ -190,70 +214,179 @@ async fn hold<B: Backend>(
     }
 }
 
-/// Runs every step; returns the transcript. The backend must already be started.
-pub async fn run_steps<B: Backend>(
-    backend: &B,
+/// How long `capture ... ready "TEXT"` waits for TEXT.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long an ended capture may take to exit after SIGINT before it is killed.
+const CAPTURE_GRACE: Duration = Duration::from_secs(5);
+
+/// A capture that is running: its header for the transcript.
+struct Running {
+    header: String,
+    bg: Background,
+}
+
+/// Runs every step. The transcript so far comes back with the first failure too, so it can
+/// be compared with the snapshot.
+pub async fn run_steps(
+    backend: &Cluster,
     scenario: &Scenario,
     progress: &Progress,
-) -> Result<Transcript, RunError> {
+) -> (Transcript, Result<(), RunError>) {
     let mut transcript = Transcript::default();
     let mut vars: HashMap<String, String> = HashMap::new();
+    let mut captures: HashMap<String, Running> = HashMap::new();
     for step in &scenario.steps {
         let at = progress.elapsed();
         let started = Instant::now();
+        let controller = scenario.controller.clone();
         let fail = |message: String| RunError::Step {
             pos: step.pos.clone(),
-            message: format!("{}: {message}", describe(step, &scenario.controller)),
+            message: format!("{}: {message}", describe(step, &controller)),
         };
-        match &step.kind {
-            StepKind::Command { text, argv } => {
-                let out = backend
-                    .run_command(argv, COMMAND_DEADLINE)
-                    .await
-                    .map_err(fail)?;
-                let rendered = transcript::render_step(text, &out, &scenario.redactions);
-                progress.line(at, &describe(step, &scenario.controller), started.elapsed());
-                // Show what goes into the transcript, minus the `$` line just printed.
+        let result = run_step(backend, scenario, step, &mut vars, &mut captures).await;
+        match result {
+            Ok(Some(rendered)) => {
+                progress.line(at, &describe(step, &controller), started.elapsed());
+                // Show what goes into the transcript, minus the header line just printed.
                 print!("{}", rendered.split_once('\n').map_or("", |(_, rest)| rest));
                 transcript.push(rendered);
-                continue;
             }
-            StepKind::Wait {
-                node,
-                unit,
-                cond,
-                within,
-            } => wait(backend, node, unit, cond, *within, &vars)
+            Ok(None) => progress.line(at, &describe(step, &controller), started.elapsed()),
+            Err(e) => return (transcript, Err(fail(e))),
+        }
+    }
+    (transcript, Ok(()))
+}
+
+/// Runs one step; returns what it adds to the transcript, if anything.
+async fn run_step(
+    backend: &Cluster,
+    scenario: &Scenario,
+    step: &Step,
+    vars: &mut HashMap<String, String>,
+    captures: &mut HashMap<String, Running>,
+) -> Result<Option<String>, String> {
+    let node_or_controller =
+        |node: &Option<String>| node.clone().unwrap_or_else(|| scenario.controller.clone());
+    match &step.kind {
+        StepKind::Command { node, text, argv } => {
+            let out = backend
+                .run(&node_or_controller(node), argv, COMMAND_DEADLINE)
                 .await
-                .map_err(fail)?,
-            StepKind::Hold {
-                node,
-                unit,
-                cond,
-                duration,
-            } => hold(backend, node, unit, cond, *duration, &vars)
-                .await
-                .map_err(fail)?,
-            StepKind::Record {
-                node,
-                unit,
-                property,
-                var,
-            } => {
-                let value = backend
-                    .unit_property(node, unit, property)
-                    .await
-                    .map_err(fail)?;
-                vars.insert(var.clone(), value);
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(transcript::render_step(
+                text,
+                &out,
+                &scenario.redactions,
+            )));
+        }
+        StepKind::Capture {
+            name,
+            node,
+            ready,
+            text,
+            argv,
+        } => {
+            let host = backend
+                .host(&node_or_controller(node))
+                .map_err(|e| e.to_string())?;
+            let bg = host.spawn(argv, name).await.map_err(|e| e.to_string())?;
+            if let Some(ready) = ready {
+                let start = Instant::now();
+                while !bg.output_so_far().contains(ready.as_str()) {
+                    if start.elapsed() >= READY_DEADLINE {
+                        let seen = bg.output_so_far();
+                        let _ = bg.finish(CAPTURE_GRACE).await;
+                        return Err(format!(
+                            "{ready:?} did not appear within {:.0}s; output so far:\n{seen}",
+                            READY_DEADLINE.as_secs_f64()
+                        ));
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            captures.insert(
+                name.clone(),
+                Running {
+                    header: format!("capture {name}: {text}"),
+                    bg,
+                },
+            );
+        }
+        StepKind::EndCapture { name, within } => {
+            let running = captures
+                .remove(name)
+                .ok_or_else(|| format!("capture {name} is not running"))?;
+            let out = match within {
+                None => running.bg.finish(CAPTURE_GRACE).await,
+                Some(d) => running.bg.wait(*d).await,
+            }
+            .map_err(|e| e.to_string())?;
+            return Ok(Some(transcript::render_step(
+                &running.header,
+                &out,
+                &scenario.redactions,
+            )));
+        }
+        StepKind::Expect {
+            name,
+            text,
+            times,
+            within,
+        } => {
+            let running = captures
+                .get(name)
+                .ok_or_else(|| format!("capture {name} is not running"))?;
+            let start = Instant::now();
+            loop {
+                let out = running.bg.output_so_far();
+                if out.matches(text.as_str()).count() >= *times {
+                    break;
+                }
+                if start.elapsed() >= *within {
+                    return Err(format!(
+                        "{text:?} did not appear {times} time(s) within {:.1}s; output so far:\n{out}",
+                        within.as_secs_f64()
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
             }
         }
-        progress.line(at, &describe(step, &scenario.controller), started.elapsed());
+        StepKind::Fault(fault) => backend.fault(fault).await.map_err(|e| e.to_string())?,
+        StepKind::UnitFile { node, change } => backend
+            .change_unit_file(node, change)
+            .await
+            .map_err(|e| e.to_string())?,
+        StepKind::Wait {
+            node,
+            unit,
+            cond,
+            within,
+        } => wait(backend, node, unit, cond, *within, vars).await?,
+        StepKind::Hold {
+            node,
+            unit,
+            cond,
+            duration,
+        } => hold(backend, node, unit, cond, *duration, vars).await?,
+        StepKind::Record {
+            node,
+            unit,
+            property,
+            var,
+        } => {
+            let value = backend
+                .unit_property(node, unit, property)
+                .await
+                .map_err(|e| e.to_string())?;
+            vars.insert(var.clone(), value);
+        }
     }
-    Ok(transcript)
+    Ok(None)
 }
 
 /// Prints the tail of every daemon log, so a failure comes with what the cluster was doing.
-pub fn print_timeline<B: Backend>(backend: &B) {
+pub fn print_timeline(backend: &Cluster) {
     for (name, tail) in backend.log_tails(LOG_TAIL_LINES) {
         eprintln!("----- last {LOG_TAIL_LINES} lines of {name} -----");
         eprintln!("{tail}");

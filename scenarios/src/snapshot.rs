@@ -25,9 +25,60 @@ pub fn check(name: &str, transcript: &str, scenarios_dir: &Path) -> Result<(), S
     })
 }
 
+/// The stored snapshot's transcript (after insta's header), if there is one.
+fn stored(name: &str, scenarios_dir: &Path) -> Option<String> {
+    let text =
+        std::fs::read_to_string(scenarios_dir.join("snapshots").join(format!("{name}.snap")))
+            .ok()?;
+    let body = text.strip_prefix("---\n")?;
+    let (_, transcript) = body.split_once("\n---\n")?;
+    Some(transcript.to_string())
+}
+
+/// After a failed step: how the transcript so far compares with the start of the stored
+/// snapshot, as a line diff (or a note that it agrees, or that there is no snapshot).
+pub fn compare_partial(name: &str, partial: &str, scenarios_dir: &Path) -> String {
+    let Some(full) = stored(name, scenarios_dir) else {
+        return format!("no stored snapshot for {name} to compare the transcript so far with");
+    };
+    let lines = partial.lines().count();
+    let prefix: String = full.split_inclusive('\n').take(lines).collect::<String>();
+    let partial_lines = partial.trim_end_matches('\n');
+    let prefix_lines = prefix.trim_end_matches('\n');
+    if partial_lines == prefix_lines {
+        return format!("the transcript so far ({lines} lines) matches the snapshot");
+    }
+    let diff = similar::TextDiff::from_lines(prefix_lines, partial_lines);
+    format!(
+        "the transcript so far differs from the snapshot:\n{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header("snapshot", "this run")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_transcripts_are_compared_with_the_snapshot_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+        std::fs::write(
+            dir.path().join("snapshots/p.snap"),
+            "---\nsource: x\n---\n$ a\n1\n\n$ b\n2\n",
+        )
+        .unwrap();
+        let same = compare_partial("p", "$ a\n1\n", dir.path());
+        assert!(same.contains("matches the snapshot"), "{same}");
+        let differs = compare_partial("p", "$ a\n3\n", dir.path());
+        assert!(
+            differs.contains("-1") && differs.contains("+3"),
+            "{differs}"
+        );
+        assert!(compare_partial("q", "", dir.path()).contains("no stored snapshot"));
+    }
 
     /// The node table ends lines with spaces and unit tables use tabs: both must survive the
     /// round trip through a stored snapshot, or a changed byte would go unnoticed.

@@ -65,10 +65,10 @@ fn push_output(buf: &mut String, text: &str) {
     }
 }
 
-/// Renders one `$` step: the command line, stdout verbatim, then stderr and a non-zero exit
-/// status only when there is something to say.
-pub fn render_step(command: &str, output: &CommandOutput, redactions: &[Redaction]) -> String {
-    let mut buf = format!("$ {command}\n");
+/// Renders one command step: its header (`$ CMD`, `on NODE $ CMD`, as written), stdout
+/// verbatim, then stderr and a non-zero exit status only when there is something to say.
+pub fn render_step(header: &str, output: &CommandOutput, redactions: &[Redaction]) -> String {
+    let mut buf = format!("{header}\n");
     push_output(&mut buf, &apply_redactions(&output.stdout, redactions));
     if !output.stderr.is_empty() {
         buf.push_str("--- stderr\n");
@@ -141,15 +141,15 @@ worker2                       | offline   | 127.0.0.1               | 2024-01-01
     #[test]
     fn step_rendering() {
         assert_eq!(
-            render_step("bluechictl x", &out("a\tb \n", "", Exit::Code(0)), &[]),
+            render_step("$ bluechictl x", &out("a\tb \n", "", Exit::Code(0)), &[]),
             "$ bluechictl x\na\tb \n"
         );
         assert_eq!(
-            render_step("c", &out("", "boom", Exit::Code(1)), &[]),
+            render_step("$ c", &out("", "boom", Exit::Code(1)), &[]),
             format!("$ c\n--- stderr\nboom\n{NO_NEWLINE}--- exit code: 1\n")
         );
         assert_eq!(
-            render_step("c", &out("x\n", "", Exit::Signal(9)), &[]),
+            render_step("$ c", &out("x\n", "", Exit::Signal(9)), &[]),
             "$ c\nx\n--- killed by signal: 9\n"
         );
     }
@@ -162,7 +162,7 @@ worker2                       | offline   | 127.0.0.1               | 2024-01-01
         };
         let o = out("result: canceled\n", "result: done\n", Exit::Code(0));
         assert_eq!(
-            render_step("c", &o, &[r]),
+            render_step("$ c", &o, &[r]),
             "$ c\nresult: [done or canceled]\n--- stderr\nresult: [done or canceled]\n"
         );
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
+use crate::backend::{Cluster, UnitFileChange};
 
 /// A unit on one node that reaches a unit on another through a proxy (`Wants=` or
 /// `Requires=` on `bluechi-proxy@TARGETNODE_TARGETUNIT.service`).
@@ -54,16 +54,16 @@ const SETTLE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(5);
 const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
-async fn bluechictl<B: Backend>(backend: &B, args: &[&str]) -> Result<String, String> {
+async fn bluechictl(backend: &Cluster, args: &[&str]) -> Result<String, String> {
     let argv: Vec<String> = std::iter::once("bluechictl")
         .chain(args.iter().copied())
         .map(str::to_string)
         .collect();
-    let out = backend.run_command(&argv, COMMAND_DEADLINE).await?;
+    let out = backend.run_on_controller(&argv, COMMAND_DEADLINE).await?;
     Ok(out.stdout)
 }
 
-async fn state<B: Backend>(backend: &B, node: &str, unit: &str) -> String {
+async fn state(backend: &Cluster, node: &str, unit: &str) -> String {
     backend
         .unit_property(node, unit, "ActiveState")
         .await
@@ -73,17 +73,13 @@ async fn state<B: Backend>(backend: &B, node: &str, unit: &str) -> String {
 /// systemd refuses more than 5 starts of a unit within 10 s, and a churn needs hundreds: a
 /// `service.d` drop-in on each of `nodes` lifts the limit for every service there, leaving the
 /// scenario's unit files as they are.
-pub async fn lift_start_limits<B: Backend>(backend: &B, nodes: &[&str]) -> Result<(), String> {
+pub async fn lift_start_limits(backend: &Cluster, nodes: &[&str]) -> Result<(), String> {
     for node in nodes {
-        let dir = backend
-            .work_dir()
-            .join(node)
-            .join("units")
-            .join("service.d");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let file = dir.join("churn.conf");
-        std::fs::write(&file, "[Unit]\nStartLimitIntervalSec=0\n")
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let change = UnitFileChange::Write {
+            name: "service.d/churn.conf".into(),
+            text: "[Unit]\nStartLimitIntervalSec=0\n".into(),
+        };
+        backend.change_unit_file(node, &change).await?;
         let out = bluechictl(backend, &["daemon-reload", node]).await?;
         if !out.is_empty() {
             return Err(format!("daemon-reload {node} printed {out:?}"));
@@ -95,7 +91,7 @@ pub async fn lift_start_limits<B: Backend>(backend: &B, nodes: &[&str]) -> Resul
 /// Starts the source and waits until the proxy and the target are both active, or the proxy
 /// has given up (the source is `After=` it, so its start job is over once `start` returns:
 /// only `active` or a failure remain). `Err` describes a failed start.
-async fn start_cycle<B: Backend>(backend: &B, p: &ProxiedPair) -> Result<(), String> {
+async fn start_cycle(backend: &Cluster, p: &ProxiedPair) -> Result<(), String> {
     let out = bluechictl(backend, &["start", &p.source_node, &p.source_unit]).await?;
     if out != format!("Unit {} StartUnit operation result: done\n", p.source_unit) {
         return Err(format!("start printed {out:?}"));
@@ -120,8 +116,8 @@ async fn start_cycle<B: Backend>(backend: &B, p: &ProxiedPair) -> Result<(), Str
 /// `cycles` back-to-back start/stop cycles of `pair`'s source: each stop is followed at once by
 /// the next start, while the proxy and the target are still on their way down. Call
 /// [`lift_start_limits`] first. `Err` only when a command could not run at all.
-pub async fn proxy_churn<B: Backend>(
-    backend: &B,
+pub async fn proxy_churn(
+    backend: &Cluster,
     pair: &ProxiedPair,
     cycles: usize,
 ) -> Result<ChurnReport, String> {

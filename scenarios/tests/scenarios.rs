@@ -3,6 +3,7 @@
 
 mod common;
 
+use scenario_runner::backend::BackendKind;
 use scenario_runner::{paths, Options};
 
 fn run(name: &str) {
@@ -14,7 +15,7 @@ fn run(name: &str) {
         bin_dir: Some(bin_dir),
         ..Options::default()
     };
-    match runtime.block_on(scenario_runner::run_file(&path, &opts)) {
+    match runtime.block_on(scenario_runner::run_file(&path, BackendKind::Local, &opts)) {
         Ok(summary) => {
             assert_eq!(summary.name, name);
             common::assert_nothing_left(&summary.run_id, &summary.work_dir);
@@ -23,8 +24,14 @@ fn run(name: &str) {
     }
 }
 
-const SCENARIOS: [&str; 4] = [
+const SCENARIOS: [&str; 10] = [
+    "agent-loses-controller",
     "agent-transports",
+    "job-of-a-disconnecting-node",
+    "monitor-wildcard-node-reconnect",
+    "node-unplugged-during-list-units",
+    "proxy-controller-restarts",
+    "proxy-source-node-reconnects",
     "requires-stops-source",
     "stop-when-unneeded",
     "upholds-restarts-target",
@@ -48,6 +55,36 @@ fn stop_when_unneeded() {
 #[test]
 fn upholds_restarts_target() {
     run("upholds-restarts-target");
+}
+
+#[test]
+fn agent_loses_controller() {
+    run("agent-loses-controller");
+}
+
+#[test]
+fn job_of_a_disconnecting_node() {
+    run("job-of-a-disconnecting-node");
+}
+
+#[test]
+fn monitor_wildcard_node_reconnect() {
+    run("monitor-wildcard-node-reconnect");
+}
+
+#[test]
+fn node_unplugged_during_list_units() {
+    run("node-unplugged-during-list-units");
+}
+
+#[test]
+fn proxy_controller_restarts() {
+    run("proxy-controller-restarts");
+}
+
+#[test]
+fn proxy_source_node_reconnects() {
+    run("proxy-source-node-reconnects");
 }
 
 /// A scenario file without a test here would silently never run.

@@ -9,8 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use scenario_runner::backend::local::sweep::marked_processes;
-use scenario_runner::backend::local::{LocalBackend, LocalConfig};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::{paths, runner, syntax};
 
 const MINI: &str = "nodes: main worker1\ncontroller: main\n$ bluechictl status\n";
@@ -25,12 +24,15 @@ fn failed_startup_tears_everything_down() {
     let root = tempfile::tempdir().unwrap();
     let (bin_dir, units_dir) = common::fake_bin_dir(root.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir,
-        units_dir,
-        keep: false,
-        ready_timeout: Duration::from_secs(1),
-    })
+    let mut backend = Cluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir,
+            units_dir,
+            keep: false,
+            ready_timeout: Duration::from_secs(1),
+        },
+    )
     .unwrap();
     let err = runtime
         .block_on(backend.start(&mini()))
@@ -59,7 +61,7 @@ fn sigint_during_startup_tears_everything_down() {
         &file,
         &bin_dir,
         Some(&units_dir),
-        |line| line.starts_with("scenario mini: run "),
+        |line| line.starts_with("scenario mini on local: run "),
         3,
     );
 }
@@ -124,12 +126,15 @@ fn successful_run_leaves_nothing_behind() {
     let path = paths::scenarios_dir().join("stop-when-unneeded.scenario");
     let scenario = syntax::parse_file(&path).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir,
-        units_dir: paths::shipped_units_dir(),
-        keep: false,
-        ready_timeout: Duration::from_secs(15),
-    })
+    let mut backend = Cluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir,
+            units_dir: paths::shipped_units_dir(),
+            keep: false,
+            ready_timeout: Duration::from_secs(15),
+        },
+    )
     .unwrap();
     let run_id = backend.run_id().to_string();
     let work_dir = backend.work_dir().to_path_buf();
@@ -138,6 +143,7 @@ fn successful_run_leaves_nothing_behind() {
         backend.start(&scenario).await?;
         runner::run_steps(&backend, &scenario, &progress)
             .await
+            .1
             .map_err(|e| e.to_string())
     });
     if let Err(e) = &result {

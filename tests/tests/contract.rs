@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bluechi_core::config::TcpOptions;
-use scenario_runner::backend::local::{LocalBackend, LocalConfig, DEFAULT_READY_TIMEOUT};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::local::DEFAULT_READY_TIMEOUT;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
 use support_contract::lone_agent::LoneAgent;
@@ -39,17 +39,21 @@ fn scenario() -> Scenario {
         }],
         steps: Vec::new(),
         redactions: Vec::new(),
+        offline: Vec::new(),
     }
 }
 
-async fn cluster() -> LocalBackend {
+async fn cluster() -> Cluster {
     let bin_dir = paths::bin_dir().expect("binary directory");
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir,
-        units_dir: paths::shipped_units_dir(),
-        keep: false,
-        ready_timeout: DEFAULT_READY_TIMEOUT,
-    })
+    let mut backend = Cluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir,
+            units_dir: paths::shipped_units_dir(),
+            keep: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     if let Err(e) = backend.start(&scenario()).await {
         for (name, tail) in backend.log_tails(20) {
@@ -61,7 +65,7 @@ async fn cluster() -> LocalBackend {
 }
 
 /// The local backend's bus for `node` (it listens on `<run dir>/<node>/bus.sock`).
-async fn node_bus(backend: &LocalBackend, node: &str) -> Connection {
+async fn node_bus(backend: &Cluster, node: &str) -> Connection {
     let socket = backend.work_dir().join(node).join("bus.sock");
     let address = format!("unix:path={}", socket.display());
     zbus::connection::Builder::address(address.as_str())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use robust_support::ctl::Ctl;
 use robust_support::*;
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::Daemon;
 use scenario_runner::dbus;
 use zbus::MessageStream;
 
@@ -73,7 +73,10 @@ fn waiting_commands_exit_when_the_controller_is_killed() {
         let mut seen = false;
         for _ in 0..5 {
             let cmd = argv(&["bluechictl", "start", "main", "short.service"]);
-            let out = backend.run_command(&cmd, DEADLINE).await.expect("start");
+            let out = backend
+                .run_on_controller(&cmd, DEADLINE)
+                .await
+                .expect("start");
             assert!(out.stdout.contains("result: done"), "{out:?}");
             let deadline = Instant::now() + Duration::from_secs(2);
             while Instant::now() < deadline && !seen {
@@ -118,8 +121,7 @@ fn waiting_commands_exit_when_the_controller_is_killed() {
             start.stderr()
         );
 
-        let controller = daemon_pid(&backend, "bluechi-controller", None).expect("controller");
-        kill(controller, "KILL");
+        crash(&backend, "main", Daemon::Controller);
         let conn = dbus::connect(&format!(
             "unix:path={}",
             backend.work_dir().join("main").join("bus.sock").display()
@@ -157,7 +159,10 @@ fn waiting_commands_exit_when_the_controller_is_killed() {
         // With no controller at all, a waiting command fails on its call as before: it did
         // not lose a controller it never had.
         let cmd = argv(&["bluechictl", "start", "main", "short.service"]);
-        let out = backend.run_command(&cmd, DEADLINE).await.expect("start");
+        let out = backend
+            .run_on_controller(&cmd, DEADLINE)
+            .await
+            .expect("start");
         assert_ne!(out.stderr, LOST, "{out:?}");
         assert!(!out.stderr.is_empty() && out.stdout.is_empty(), "{out:?}");
     });

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use bluechi_core::ordered::OrderedDict;
 use futures_util::StreamExt;
-use scenario_runner::backend::local::{LocalBackend, LocalConfig};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::{dbus, paths, syntax};
 use zbus::{Connection, MatchRule, Message, MessageStream};
 use zvariant::OwnedObjectPath;
@@ -111,12 +110,15 @@ fn monitors_fleet_and_metrics_on_a_local_cluster() {
     };
     let scenario = syntax::parser::parse_str("monitor-e2e", Path::new("monitor-e2e"), SCENARIO)
         .expect("scenario parses");
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir,
-        units_dir: paths::shipped_units_dir(),
-        keep: false,
-        ready_timeout: DEADLINE,
-    })
+    let mut backend = Cluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir,
+            units_dir: paths::shipped_units_dir(),
+            keep: false,
+            ready_timeout: DEADLINE,
+        },
+    )
     .expect("backend");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -132,18 +134,18 @@ fn monitors_fleet_and_metrics_on_a_local_cluster() {
         scenario_checks(backend.work_dir()).await;
         let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let out = backend
-            .run_command(&argv(&["bluechictl", "metrics", "disable"]), DEADLINE)
+            .run_on_controller(&argv(&["bluechictl", "metrics", "disable"]), DEADLINE)
             .await?;
         assert_eq!(out.stdout, "Done\n", "stderr: {}", out.stderr);
         let out = backend
-            .run_command(&argv(&["bluechictl", "metrics", "disable"]), DEADLINE)
+            .run_on_controller(&argv(&["bluechictl", "metrics", "disable"]), DEADLINE)
             .await?;
         assert_eq!(
             out.stderr,
             "Failed to issue method call: Metrics already disabled\n"
         );
         let out = backend
-            .run_command(&argv(&["bluechictl", "list-units"]), DEADLINE)
+            .run_on_controller(&argv(&["bluechictl", "list-units"]), DEADLINE)
             .await?;
         let first_node_row = out.stdout.lines().nth(2).unwrap_or_default().to_string();
         assert!(first_node_row.starts_with("worker1 "), "{}", out.stdout);

@@ -8,17 +8,12 @@ mod robust_support;
 mod support_daemons;
 
 use robust_support::*;
-use scenario_runner::backend::local::LocalBackend;
-use scenario_runner::backend::Backend;
-
-fn restarted_log(backend: &LocalBackend, node: &str, program: &str) -> String {
-    std::fs::read_to_string(restarted_log_path(backend, node, program)).unwrap_or_default()
-}
+use scenario_runner::backend::{Cluster, Daemon};
 
 /// The source with its proxy, and the target, all active.
-async fn start_source(backend: &LocalBackend) {
+async fn start_source(backend: &Cluster) {
     let out = backend
-        .run_command(
+        .run_on_controller(
             &argv(&["bluechictl", "start", "main", "requester.service"]),
             DEADLINE,
         )
@@ -33,7 +28,7 @@ async fn start_source(backend: &LocalBackend) {
 }
 
 /// Stops the target through worker1's systemd directly, not through BlueChi.
-async fn stop_target_behind_bluechis_back(backend: &LocalBackend) {
+async fn stop_target_behind_bluechis_back(backend: &Cluster) {
     let bus = node_bus(backend, "worker1").await;
     bus.call_method(
         Some("org.freedesktop.systemd1"),
@@ -48,7 +43,7 @@ async fn stop_target_behind_bluechis_back(backend: &LocalBackend) {
 }
 
 /// The target comes back, and source and proxy stayed up all along.
-async fn expect_target_restarted(backend: &LocalBackend, restarted: (&str, &str)) {
+async fn expect_target_restarted(backend: &Cluster, restarted: (&str, Daemon)) {
     let r = tokio::time::timeout(
         DEADLINE,
         wait_unit_state(backend, "worker1", "target.service", "active"),
@@ -59,8 +54,8 @@ async fn expect_target_restarted(backend: &LocalBackend, restarted: (&str, &str)
         eprintln!(
             "--- restarted {}/{}\n{}",
             restarted.0,
-            restarted.1,
-            restarted_log(backend, restarted.0, restarted.1)
+            restarted.1.program(),
+            daemon_log(backend, restarted.0, restarted.1)
         );
         panic!("the target was not started again after the restart");
     }
@@ -78,17 +73,15 @@ fn source_agent_restart_restarts_the_target() {
         let bus = node_bus(&backend, "main").await;
         start_source(&backend).await;
 
-        let agent = daemon_pid(&backend, "bluechi-agent", Some("main")).expect("main's agent");
-        kill(agent, "KILL");
+        crash(&backend, "main", Daemon::Agent);
         wait_node_status(&bus, "main", "offline").await;
         // The controller dropped main's proxy (StopDep); the target may keep running without
         // StopWhenUnneeded=, so it is stopped by hand: only a new StartDep brings it back.
         stop_target_behind_bluechis_back(&backend).await;
 
-        let config = backend.work_dir().join("main").join("agent.conf");
-        let _agent = respawn(&backend, "main", "bluechi-agent", &config);
+        start_daemon(&backend, "main", Daemon::Agent).await;
         wait_node_status(&bus, "main", "online").await;
-        expect_target_restarted(&backend, ("main", "bluechi-agent")).await;
+        expect_target_restarted(&backend, ("main", Daemon::Agent)).await;
     });
 }
 
@@ -99,19 +92,13 @@ fn controller_restart_restarts_the_target() {
         let backend = cluster("proxy-controller-restart", PROXIED_PAIR).await;
         start_source(&backend).await;
 
-        let controller = daemon_pid(&backend, "bluechi-controller", None).expect("controller");
-        kill(controller, "KILL");
-        poll("the controller to be gone", || async {
-            (!is_alive(controller)).then_some(())
-        })
-        .await;
+        crash(&backend, "main", Daemon::Controller);
         stop_target_behind_bluechis_back(&backend).await;
 
-        let config = backend.work_dir().join("controller.conf");
-        let _controller = respawn(&backend, "main", "bluechi-controller", &config);
+        start_daemon(&backend, "main", Daemon::Controller).await;
         let bus = node_bus(&backend, "main").await;
         wait_node_status(&bus, "main", "online").await;
         wait_node_status(&bus, "worker1", "online").await;
-        expect_target_restarted(&backend, ("main", "bluechi-controller")).await;
+        expect_target_restarted(&backend, ("main", Daemon::Controller)).await;
     });
 }

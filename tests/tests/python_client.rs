@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use scenario_runner::backend::local::{LocalBackend, LocalConfig, DEFAULT_READY_TIMEOUT};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::local::DEFAULT_READY_TIMEOUT;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
 
@@ -33,6 +33,7 @@ fn scenario() -> Scenario {
         }],
         steps: Vec::new(),
         redactions: Vec::new(),
+        offline: Vec::new(),
     }
 }
 
@@ -72,13 +73,16 @@ async fn run_script(script: &str, args: &[&str], bus: &str) -> std::process::Out
         .expect("wait for the Python client")
 }
 
-async fn start_cluster() -> LocalBackend {
-    let mut backend = LocalBackend::new(LocalConfig {
-        bin_dir: paths::bin_dir().expect("binary directory"),
-        units_dir: paths::shipped_units_dir(),
-        keep: false,
-        ready_timeout: DEFAULT_READY_TIMEOUT,
-    })
+async fn start_cluster() -> Cluster {
+    let mut backend = Cluster::new(
+        BackendKind::Local,
+        &BackendOptions {
+            bin_dir: paths::bin_dir().expect("binary directory"),
+            units_dir: paths::shipped_units_dir(),
+            keep: false,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     backend
         .start(&scenario())
@@ -88,7 +92,7 @@ async fn start_cluster() -> LocalBackend {
 }
 
 /// The controller's peer endpoint (TCP), from the configuration the backend wrote.
-fn peer_address(backend: &LocalBackend) -> String {
+fn peer_address(backend: &Cluster) -> String {
     let conf = std::fs::read_to_string(backend.work_dir().join("controller.conf"))
         .expect("controller.conf");
     let port = conf

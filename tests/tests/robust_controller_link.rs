@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use robust_support::fuzz::{self, Msg};
 use robust_support::*;
-use scenario_runner::backend::local::LocalBackend;
+use scenario_runner::backend::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zbus::message::Type;
@@ -47,7 +47,7 @@ const NO_OPTS: TcpOptions = TcpOptions {
 };
 
 struct Ctx {
-    backend: LocalBackend,
+    backend: Cluster,
     bus: Connection,
     pid: i32,
     port: u16,

@@ -10,8 +10,7 @@ mod support_daemons;
 use std::time::{Duration, Instant};
 
 use robust_support::*;
-use scenario_runner::backend::local::LocalBackend;
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::{Cluster, Daemon};
 use scenario_runner::faults;
 use tokio::io::AsyncWriteExt;
 
@@ -29,7 +28,7 @@ controller.conf:
 /// A stalled event loop shows as a `ListNodes` slower than this.
 const PROMPT: Duration = Duration::from_secs(5);
 
-fn controller_log(backend: &LocalBackend) -> String {
+fn controller_log(backend: &Cluster) -> String {
     std::fs::read_to_string(
         backend
             .work_dir()
@@ -40,7 +39,7 @@ fn controller_log(backend: &LocalBackend) -> String {
 }
 
 /// Polls until the controller's log has a line containing every one of `parts`.
-async fn wait_log_line(backend: &LocalBackend, parts: &[&str]) -> String {
+async fn wait_log_line(backend: &Cluster, parts: &[&str]) -> String {
     let found = tokio::time::timeout(DEADLINE, async {
         loop {
             let log = controller_log(backend);
@@ -61,7 +60,7 @@ async fn wait_log_line(backend: &LocalBackend, parts: &[&str]) -> String {
 
 /// While a client floods `Introspect` calls without reading, `ListNodes` keeps answering, and
 /// the flooder is dropped once its unread replies pass the queue bound.
-async fn non_reading_flood(backend: &LocalBackend, bus: &zbus::Connection, port: u16) {
+async fn non_reading_flood(backend: &Cluster, bus: &zbus::Connection, port: u16) {
     let flood = tokio::spawn(faults::silent_flood(port, 200_000, DEADLINE));
     let start = Instant::now();
     let mut probes = 0;
@@ -87,7 +86,7 @@ async fn non_reading_flood(backend: &LocalBackend, bus: &zbus::Connection, port:
 }
 
 /// An authenticated connection that never calls `Register` is closed after the deadline.
-async fn unregistered_is_closed(backend: &LocalBackend, port: u16) {
+async fn unregistered_is_closed(backend: &Cluster, port: u16) {
     let s = faults::authenticated(port).await.expect("connect");
     assert!(
         faults::wait_hangup(&s, DEADLINE).await,
@@ -105,7 +104,7 @@ async fn unregistered_is_closed(backend: &LocalBackend, port: u16) {
 
 /// A peer announcing a 100 MiB message is refused at its header, before it can make the
 /// controller hold the body.
-async fn huge_message_is_refused(backend: &LocalBackend, port: u16) {
+async fn huge_message_is_refused(backend: &Cluster, port: u16) {
     let mut s = faults::authenticated(port).await.expect("connect");
     s.write_all(&faults::header_announcing(100 * 1024 * 1024))
         .await
@@ -153,7 +152,7 @@ fn fd_limits(pid: i32) -> (String, String) {
 /// joins (the oldest unregistered connection makes room), and exhaustion is logged once per
 /// interval with what holds the descriptors, not once per failed accept.
 async fn idle_connections_under_a_tight_fd_limit(
-    backend: &LocalBackend,
+    backend: &Cluster,
     bus: &zbus::Connection,
     pid: i32,
     port: u16,
@@ -169,10 +168,9 @@ async fn idle_connections_under_a_tight_fd_limit(
             idle.push(s);
         }
     }
-    let agent = daemon_pid(backend, "bluechi-agent", Some("worker1")).expect("agent pid");
-    kill(agent, "KILL");
+    crash(backend, "worker1", Daemon::Agent);
     wait_node_status(bus, "worker1", "offline").await;
-    let _respawned = respawn_agent(backend, "worker1");
+    start_daemon(backend, "worker1", Daemon::Agent).await;
     wait_node_status(bus, "worker1", "online").await;
     let log = controller_log(backend);
     let exhausted: Vec<&str> = log

@@ -8,7 +8,7 @@ mod robust_support;
 mod support_daemons;
 
 use robust_support::*;
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::Daemon;
 use scenario_runner::transcript::Exit;
 
 const Q1: &str = "\
@@ -31,13 +31,12 @@ fn q1_jobs_of_a_killed_agent_end_as_failed() {
     rt.block_on(async {
         let backend = cluster("robust-q1", Q1).await;
         let bus = node_bus(&backend, "main").await;
-        let agent = daemon_pid(&backend, "bluechi-agent", Some("worker1")).expect("agent pid");
         let cmd = argv(&["bluechictl", "start", "worker1", "long.service"]);
-        let start = backend.run_command(&cmd, DEADLINE);
+        let start = backend.run_on_controller(&cmd, DEADLINE);
         let kill_when_running = async {
             // The job runs once systemd started the service; then the agent dies hard.
             wait_unit_state(&backend, "worker1", "long.service", "activating").await;
-            kill(agent, "KILL");
+            crash(&backend, "worker1", Daemon::Agent);
             wait_node_status(&bus, "worker1", "offline").await;
         };
         let (out, ()) = tokio::join!(start, kill_when_running);
@@ -62,7 +61,7 @@ fn q7_proxy_reacts_after_the_source_agent_reconnects() {
         let backend = cluster("robust-q7", PROXIED_PAIR).await;
         let bus = node_bus(&backend, "main").await;
         let out = backend
-            .run_command(
+            .run_on_controller(
                 &argv(&["bluechictl", "start", "main", "requester.service"]),
                 DEADLINE,
             )
@@ -108,7 +107,7 @@ fn q7_proxy_reacts_after_the_source_agent_reconnects() {
 
         // The proxy still follows its target: the target going down takes the proxy down.
         let out = backend
-            .run_command(
+            .run_on_controller(
                 &argv(&["bluechictl", "stop", "worker1", "target.service"]),
                 DEADLINE,
             )
@@ -148,8 +147,8 @@ fn q20_merged_jobs_complete_every_client() {
         let backend = cluster("robust-q20", Q20).await;
         let cmd = argv(&["bluechictl", "start", "main", "slow.service"]);
         let (a, b) = tokio::join!(
-            backend.run_command(&cmd, DEADLINE),
-            backend.run_command(&cmd, DEADLINE)
+            backend.run_on_controller(&cmd, DEADLINE),
+            backend.run_on_controller(&cmd, DEADLINE)
         );
         for out in [a, b] {
             let out = out.unwrap_or_else(|e| {

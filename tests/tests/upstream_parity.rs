@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use robust_support::ctl::Ctl;
 use robust_support::*;
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::{Cluster, Daemon, DaemonAction, Fault};
 use scenario_runner::transcript::Exit;
 
 const SCENARIO: &str = "\
@@ -32,9 +32,9 @@ unit worker1 simple.service:
 const CTL_DEADLINE: Duration = Duration::from_secs(20);
 
 /// `bluechictl ARGS` on the controller node; panics unless it exits 0 with no output.
-async fn ctl_quiet(backend: &impl Backend, args: &[&str]) {
+async fn ctl_quiet(backend: &Cluster, args: &[&str]) {
     let out = backend
-        .run_command(&argv(&[&["bluechictl"], args].concat()), CTL_DEADLINE)
+        .run_on_controller(&argv(&[&["bluechictl"], args].concat()), CTL_DEADLINE)
         .await
         .unwrap_or_else(|e| panic!("bluechictl {args:?}: {e}"));
     assert_eq!(
@@ -45,9 +45,9 @@ async fn ctl_quiet(backend: &impl Backend, args: &[&str]) {
 }
 
 /// `bluechictl ARGS` on the controller node; panics unless it exits 0.
-async fn run_ok(backend: &impl Backend, args: &[&str]) {
+async fn run_ok(backend: &Cluster, args: &[&str]) {
     let out = backend
-        .run_command(&argv(&[&["bluechictl"], args].concat()), CTL_DEADLINE)
+        .run_on_controller(&argv(&[&["bluechictl"], args].concat()), CTL_DEADLINE)
         .await
         .unwrap_or_else(|e| panic!("bluechictl {args:?}: {e}"));
     assert_eq!(out.exit, Exit::Code(0), "bluechictl {args:?}: {out:?}");
@@ -68,10 +68,15 @@ fn wildcard_monitor_sees_a_reconnected_node_announced_again() {
         let removed = "[worker1] *\n\tUnit removed (reason: virtual)\n";
         monitor.wait_for_output(announced).await;
 
-        let agent = daemon_pid(&backend, "bluechi-agent", Some("worker1")).expect("worker1 agent");
-        kill(agent, "KILL");
+        // Killed: its unit's Restart=on-abnormal (the local backend's supervisor) starts it
+        // again, and it registers anew.
+        let kill = Fault::Daemon {
+            node: "worker1".into(),
+            daemon: Daemon::Agent,
+            action: DaemonAction::Kill,
+        };
+        backend.fault(&kill).await.expect("kill worker1's agent");
         monitor.wait_for_output(removed).await;
-        let _agent = respawn_agent(&backend, "worker1");
         poll(
             "worker1's units announced again after its reconnect",
             || async { (count(&monitor.stdout(), announced) == 2).then_some(()) },
@@ -154,7 +159,7 @@ fn set_loglevel_of_a_node_with_an_invalid_level_succeeds_silently() {
         );
 
         let out = backend
-            .run_command(&argv(&["bluechictl", "set-loglevel", "INF"]), CTL_DEADLINE)
+            .run_on_controller(&argv(&["bluechictl", "set-loglevel", "INF"]), CTL_DEADLINE)
             .await
             .expect("bluechictl set-loglevel INF");
         assert_eq!(out.exit, Exit::Code(1), "{out:?}");

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::backend::{Daemon, DaemonAction, Fault, NodeAction, UnitFileChange};
+
 /// A position in a scenario file, for error messages (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pos {
@@ -22,6 +24,8 @@ pub struct Scenario {
     pub name: String,
     pub nodes: Vec<String>,
     pub controller: String,
+    /// Nodes not expected online when the cluster is up (`offline:`).
+    pub offline: Vec<String>,
     /// Extra controller configuration, appended to the runner's own.
     pub controller_conf: String,
     /// Extra agent configuration per node, in the order given.
@@ -59,8 +63,43 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
-    /// `$ CMD ARGS...`, run on the controller node. `text` is the line as written.
-    Command { text: String, argv: Vec<String> },
+    /// `$ CMD ARGS...` on the controller node, or `on NODE $ CMD ARGS...`. `text` is the
+    /// statement as written (what the transcript shows).
+    Command {
+        node: Option<String>,
+        text: String,
+        argv: Vec<String>,
+    },
+    /// `capture NAME [on NODE] [ready "TEXT"] $ CMD...`: starts a streaming command (monitor,
+    /// `status -w`); waits until its output contains TEXT if given.
+    Capture {
+        name: String,
+        node: Option<String>,
+        ready: Option<String>,
+        text: String,
+        argv: Vec<String>,
+    },
+    /// `end NAME`: interrupts the capture (as Ctrl-C would); `await NAME [within DUR]`: waits
+    /// for it to exit by itself (`within` unset). Its output goes into the transcript here.
+    EndCapture {
+        name: String,
+        within: Option<Duration>,
+    },
+    /// `expect NAME "TEXT" [N times] [within DUR]`: waits until a running capture has printed
+    /// TEXT at least N times (default once).
+    Expect {
+        name: String,
+        text: String,
+        times: usize,
+        within: Duration,
+    },
+    /// `stop agent NODE`, `kill controller`, `pause NODE`, `disconnect NODE`, ...
+    Fault(Fault),
+    /// `write NODE NAME:` + block, `remove NODE NAME`, `mask NODE NAME` while running.
+    UnitFile {
+        node: String,
+        change: UnitFileChange,
+    },
     Wait {
         node: String,
         unit: String,
@@ -122,3 +161,6 @@ impl std::fmt::Display for Condition {
         }
     }
 }
+
+/// Programs a step may run on a node.
+pub const PROGRAMS: [&str; 4] = ["bluechictl", "bluechi-is-online", "systemctl", "busctl"];

@@ -1,15 +1,19 @@
 //! Parser for scenario files. Every error names file:line:col, what was expected and what was
 //! found, because scenario authors read these messages, not the code.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ast::{Condition, Pos, Redaction, Scenario, Step, StepKind, UnitFile, Value};
+use super::ast::{
+    Condition, Daemon, DaemonAction, Fault, NodeAction, Pos, Redaction, Scenario, Step, StepKind,
+    UnitFile, UnitFileChange, Value, PROGRAMS,
+};
 use super::words::{split, Word};
 
 pub const BLOCK_INDENT: &str = "    ";
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+const DEFAULT_AWAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{pos}: expected {expected}, found {found}")]
@@ -47,6 +51,7 @@ pub fn parse_str(name: &str, file: &Path, text: &str) -> Result<Scenario, ParseE
             name: name.to_string(),
             nodes: Vec::new(),
             controller: String::new(),
+            offline: Vec::new(),
             controller_conf: String::new(),
             agent_confs: Vec::new(),
             units: Vec::new(),
@@ -56,7 +61,9 @@ pub fn parse_str(name: &str, file: &Path, text: &str) -> Result<Scenario, ParseE
         seen_nodes: false,
         seen_controller: false,
         seen_controller_conf: false,
+        seen_offline: false,
         vars: HashSet::new(),
+        captures: BTreeMap::new(),
     }
     .run()
 }
@@ -78,7 +85,10 @@ struct Parser<'a> {
     seen_nodes: bool,
     seen_controller: bool,
     seen_controller_conf: bool,
+    seen_offline: bool,
     vars: HashSet<String>,
+    /// Captures started and not ended yet, with the line that started them.
+    captures: BTreeMap<String, usize>,
 }
 
 /// One statement line being parsed: its words and where the line ends (for "end of line" errors).
@@ -132,6 +142,14 @@ impl Parser<'_> {
             self.statement(number, raw)?;
         }
         let eof = self.lines.len() + 1;
+        if let Some((name, line)) = self.captures.iter().next() {
+            return Err(self.err(
+                eof,
+                1,
+                &format!("`end {name}` for the capture started on line {line}"),
+                "end of file".into(),
+            ));
+        }
         if !self.seen_nodes {
             return Err(self.err(eof, 1, "a `nodes:` line", "end of file".into()));
         }
@@ -142,8 +160,17 @@ impl Parser<'_> {
     }
 
     fn statement(&mut self, number: usize, raw: &str) -> Result<(), ParseError> {
-        if let Some(rest) = raw.strip_prefix('$') {
-            return self.command(number, raw, rest);
+        if raw.starts_with('$') {
+            let (command, argv) = self.command_part(number, raw, 1)?;
+            let text = format!("$ {command}");
+            return self.push(
+                number,
+                StepKind::Command {
+                    node: None,
+                    text,
+                    argv,
+                },
+            );
         }
         let words = split(raw, 1).map_err(|e| {
             self.err(
@@ -169,12 +196,265 @@ impl Parser<'_> {
             "hold" => self.wait_or_hold(&line, true),
             "record" => self.record(&line),
             "redact" => self.redact(&line),
+            "offline:" => self.offline(&line),
+            "on" => self.on_node(&line, raw),
+            "capture" => self.capture(&line, raw),
+            "end" | "await" => self.end_capture(&line),
+            "expect" => self.expect_output(&line),
+            "start" | "stop" | "kill" | "restart" => self.daemon_fault(&line),
+            "pause" | "resume" | "disconnect" | "reconnect" => self.node_fault(&line),
+            "write" => self.write_unit(&line),
+            "remove" | "mask" => self.remove_or_mask(&line),
             _ => Err(self.err_at(
                 &line,
                 0,
-                "a statement (nodes:, controller:, controller.conf:, agent.conf, unit, $, wait, hold, record, redact)",
+                "a statement (nodes:, controller:, offline:, controller.conf:, agent.conf, unit, \
+                 $, on, capture, end, await, expect, wait, hold, record, redact, start, stop, kill, restart, \
+                 pause, resume, disconnect, reconnect, write, remove, mask)",
             )),
         }
+    }
+
+    fn push(&mut self, number: usize, kind: StepKind) -> Result<(), ParseError> {
+        self.scenario.steps.push(Step {
+            pos: self.pos(number, 1),
+            kind,
+        });
+        Ok(())
+    }
+
+    /// Index of the word `$` that starts the command part of `line`.
+    fn dollar(&self, line: &Line, from: usize, expected: &str) -> Result<usize, ParseError> {
+        match line.words.get(from) {
+            Some(w) if w.text == "$" && !w.quoted => Ok(from),
+            _ => Err(self.err_at(line, from, expected)),
+        }
+    }
+
+    /// `on NODE $ CMD...`
+    fn on_node(&mut self, line: &Line, raw: &str) -> Result<(), ParseError> {
+        let node = self.node_name(line, 1)?;
+        let idx = self.dollar(line, 2, "`$` and a command")?;
+        let col = line.words[idx].col;
+        let (_, argv) = self.command_part(line.number, raw, col)?;
+        let text = raw.trim().to_string();
+        self.push(
+            line.number,
+            StepKind::Command {
+                node: Some(node),
+                text,
+                argv,
+            },
+        )
+    }
+
+    /// `capture NAME [on NODE] [ready "TEXT"] $ CMD...`
+    fn capture(&mut self, line: &Line, raw: &str) -> Result<(), ParseError> {
+        let name = match line.words.get(1) {
+            Some(w) if is_identifier(&w.text) => w.text.clone(),
+            _ => return Err(self.err_at(line, 1, "a capture name (letters, digits, '_')")),
+        };
+        if self.captures.contains_key(&name) {
+            return Err(self.err_at(line, 1, "a capture name not in use (`end` it first)"));
+        }
+        let mut idx = 2;
+        let mut node = None;
+        if line
+            .words
+            .get(idx)
+            .is_some_and(|w| w.text == "on" && !w.quoted)
+        {
+            node = Some(self.node_name(line, idx + 1)?);
+            idx += 2;
+        }
+        let mut ready = None;
+        if line
+            .words
+            .get(idx)
+            .is_some_and(|w| w.text == "ready" && !w.quoted)
+        {
+            match line.words.get(idx + 1) {
+                Some(w) if w.quoted && !w.text.is_empty() => ready = Some(w.text.clone()),
+                _ => return Err(self.err_at(line, idx + 1, "a double-quoted text to wait for")),
+            }
+            idx += 2;
+        }
+        let idx = self.dollar(
+            line,
+            idx,
+            "`on NODE`, `ready \"TEXT\"` or `$` and a command",
+        )?;
+        let col = line.words[idx].col;
+        let (command, argv) = self.command_part(line.number, raw, col)?;
+        let text = match &node {
+            Some(n) => format!("on {n} $ {command}"),
+            None => format!("$ {command}"),
+        };
+        self.captures.insert(name.clone(), line.number);
+        self.push(
+            line.number,
+            StepKind::Capture {
+                name,
+                node,
+                ready,
+                text,
+                argv,
+            },
+        )
+    }
+
+    /// `end NAME` or `await NAME [within DURATION]`.
+    fn end_capture(&mut self, line: &Line) -> Result<(), ParseError> {
+        let name = match line.words.get(1) {
+            Some(w) if self.captures.contains_key(&w.text) => w.text.clone(),
+            _ => return Err(self.err_at(line, 1, "the name of a running capture")),
+        };
+        let within = if line.words[0].text == "await" {
+            match line.words.get(2) {
+                None => Some(DEFAULT_AWAIT),
+                Some(w) if w.text == "within" => {
+                    let d = self.duration(line, 3)?;
+                    self.expect_end(line, 4)?;
+                    Some(d)
+                }
+                _ => return Err(self.err_at(line, 2, "`within DURATION` or end of line")),
+            }
+        } else {
+            self.expect_end(line, 2)?;
+            None
+        };
+        self.captures.remove(&name);
+        self.push(line.number, StepKind::EndCapture { name, within })
+    }
+
+    /// `expect NAME "TEXT" [N times] [within DURATION]`
+    fn expect_output(&mut self, line: &Line) -> Result<(), ParseError> {
+        let name = match line.words.get(1) {
+            Some(w) if self.captures.contains_key(&w.text) => w.text.clone(),
+            _ => return Err(self.err_at(line, 1, "the name of a running capture")),
+        };
+        let text = match line.words.get(2) {
+            Some(w) if w.quoted && !w.text.is_empty() => w.text.clone(),
+            _ => return Err(self.err_at(line, 2, "a double-quoted text to wait for")),
+        };
+        let mut idx = 3;
+        let mut times = 1;
+        if line.words.get(idx + 1).is_some_and(|w| w.text == "times") {
+            times = match line.words[idx].text.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(self.err_at(line, idx, "a count of at least 1")),
+            };
+            idx += 2;
+        }
+        let within = match line.words.get(idx) {
+            None => DEFAULT_WAIT,
+            Some(w) if w.text == "within" => {
+                let d = self.duration(line, idx + 1)?;
+                self.expect_end(line, idx + 2)?;
+                d
+            }
+            _ => return Err(self.err_at(line, idx, "`N times`, `within DURATION` or end of line")),
+        };
+        self.push(
+            line.number,
+            StepKind::Expect {
+                name,
+                text,
+                times,
+                within,
+            },
+        )
+    }
+
+    fn offline(&mut self, line: &Line) -> Result<(), ParseError> {
+        if self.seen_offline {
+            return Err(self.err_at(line, 0, "a single `offline:` line"));
+        }
+        if line.words.len() < 2 {
+            return Err(self.err_at(line, 1, "at least one node name"));
+        }
+        for i in 1..line.words.len() {
+            let node = self.node_name(line, i)?;
+            if self.scenario.offline.contains(&node) {
+                return Err(self.err_at(line, i, "a node not listed before"));
+            }
+            self.scenario.offline.push(node);
+        }
+        self.seen_offline = true;
+        Ok(())
+    }
+
+    /// `start|stop|kill|restart agent NODE` or `... controller`.
+    fn daemon_fault(&mut self, line: &Line) -> Result<(), ParseError> {
+        let action = match line.words[0].text.as_str() {
+            "start" => DaemonAction::Start,
+            "stop" => DaemonAction::Stop,
+            "kill" => DaemonAction::Kill,
+            _ => DaemonAction::Restart,
+        };
+        let (daemon, node, end) = match line.words.get(1).map(|w| w.text.as_str()) {
+            Some("agent") => (Daemon::Agent, self.node_name(line, 2)?, 3),
+            Some("controller") => {
+                if !self.seen_controller {
+                    return Err(self.err_at(line, 1, "a `controller:` line before this"));
+                }
+                (Daemon::Controller, self.scenario.controller.clone(), 2)
+            }
+            _ => return Err(self.err_at(line, 1, "`agent NODE` or `controller`")),
+        };
+        self.expect_end(line, end)?;
+        self.push(
+            line.number,
+            StepKind::Fault(Fault::Daemon {
+                node,
+                daemon,
+                action,
+            }),
+        )
+    }
+
+    /// `pause|resume|disconnect|reconnect NODE`.
+    fn node_fault(&mut self, line: &Line) -> Result<(), ParseError> {
+        let action = match line.words[0].text.as_str() {
+            "pause" => NodeAction::Pause,
+            "resume" => NodeAction::Resume,
+            "disconnect" => NodeAction::Disconnect,
+            _ => NodeAction::Reconnect,
+        };
+        let node = self.node_name(line, 1)?;
+        self.expect_end(line, 2)?;
+        self.push(line.number, StepKind::Fault(Fault::Node { node, action }))
+    }
+
+    /// `write NODE NAME:` + block: adds or replaces a unit file or drop-in while running.
+    fn write_unit(&mut self, line: &Line) -> Result<(), ParseError> {
+        let node = self.node_name(line, 1)?;
+        let name = self.unit_file_name(line, 2)?;
+        self.ends_with_colon(line, 2)?;
+        let text = self.block()?;
+        self.push(
+            line.number,
+            StepKind::UnitFile {
+                node,
+                change: UnitFileChange::Write { name, text },
+            },
+        )
+    }
+
+    /// `remove NODE NAME`, `mask NODE NAME`.
+    fn remove_or_mask(&mut self, line: &Line) -> Result<(), ParseError> {
+        let node = self.node_name(line, 1)?;
+        let name = self.unit_file_name(line, 2)?;
+        self.expect_end(line, 3)?;
+        let change = if line.words[0].text == "mask" {
+            if name.contains('/') {
+                return Err(self.err_at(line, 2, "a unit name (drop-ins cannot be masked)"));
+            }
+            UnitFileChange::Mask { name }
+        } else {
+            UnitFileChange::Remove { name }
+        };
+        self.push(line.number, StepKind::UnitFile { node, change })
     }
 
     fn expect_end(&self, line: &Line, idx: usize) -> Result<(), ParseError> {
@@ -234,14 +514,36 @@ impl Parser<'_> {
             return Err(self.err_at(line, idx, "a unit name"));
         };
         let name = word.text.strip_suffix(':').unwrap_or(&word.text);
-        let valid = name.contains('.')
-            && !name.starts_with('.')
-            && !name.ends_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c));
-        if !valid {
+        if !is_unit_name(name) {
             return Err(self.err_at(line, idx, "a unit name like source.service"));
+        }
+        Ok(name.to_string())
+    }
+
+    /// A unit name, or a drop-in of one: `target.service.d/10-x.conf`.
+    fn unit_file_name(&self, line: &Line, idx: usize) -> Result<String, ParseError> {
+        let Some(word) = line.words.get(idx) else {
+            return Err(self.err_at(line, idx, "a unit name or drop-in"));
+        };
+        let name = word.text.strip_suffix(':').unwrap_or(&word.text);
+        let valid = match name.split_once('/') {
+            None => is_unit_name(name),
+            Some((dir, file)) => {
+                dir.strip_suffix(".d").is_some_and(is_unit_name)
+                    && file.ends_with(".conf")
+                    && file.len() > ".conf".len()
+                    && !file.contains('/')
+                    && file
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+            }
+        };
+        if !valid {
+            return Err(self.err_at(
+                line,
+                idx,
+                "a unit name like source.service or a drop-in like source.service.d/10-x.conf",
+            ));
         }
         Ok(name.to_string())
     }
@@ -310,7 +612,7 @@ impl Parser<'_> {
 
     fn unit(&mut self, line: &Line) -> Result<(), ParseError> {
         let node = self.node_name(line, 1)?;
-        let name = self.unit_name(line, 2)?;
+        let name = self.unit_file_name(line, 2)?;
         self.ends_with_colon(line, 2)?;
         if self
             .scenario
@@ -325,11 +627,24 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn command(&mut self, number: usize, raw: &str, rest: &str) -> Result<(), ParseError> {
+    /// The command after the `$` at column `dollar_col` (1-based, in characters): the text as
+    /// written (without `$`) and its words.
+    fn command_part(
+        &self,
+        number: usize,
+        raw: &str,
+        dollar_col: usize,
+    ) -> Result<(String, Vec<String>), ParseError> {
+        let rest: String = raw.chars().skip(dollar_col).collect();
         if !rest.starts_with(' ') {
-            return Err(self.err(number, 2, "a space after '$'", found_word_str(rest)));
+            return Err(self.err(
+                number,
+                dollar_col + 1,
+                "a space after '$'",
+                found_word_str(&rest),
+            ));
         }
-        let words = split(rest, 2).map_err(|e| {
+        let words = split(&rest, dollar_col + 1).map_err(|e| {
             self.err(
                 number,
                 e.col,
@@ -338,24 +653,25 @@ impl Parser<'_> {
             )
         })?;
         let Some(program) = words.first() else {
-            return Err(self.err(number, 2, "a command after '$'", "end of line".into()));
+            return Err(self.err(
+                number,
+                dollar_col + 1,
+                "a command after '$'",
+                "end of line".into(),
+            ));
         };
-        if program.text != "bluechictl" {
+        if !PROGRAMS.contains(&program.text.as_str()) {
             return Err(self.err(
                 number,
                 program.col,
-                "bluechictl (the only command scenarios can run for now)",
+                "bluechictl, bluechi-is-online, systemctl or busctl",
                 quote(&program.text),
             ));
         }
-        self.scenario.steps.push(Step {
-            pos: self.pos(number, 1),
-            kind: StepKind::Command {
-                text: raw[1..].trim().to_string(),
-                argv: words.into_iter().map(|w| w.text).collect(),
-            },
-        });
-        Ok(())
+        Ok((
+            rest.trim().to_string(),
+            words.into_iter().map(|w| w.text).collect(),
+        ))
     }
 
     /// A condition is one word (`active/exited`, `MainPID!=$pid`) or three (`MainPID != $pid`).
@@ -551,6 +867,15 @@ fn make_condition(property: &str, value: Value, negated: bool) -> Condition {
     } else {
         Condition::Equals { property, value }
     }
+}
+
+fn is_unit_name(name: &str) -> bool {
+    name.contains('.')
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
 }
 
 fn is_identifier(s: &str) -> bool {

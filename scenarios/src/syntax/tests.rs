@@ -97,7 +97,8 @@ fn commands_split_with_quotes() {
     assert_eq!(
         steps("$ bluechictl start  worker1 \"a b.service\"\n"),
         vec![StepKind::Command {
-            text: "bluechictl start  worker1 \"a b.service\"".into(),
+            node: None,
+            text: "$ bluechictl start  worker1 \"a b.service\"".into(),
             argv: vec![
                 "bluechictl".into(),
                 "start".into(),
@@ -269,7 +270,7 @@ fn header_errors() {
 fn statement_errors() {
     assert_eq!(
         error("frobnicate x\n"),
-        "3:1: expected a statement (nodes:, controller:, controller.conf:, agent.conf, unit, $, wait, hold, record, redact), found \"frobnicate\""
+        "3:1: expected a statement (nodes:, controller:, offline:, controller.conf:, agent.conf, unit, $, on, capture, end, await, expect, wait, hold, record, redact, start, stop, kill, restart, pause, resume, disconnect, reconnect, write, remove, mask), found \"frobnicate\""
     );
     assert_eq!(
         error("  wait main a.service active/exited\n"),
@@ -301,7 +302,7 @@ fn block_errors() {
     );
     assert_eq!(
         error("unit main noext:\n    x\n"),
-        "3:11: expected a unit name like source.service, found \"noext:\""
+        "3:11: expected a unit name like source.service or a drop-in like source.service.d/10-x.conf, found \"noext:\""
     );
     assert_eq!(
         error("unit nowhere a.service:\n    x\n"),
@@ -340,10 +341,200 @@ fn command_errors() {
         error("$   \n"),
         "3:2: expected a command after '$', found end of line"
     );
-    assert_eq!(error("$ systemctl status\n"), "3:3: expected bluechictl (the only command scenarios can run for now), found \"systemctl\"");
+    assert_eq!(
+        error("$ ls /\n"),
+        "3:3: expected bluechictl, bluechi-is-online, systemctl or busctl, found \"ls\""
+    );
     assert_eq!(
         error("$ bluechictl \"status\n"),
         "3:14: expected a closing double quote, found end of line"
+    );
+}
+
+#[test]
+fn commands_on_any_node() {
+    assert_eq!(
+        steps("on worker1 $ systemctl is-active \"t.service\"\n"),
+        vec![StepKind::Command {
+            node: Some("worker1".into()),
+            text: "on worker1 $ systemctl is-active \"t.service\"".into(),
+            argv: vec!["systemctl".into(), "is-active".into(), "t.service".into()],
+        }]
+    );
+    assert_eq!(
+        error("on nowhere $ systemctl\n"),
+        "3:4: expected a node from `nodes:` (main, worker1, worker2), found \"nowhere\""
+    );
+    assert_eq!(
+        error("on worker1 systemctl\n"),
+        "3:12: expected `$` and a command, found \"systemctl\""
+    );
+    assert_eq!(
+        error("on worker1 $ rm -rf /\n"),
+        "3:14: expected bluechictl, bluechi-is-online, systemctl or busctl, found \"rm\""
+    );
+}
+
+#[test]
+fn faults() {
+    use crate::backend::{Daemon, DaemonAction, Fault, NodeAction};
+    assert_eq!(
+        steps("kill agent worker1\nstart controller\ndisconnect worker2\nresume main\n"),
+        vec![
+            StepKind::Fault(Fault::Daemon {
+                node: "worker1".into(),
+                daemon: Daemon::Agent,
+                action: DaemonAction::Kill,
+            }),
+            StepKind::Fault(Fault::Daemon {
+                node: "main".into(),
+                daemon: Daemon::Controller,
+                action: DaemonAction::Start,
+            }),
+            StepKind::Fault(Fault::Node {
+                node: "worker2".into(),
+                action: NodeAction::Disconnect,
+            }),
+            StepKind::Fault(Fault::Node {
+                node: "main".into(),
+                action: NodeAction::Resume,
+            }),
+        ]
+    );
+    assert_eq!(
+        error("stop worker1\n"),
+        "3:6: expected `agent NODE` or `controller`, found \"worker1\""
+    );
+    assert_eq!(
+        error("restart controller now\n"),
+        "3:20: expected end of line, found \"now\""
+    );
+    assert_eq!(
+        error("pause\n"),
+        "3:6: expected a node name, found end of line"
+    );
+}
+
+#[test]
+fn unit_file_changes_and_drop_ins() {
+    use crate::backend::UnitFileChange;
+    let s = parse(&format!(
+        "{HEADER}unit worker1 t.service.d/10-x.conf:\n    [Unit]\n    Description=x\n\
+         write worker1 t.service:\n    [Service]\n    ExecStart=/bin/true\n\
+         remove worker1 t.service.d/10-x.conf\nmask main t.service\n"
+    ))
+    .unwrap();
+    assert_eq!(s.units[0].name, "t.service.d/10-x.conf");
+    let kinds: Vec<StepKind> = s.steps.into_iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            StepKind::UnitFile {
+                node: "worker1".into(),
+                change: UnitFileChange::Write {
+                    name: "t.service".into(),
+                    text: "[Service]\nExecStart=/bin/true\n".into()
+                }
+            },
+            StepKind::UnitFile {
+                node: "worker1".into(),
+                change: UnitFileChange::Remove {
+                    name: "t.service.d/10-x.conf".into()
+                }
+            },
+            StepKind::UnitFile {
+                node: "main".into(),
+                change: UnitFileChange::Mask {
+                    name: "t.service".into()
+                }
+            },
+        ]
+    );
+    assert_eq!(
+        error("remove worker1 t.service.d/x.txt\n"),
+        "3:16: expected a unit name like source.service or a drop-in like source.service.d/10-x.conf, found \"t.service.d/x.txt\""
+    );
+    assert_eq!(
+        error("mask worker1 t.service.d/x.conf\n"),
+        "3:14: expected a unit name (drop-ins cannot be masked), found \"t.service.d/x.conf\""
+    );
+    assert_eq!(
+        error("write worker1 ../t.service:\n    x\n"),
+        "3:15: expected a unit name like source.service or a drop-in like source.service.d/10-x.conf, found \"../t.service:\""
+    );
+}
+
+#[test]
+fn captures_start_and_end() {
+    assert_eq!(
+        steps("capture mon on worker1 ready \"Subscribing\" $ bluechictl monitor\nend mon\n"),
+        vec![
+            StepKind::Capture {
+                name: "mon".into(),
+                node: Some("worker1".into()),
+                ready: Some("Subscribing".into()),
+                text: "on worker1 $ bluechictl monitor".into(),
+                argv: vec!["bluechictl".into(), "monitor".into()],
+            },
+            StepKind::EndCapture {
+                name: "mon".into(),
+                within: None
+            },
+        ]
+    );
+    assert_eq!(
+        steps("capture job $ bluechictl start worker1 a.service\nawait job within 5s\n")[1],
+        StepKind::EndCapture {
+            name: "job".into(),
+            within: Some(Duration::from_secs(5))
+        }
+    );
+    assert_eq!(
+        steps("capture m $ bluechictl monitor\nexpect m \"created\" 2 times within 3s\nend m\n")[1],
+        StepKind::Expect {
+            name: "m".into(),
+            text: "created".into(),
+            times: 2,
+            within: Duration::from_secs(3)
+        }
+    );
+    assert_eq!(
+        error("capture m $ bluechictl monitor\nexpect m \"x\" 0 times\nend m\n"),
+        "4:14: expected a count of at least 1, found \"0\""
+    );
+    assert_eq!(
+        error("expect m \"x\"\n"),
+        "3:8: expected the name of a running capture, found \"m\""
+    );
+    assert_eq!(
+        error("capture job $ bluechictl start worker1 a.service\nawait job 5s\n"),
+        "4:11: expected `within DURATION` or end of line, found \"5s\""
+    );
+    assert_eq!(
+        error("capture mon $ bluechictl monitor\n"),
+        "4:1: expected `end mon` for the capture started on line 3, found end of file"
+    );
+    assert_eq!(
+        error("end mon\n"),
+        "3:5: expected the name of a running capture, found \"mon\""
+    );
+    assert_eq!(
+        error("capture mon $ bluechictl monitor\ncapture mon $ bluechictl monitor\nend mon\n"),
+        "4:9: expected a capture name not in use (`end` it first), found \"mon\""
+    );
+    assert_eq!(
+        error("capture mon ready x $ bluechictl monitor\nend mon\n"),
+        "3:19: expected a double-quoted text to wait for, found \"x\""
+    );
+}
+
+#[test]
+fn offline_nodes() {
+    let s = parse(&format!("{HEADER}offline: worker2\n")).unwrap();
+    assert_eq!(s.offline, vec!["worker2"]);
+    assert_eq!(
+        error("offline: worker2 worker2\n"),
+        "3:18: expected a node not listed before, found \"worker2\""
     );
 }
 

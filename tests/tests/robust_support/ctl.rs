@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scenario_runner::backend::local::{sweep, LocalBackend};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::local::sweep;
+use scenario_runner::backend::Cluster;
 use scenario_runner::paths;
 
 use super::{GroupChild, DEADLINE};
@@ -23,11 +23,11 @@ pub struct Ctl {
 }
 
 impl Ctl {
-    pub fn spawn(backend: &LocalBackend, tag: &str, args: &[&str]) -> Ctl {
+    pub fn spawn(backend: &Cluster, tag: &str, args: &[&str]) -> Ctl {
         Ctl::spawn_program(backend, tag, "bluechictl", args)
     }
 
-    pub fn spawn_program(backend: &LocalBackend, tag: &str, program: &str, args: &[&str]) -> Ctl {
+    pub fn spawn_program(backend: &Cluster, tag: &str, program: &str, args: &[&str]) -> Ctl {
         let dir = backend.work_dir();
         let stdout = dir.join(format!("ctl-{tag}.out"));
         let stderr = dir.join(format!("ctl-{tag}.err"));

@@ -11,8 +11,8 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use scenario_runner::backend::local::{sweep, LocalBackend, LocalConfig};
-use scenario_runner::backend::Backend;
+use scenario_runner::backend::local::sweep;
+use scenario_runner::backend::{BackendKind, BackendOptions, Cluster, Daemon, DaemonAction};
 use scenario_runner::{dbus, paths, syntax};
 use zbus::Connection;
 
@@ -65,17 +65,17 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Brings up the scenario's cluster (binaries from `BLUECHI_BIN_DIR` or next to the test).
-pub async fn cluster(name: &str, scenario_text: &str) -> LocalBackend {
+pub async fn cluster(name: &str, scenario_text: &str) -> Cluster {
     let scenario = syntax::parser::parse_str(name, Path::new(name), scenario_text)
         .unwrap_or_else(|e| panic!("scenario {name}: {e:?}"));
     let bin_dir = paths::bin_dir().expect("binary directory");
-    let mut backend = LocalBackend::new(LocalConfig {
+    let options = BackendOptions {
         bin_dir,
         units_dir: paths::shipped_units_dir(),
         keep: false,
         ready_timeout: DEADLINE,
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let mut backend = Cluster::new(BackendKind::Local, &options).unwrap_or_else(|e| panic!("{e}"));
     if let Err(e) = backend.start(&scenario).await {
         dump_logs(&backend);
         panic!("cluster did not come up: {e}");
@@ -83,14 +83,14 @@ pub async fn cluster(name: &str, scenario_text: &str) -> LocalBackend {
     backend
 }
 
-pub fn dump_logs(backend: &LocalBackend) {
+pub fn dump_logs(backend: &Cluster) {
     for (name, tail) in backend.log_tails(40) {
         eprintln!("--- {name}\n{tail}");
     }
 }
 
 /// The TCP port the runner configured for the controller.
-pub fn controller_port(backend: &LocalBackend) -> u16 {
+pub fn controller_port(backend: &Cluster) -> u16 {
     let conf = std::fs::read_to_string(backend.work_dir().join("controller.conf"))
         .expect("controller.conf");
     conf.lines()
@@ -99,7 +99,7 @@ pub fn controller_port(backend: &LocalBackend) -> u16 {
         .expect("ControllerPort in controller.conf")
 }
 
-pub fn controller_address(backend: &LocalBackend) -> String {
+pub fn controller_address(backend: &Cluster) -> String {
     format!("tcp:host=127.0.0.1,port={}", controller_port(backend))
 }
 
@@ -116,7 +116,7 @@ fn cmdline(pid: i32) -> Vec<String> {
 
 /// The live process of this run running `program`; for agents, `node`'s (its config path
 /// lies in the node's directory).
-pub fn daemon_pid(backend: &LocalBackend, program: &str, node: Option<&str>) -> Option<i32> {
+pub fn daemon_pid(backend: &Cluster, program: &str, node: Option<&str>) -> Option<i32> {
     let node_dir = node.map(|n| backend.work_dir().join(n).display().to_string());
     sweep::marked_processes(backend.run_id())
         .into_iter()
@@ -144,7 +144,7 @@ pub fn kill(pid: i32, signal: &str) {
 }
 
 /// A private connection to `node`'s bus.
-pub async fn node_bus(backend: &LocalBackend, node: &str) -> Connection {
+pub async fn node_bus(backend: &Cluster, node: &str) -> Connection {
     let socket = backend.work_dir().join(node).join("bus.sock");
     dbus::connect(&format!("unix:path={}", socket.display()))
         .await
@@ -191,7 +191,7 @@ pub async fn wait_node_status(conn: &Connection, node: &str, status: &str) {
     .await
 }
 
-pub async fn wait_unit_state(backend: &LocalBackend, node: &str, unit: &str, active: &str) {
+pub async fn wait_unit_state(backend: &Cluster, node: &str, unit: &str, active: &str) {
     poll(&format!("{unit} on {node} to be {active}"), || async {
         let state = backend
             .unit_property(node, unit, "ActiveState")
@@ -221,42 +221,39 @@ impl Drop for GroupChild {
     }
 }
 
-/// Where a daemon restarted by [`respawn`] logs.
-pub fn restarted_log_path(backend: &LocalBackend, node: &str, program: &str) -> std::path::PathBuf {
+/// Kills `node`'s daemon and keeps it down (a crash its unit would not restart), for tests
+/// that act while it is gone; [`start_daemon`] brings it back.
+pub fn crash(backend: &Cluster, node: &str, daemon: Daemon) {
+    local_host(backend, node)
+        .crash(daemon)
+        .unwrap_or_else(|e| panic!("crash {node}'s {}: {e}", daemon.name()));
+}
+
+pub async fn start_daemon(backend: &Cluster, node: &str, daemon: Daemon) {
     backend
-        .work_dir()
-        .join(node)
-        .join(format!("{program}-restarted.log"))
+        .host(node)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .daemon(daemon, DaemonAction::Start)
+        .await
+        .unwrap_or_else(|e| panic!("start {node}'s {}: {e}", daemon.name()));
 }
 
-/// Starts `program -c config` again on `node`'s bus as the backend did: run marker, own
-/// process group, output to [`restarted_log_path`].
-pub fn respawn(backend: &LocalBackend, node: &str, program: &str, config: &Path) -> GroupChild {
-    use std::os::unix::process::CommandExt;
-    let dir = backend.work_dir().join(node);
-    let log = std::fs::File::create(restarted_log_path(backend, node, program)).expect("log");
-    let err = log.try_clone().expect("log");
-    let bin = paths::bin_dir().expect("binary directory");
-    let child = std::process::Command::new(bin.join(program))
-        .arg("-c")
-        .arg(config)
-        .env(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            format!("unix:path={}", dir.join("bus.sock").display()),
-        )
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env(sweep::MARKER_VAR, backend.run_id())
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("restart {program}: {e}"));
-    GroupChild(child)
+/// The local host of `node` (these tests run on the local backend).
+pub fn local_host<'a>(
+    backend: &'a Cluster,
+    node: &str,
+) -> &'a scenario_runner::backend::local::LocalHost {
+    backend
+        .host(node)
+        .ok()
+        .and_then(|h| h.as_local())
+        .unwrap_or_else(|| panic!("{node} is not a local node"))
 }
 
-/// Starts `node`'s agent again with the config the backend gave it.
-pub fn respawn_agent(backend: &LocalBackend, node: &str) -> GroupChild {
-    let config = backend.work_dir().join(node).join("agent.conf");
-    respawn(backend, node, "bluechi-agent", &config)
+/// `node`'s daemon log (restarts append to it).
+pub fn daemon_log(backend: &Cluster, node: &str, daemon: Daemon) -> String {
+    let path = local_host(backend, node)
+        .dir()
+        .join(format!("{}.log", daemon.program()));
+    std::fs::read_to_string(path).unwrap_or_default()
 }

@@ -1,4 +1,5 @@
-//! Files the local backend writes: the private bus configuration, daemon configs, unit files.
+//! Files only the local backend writes: the private bus configuration and shipped units
+//! pointed at the build tree.
 
 use std::path::Path;
 
@@ -40,26 +41,6 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The placeholder a scenario's config text may use for the controller's (free) port.
-pub const PORT_PLACEHOLDER: &str = "${ControllerPort}";
-
-/// The runner's keys first; the scenario's text may re-open `[bluechi-controller]` to add keys.
-pub fn controller_config(port: u16, scenario_text: &str) -> String {
-    let text = scenario_text.replace(PORT_PLACEHOLDER, &port.to_string());
-    format!(
-        "[bluechi-controller]\nControllerPort={port}\nUseUDS=false\nLogTarget=stderr\nLogLevel=DEBUG\n\n{text}"
-    )
-}
-
-/// `ControllerAddress=` in the scenario's text overrides host and port (upstream's rule), e.g.
-/// `ControllerAddress=tcp:host=::1,port=${ControllerPort}` to connect over IPv6.
-pub fn agent_config(node: &str, port: u16, scenario_text: &str) -> String {
-    let text = scenario_text.replace(PORT_PLACEHOLDER, &port.to_string());
-    format!(
-        "[bluechi-agent]\nNodeName={node}\nControllerHost=127.0.0.1\nControllerPort={port}\nLogTarget=stderr\nLogLevel=DEBUG\n\n{text}"
-    )
-}
-
 /// Shipped units call helpers from `/usr/libexec/`; point them at the freshly built binaries.
 pub fn relocate_unit(text: &str, bin_dir: &Path) -> String {
     let dir = format!("{}/", bin_dir.display().to_string().trim_end_matches('/'));
@@ -88,24 +69,6 @@ mod tests {
             relocate_unit(unit, Path::new("/x/debug/")),
             "ExecStart=/x/debug/bluechi-proxy create %i\n"
         );
-    }
-
-    #[test]
-    fn configs_hold_runner_keys_then_scenario_text() {
-        let c = controller_config(1234, "[node a]\nX=1\n");
-        assert!(c.starts_with("[bluechi-controller]\nControllerPort=1234\nUseUDS=false\n"));
-        assert!(c.ends_with("[node a]\nX=1\n"));
-        let a6 = agent_config(
-            "w1",
-            99,
-            "ControllerAddress=tcp:host=::1,port=${ControllerPort}\n",
-        );
-        assert!(
-            a6.contains("ControllerAddress=tcp:host=::1,port=99\n"),
-            "{a6}"
-        );
-        let a = agent_config("w1", 99, "");
-        assert!(a.contains("NodeName=w1\nControllerHost=127.0.0.1\nControllerPort=99\n"));
     }
 
     #[test]

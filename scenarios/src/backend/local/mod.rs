@@ -1,62 +1,38 @@
-//! Local-process backend: per node a private dbus-daemon, a systemd-emulator and an agent; the
-//! controller on its node; everything under one temporary directory.
+//! Local-process backend: per node a private dbus-daemon standing in for the system bus, a
+//! `systemd-emulator` and an agent; the controller on its node; everything under one temporary
+//! directory. Each agent reaches the controller through a relay, so a node can be cut off.
 
 mod config;
 mod procs;
+mod relay;
 pub mod sweep;
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use zbus::Connection;
 
-use super::Backend;
+use super::plan::Endpoint;
+use super::{
+    BackendKind, BackendOptions, Daemon, DaemonAction, HostError, HostResult, NodeAction,
+    UnitFileChange,
+};
 use crate::dbus::{self, ProbeError};
 use crate::paths;
-use crate::syntax::Scenario;
 use crate::transcript::{CommandOutput, Exit};
-use procs::{Daemons, Stage};
+use procs::{Daemons, Launch, Spec, Stage};
+use relay::Relay;
 
 /// How long startup may take per readiness check unless configured otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(15);
 const SWEEP_DEADLINE: Duration = Duration::from_secs(3);
-
-struct Node {
-    bus_address: String,
-    conn: Connection,
-}
-
-/// What the local backend needs from its caller.
-#[derive(Debug, Clone)]
-pub struct LocalConfig {
-    /// Directory holding the BlueChi binaries and `systemd-emulator`.
-    pub bin_dir: PathBuf,
-    /// Directory holding the agent's shipped `bluechi-proxy@.service` / `bluechi-dep@.service`.
-    pub units_dir: PathBuf,
-    /// Keep the run directory after teardown.
-    pub keep: bool,
-    /// Deadline for each readiness check during startup.
-    pub ready_timeout: Duration,
-}
-
-pub struct LocalBackend {
-    bin_dir: PathBuf,
-    units_dir: PathBuf,
-    ready_timeout: Duration,
-    run_id: String,
-    work_path: PathBuf,
-    /// `None` once removed (or handed over to the user with `--keep`).
-    dir: Option<tempfile::TempDir>,
-    keep: bool,
-    daemons: Daemons,
-    nodes: BTreeMap<String, Node>,
-    controller_node: String,
-    torn_down: bool,
-}
+const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
+/// Most of a background command's output kept for the transcript.
+const CAPTURE_LIMIT: usize = 256 * 1024;
 
 fn unique_run_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -71,70 +47,155 @@ fn unique_run_id() -> String {
     )
 }
 
-impl LocalBackend {
+/// What the nodes of one local run share: the run directory, the processes, the supervisor
+/// and the controller's port.
+pub struct LocalRun {
+    opts: BackendOptions,
+    run_id: String,
+    work_path: PathBuf,
+    /// `None` once removed (or handed over to the user with `--keep`).
+    dir: Option<tempfile::TempDir>,
+    procs: Arc<Mutex<Daemons>>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+    controller_port: u16,
+    torn_down: bool,
+}
+
+fn lock(procs: &Mutex<Daemons>) -> MutexGuard<'_, Daemons> {
+    // A panic while holding the lock leaves consistent data; keep going.
+    procs.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LocalRun {
     /// Prepares a run: checks the binaries and creates the run's directory. Nothing runs yet.
-    pub fn new(config: LocalConfig) -> Result<Self, String> {
-        let LocalConfig {
-            bin_dir,
-            units_dir,
-            keep,
-            ready_timeout,
-        } = config;
-        paths::check_binaries(&bin_dir)?;
+    pub fn new(opts: &BackendOptions) -> Result<Self, String> {
+        paths::check_binaries(&opts.bin_dir)?;
         let dir = tempfile::Builder::new()
             .prefix("bluechi-scenario-")
             .tempdir()
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        Ok(LocalBackend {
-            bin_dir,
-            units_dir,
-            ready_timeout,
+        Ok(LocalRun {
+            opts: opts.clone(),
             run_id: unique_run_id(),
             work_path: dir.path().to_path_buf(),
             dir: Some(dir),
-            keep,
-            daemons: Daemons::default(),
-            nodes: BTreeMap::new(),
-            controller_node: String::new(),
+            procs: Arc::new(Mutex::new(Daemons::default())),
+            supervisor: None,
+            controller_port: config::free_port()?,
             torn_down: false,
         })
     }
 
-    fn node_dir(&self, node: &str) -> PathBuf {
-        self.work_path.join(node)
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
-    fn command(&self, program: &str, bus_address: &str) -> Command {
-        let mut cmd = Command::new(self.bin_dir.join(program));
-        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS");
-        cmd
+    pub fn work_dir(&self) -> &Path {
+        &self.work_path
     }
 
-    fn check_alive(&mut self) -> Result<(), String> {
-        match self.daemons.first_exited() {
-            Some(name) => Err(format!("{name} exited during startup")),
-            None => Ok(()),
+    /// `UseUDS=false`: there is no /run/bluechi to listen in.
+    pub fn controller_keys(&self) -> &'static str {
+        "UseUDS=false\n"
+    }
+
+    pub fn controller_port(&self) -> u16 {
+        self.controller_port
+    }
+
+    /// Starts restarting killed daemons, as their units' `Restart=on-abnormal` would.
+    pub fn start_supervisor(&mut self) {
+        let procs = self.procs.clone();
+        let run_id = self.run_id.clone();
+        self.supervisor = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SUPERVISE_EVERY).await;
+                for name in lock(&procs).supervise(&run_id) {
+                    eprintln!("{name} was killed; started again (Restart=on-abnormal)");
+                }
+            }
+        }));
+    }
+
+    /// The first process that died during startup, if any.
+    pub fn first_exited(&self) -> Option<String> {
+        lock(&self.procs).first_exited()
+    }
+
+    /// Starts the node's bus and emulator with its unit files; returns its host once systemd
+    /// answers on the bus.
+    pub async fn create_node(
+        &self,
+        node: &str,
+        units: &[(String, String)],
+        is_controller: bool,
+    ) -> Result<LocalHost, String> {
+        let dir = self.work_path.join(node);
+        create_dir(&dir.join("units"))?;
+        let bus_address = self.start_bus(node, &dir).await?;
+        let conn = dbus::connect(&bus_address)
+            .await
+            .map_err(|e| format!("cannot connect to {node}'s bus at {bus_address}: {e}"))?;
+        let host = LocalHost {
+            node: node.to_string(),
+            dir,
+            opts: self.opts.clone(),
+            run_id: self.run_id.clone(),
+            bus_address,
+            conn,
+            procs: self.procs.clone(),
+            relay: None,
+            is_controller,
+            controller_conf: self.work_path.join("controller.conf"),
+        };
+        host.install_shipped_units()?;
+        for (name, text) in units {
+            host.write_unit_file(name, text)?;
         }
+        let spec = host.spec(
+            "systemd-emulator",
+            vec![
+                "--unit-dir".into(),
+                host.dir.join("units").display().to_string(),
+            ],
+        );
+        host.launch("systemd-emulator", Stage::Systemd, spec, false)?;
+        host.wait_for_name(dbus::SYSTEMD, "systemd-emulator", self.opts.ready_timeout)
+            .await?;
+        Ok(host)
     }
 
-    async fn start_bus(&mut self, node: &str) -> Result<String, String> {
-        let dir = self.node_dir(node);
+    async fn start_bus(&self, node: &str, dir: &Path) -> Result<String, String> {
         let socket = dir.join("bus.sock");
         let conf = dir.join("bus.conf");
         write(&conf, &config::bus_config(&socket))?;
-        let mut cmd = Command::new("dbus-daemon");
-        cmd.arg("--nofork")
-            .arg("--print-address=1")
-            .arg(format!("--config-file={}", conf.display()));
+        let spec = Spec {
+            program: "dbus-daemon".into(),
+            args: vec![
+                "--nofork".into(),
+                "--print-address=1".into(),
+                format!("--config-file={}", conf.display()),
+            ],
+            env: Vec::new(),
+        };
         let name = format!("{node}/dbus-daemon");
-        let log = dir.join("dbus-daemon.log");
-        let daemon = self
-            .daemons
-            .spawn(&name, Stage::Bus, cmd, &log, &self.run_id, true)?;
-        let stdout = daemon
-            .take_stdout()
-            .ok_or_else(|| format!("{name}: no stdout pipe"))?;
+        let stdout = {
+            let mut procs = lock(&self.procs);
+            let d = procs.spawn(
+                Launch {
+                    name: name.clone(),
+                    node,
+                    stage: Stage::Bus,
+                    spec,
+                    log: dir.join("dbus-daemon.log"),
+                    pipe_stdout: true,
+                    supervised: false,
+                },
+                &self.run_id,
+            )?;
+            d.take_stdout()
+                .ok_or_else(|| format!("{name}: no stdout pipe"))?
+        };
         // dbus-daemon prints its address once it listens; EOF means it died first.
         let read = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
@@ -142,27 +203,362 @@ impl LocalBackend {
                 .read_line(&mut line)
                 .map(|_| line)
         });
-        let address = match tokio::time::timeout(self.ready_timeout, read).await {
-            Ok(Ok(Ok(line))) if !line.trim().is_empty() => line.trim().to_string(),
-            Ok(Ok(Ok(_))) => return Err(format!("{name} exited without printing its address")),
-            Ok(Ok(Err(e))) => return Err(format!("{name}: cannot read its address: {e}")),
-            Ok(Err(e)) => return Err(format!("{name}: address reader failed: {e}")),
-            Err(_) => return Err(format!("{name} did not print its address in time")),
-        };
-        Ok(address)
+        match tokio::time::timeout(self.opts.ready_timeout, read).await {
+            Ok(Ok(Ok(line))) if !line.trim().is_empty() => Ok(line.trim().to_string()),
+            Ok(Ok(Ok(_))) => Err(format!("{name} exited without printing its address")),
+            Ok(Ok(Err(e))) => Err(format!("{name}: cannot read its address: {e}")),
+            Ok(Err(e)) => Err(format!("{name}: address reader failed: {e}")),
+            Err(_) => Err(format!("{name} did not print its address in time")),
+        }
     }
 
-    async fn wait_for_name(&mut self, node: &str, name: &str, who: &str) -> Result<(), String> {
-        let conn = self
-            .nodes
-            .get(node)
-            .map(|n| n.conn.clone())
-            .ok_or_else(|| format!("unknown node {node}"))?;
-        let what = format!("{who} to own {name} on {node}'s bus");
-        let daemons = &mut self.daemons;
-        dbus::poll_until(self.ready_timeout, &what, || {
-            let dead = daemons.first_exited();
-            let conn = conn.clone();
+    /// Where `node`'s agent connects: a relay of its own in front of the controller.
+    pub async fn agent_endpoint(&self, host: &mut LocalHost) -> Result<Endpoint, String> {
+        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, self.controller_port));
+        let relay = Relay::start(target).await?;
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: relay.port(),
+        };
+        host.relay = Some(relay);
+        Ok(endpoint)
+    }
+
+    pub fn log_tails(&self, lines: usize) -> Vec<(String, String)> {
+        lock(&self.procs)
+            .iter()
+            .map(|d| (d.name.clone(), procs::tail(&d.log, lines)))
+            .collect()
+    }
+
+    /// Stops everything and removes the run directory (unless kept). Idempotent.
+    pub fn teardown(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        self.torn_down = true;
+        if let Some(s) = self.supervisor.take() {
+            s.abort();
+        }
+        lock(&self.procs).stop_all();
+        let stray = sweep::kill_marked(&self.run_id, SWEEP_DEADLINE);
+        if !stray.is_empty() {
+            eprintln!(
+                "teardown: killed {} stray process(es) of run {}: {stray:?}",
+                stray.len(),
+                self.run_id
+            );
+        }
+        if let Some(dir) = self.dir.take() {
+            if self.opts.keep {
+                let path = dir.keep();
+                eprintln!("kept run directory {}", path.display());
+            } else if let Err(e) = dir.close() {
+                eprintln!("teardown: cannot remove {}: {e}", self.work_path.display());
+            }
+        }
+    }
+}
+
+impl Drop for LocalRun {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// One node of a local run.
+pub struct LocalHost {
+    node: String,
+    dir: PathBuf,
+    opts: BackendOptions,
+    run_id: String,
+    bus_address: String,
+    conn: Connection,
+    procs: Arc<Mutex<Daemons>>,
+    relay: Option<Relay>,
+    is_controller: bool,
+    controller_conf: PathBuf,
+}
+
+/// Programs a scenario may run on a node, and where the local backend finds them.
+fn local_program(bin_dir: &Path, program: &str) -> Option<PathBuf> {
+    match program {
+        "bluechictl" | "bluechi-is-online" | "systemctl" => Some(bin_dir.join(program)),
+        _ => None,
+    }
+}
+
+impl LocalHost {
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The node's bus (the system bus of its daemons and commands).
+    pub fn bus_address(&self) -> &str {
+        &self.bus_address
+    }
+
+    pub fn bus(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The node's directory: `units/`, `agent.conf`, logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn spec(&self, program: &str, args: Vec<String>) -> Spec {
+        Spec {
+            program: self.opts.bin_dir.join(program),
+            args,
+            env: vec![(
+                "DBUS_SYSTEM_BUS_ADDRESS".to_string(),
+                self.bus_address.clone(),
+            )],
+        }
+    }
+
+    fn process_name(&self, program: &str) -> String {
+        format!("{}/{program}", self.node)
+    }
+
+    fn launch(
+        &self,
+        program: &str,
+        stage: Stage,
+        spec: Spec,
+        supervised: bool,
+    ) -> Result<(), String> {
+        let launch = Launch {
+            name: self.process_name(program),
+            node: &self.node,
+            stage,
+            spec,
+            log: self.dir.join(format!("{program}.log")),
+            pipe_stdout: false,
+            supervised,
+        };
+        lock(&self.procs).spawn(launch, &self.run_id).map(|_| ())
+    }
+
+    fn install_shipped_units(&self) -> Result<(), String> {
+        for shipped in ["bluechi-proxy@.service", "bluechi-dep@.service"] {
+            let src = self.opts.units_dir.join(shipped);
+            let text = std::fs::read_to_string(&src).map_err(|e| {
+                format!(
+                    "cannot read the agent's shipped unit {}: {e}",
+                    src.display()
+                )
+            })?;
+            self.write_unit_file(shipped, &config::relocate_unit(&text, &self.opts.bin_dir))?;
+        }
+        Ok(())
+    }
+
+    fn unit_path(&self, name: &str) -> PathBuf {
+        self.dir.join("units").join(name)
+    }
+
+    fn write_unit_file(&self, name: &str, text: &str) -> Result<(), String> {
+        let path = self.unit_path(name);
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
+        // Replace a mask (a link to /dev/null) instead of writing through it.
+        let _ = std::fs::remove_file(&path);
+        write(&path, text)
+    }
+
+    /// Where this node's daemon reads its configuration.
+    pub fn config_path(&self, daemon: Daemon) -> PathBuf {
+        match daemon {
+            Daemon::Controller => self.controller_conf.clone(),
+            Daemon::Agent => self.dir.join("agent.conf"),
+        }
+    }
+
+    pub fn write_config(&self, daemon: Daemon, text: &str) -> HostResult<()> {
+        Ok(write(&self.config_path(daemon), text)?)
+    }
+
+    pub async fn change_unit_file(&self, change: &UnitFileChange) -> HostResult<()> {
+        match change {
+            UnitFileChange::Write { name, text } => self.write_unit_file(name, text)?,
+            UnitFileChange::Remove { name } => {
+                let path = self.unit_path(name);
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            }
+            UnitFileChange::Mask { name } => {
+                let path = self.unit_path(name);
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::fs::symlink("/dev/null", &path)
+                    .map_err(|e| format!("cannot mask {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn daemon(&self, daemon: Daemon, action: DaemonAction) -> HostResult<()> {
+        if daemon == Daemon::Controller && !self.is_controller {
+            return Err(HostError::Failed(format!(
+                "{} does not run the controller",
+                self.node
+            )));
+        }
+        let name = self.process_name(daemon.program());
+        let known = lock(&self.procs).find_mut(&name).is_some();
+        match (action, known) {
+            (DaemonAction::Start, false) => {
+                let conf = self.config_path(daemon).display().to_string();
+                let spec = self.spec(daemon.program(), vec!["-c".into(), conf]);
+                self.launch(daemon.program(), Stage::BlueChi, spec, true)?;
+            }
+            (_, false) => {
+                return Err(HostError::Failed(format!("{name} was never started")));
+            }
+            (DaemonAction::Start, true) => lock(&self.procs).start(&name, &self.run_id)?,
+            (DaemonAction::Stop, true) => lock(&self.procs).stop(&name)?,
+            (DaemonAction::Kill, true) => lock(&self.procs).kill(&name)?,
+            (DaemonAction::Restart, true) => {
+                let mut procs = lock(&self.procs);
+                procs.stop(&name)?;
+                procs.start(&name, &self.run_id)?;
+            }
+        }
+        if daemon == Daemon::Controller
+            && matches!(action, DaemonAction::Start | DaemonAction::Restart)
+        {
+            self.wait_for_name(dbus::BLUECHI, daemon.program(), self.opts.ready_timeout)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Kills a daemon without the restart its unit would give it; `daemon(.., Start)` brings
+    /// it back.
+    pub fn crash(&self, daemon: Daemon) -> HostResult<()> {
+        Ok(lock(&self.procs).crash(&self.process_name(daemon.program()))?)
+    }
+
+    /// The daemon's pid while it runs.
+    pub fn pid(&self, daemon: Daemon) -> Option<i32> {
+        lock(&self.procs)
+            .find_mut(&self.process_name(daemon.program()))
+            .and_then(|d| d.pid())
+    }
+
+    pub async fn node_action(&self, action: NodeAction) -> HostResult<()> {
+        match action {
+            NodeAction::Pause | NodeAction::Resume => {
+                let signal = if action == NodeAction::Pause {
+                    nix::sys::signal::Signal::SIGSTOP
+                } else {
+                    nix::sys::signal::Signal::SIGCONT
+                };
+                for pid in lock(&self.procs).node_processes(&self.node) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                }
+                Ok(())
+            }
+            NodeAction::Disconnect | NodeAction::Reconnect => {
+                let relay = self.relay.as_ref().ok_or_else(|| {
+                    HostError::Failed(format!("{} has no network link to cut", self.node))
+                })?;
+                relay.set_up(action == NodeAction::Reconnect);
+                Ok(())
+            }
+        }
+    }
+
+    /// Cuts or restores this node's link only (the cluster decides which nodes a cut of the
+    /// controller's node affects).
+    pub fn set_link_up(&self, up: bool) {
+        if let Some(r) = &self.relay {
+            r.set_up(up);
+        }
+    }
+
+    fn command(&self, argv: &[String]) -> HostResult<tokio::process::Command> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| HostError::Failed("empty command".into()))?;
+        let path = local_program(&self.opts.bin_dir, program).ok_or_else(|| {
+            HostError::Unsupported {
+                backend: BackendKind::Local,
+                what: format!("running {program} (only bluechictl, bluechi-is-online and systemctl exist there)"),
+            }
+        })?;
+        let mut cmd = tokio::process::Command::new(path);
+        cmd.args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env(sweep::MARKER_VAR, &self.run_id)
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    pub async fn run(&self, argv: &[String], deadline: Duration) -> HostResult<CommandOutput> {
+        let mut cmd = self.command(argv)?;
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let program = &argv[0];
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        let pid = child.id();
+        match tokio::time::timeout(deadline, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(CommandOutput {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                exit: exit_of(out.status),
+            }),
+            Ok(Err(e)) => Err(HostError::Failed(format!("{program} failed: {e}"))),
+            Err(_) => {
+                // kill_on_drop got the leader; the group takes whatever it spawned.
+                if let Some(pid) = pid {
+                    kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                Err(HostError::Failed(format!(
+                    "{program} did not finish within {:.0}s and was killed",
+                    deadline.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    /// Starts `argv` in the background, its output in files of the node's directory.
+    pub async fn spawn(&self, argv: &[String], tag: &str) -> HostResult<LocalBackground> {
+        let mut cmd = self.command(argv)?;
+        let out = self.dir.join(format!("capture-{tag}.out"));
+        let err = self.dir.join(format!("capture-{tag}.err"));
+        let file = |p: &Path| {
+            std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+        };
+        cmd.stdout(file(&out)?).stderr(file(&err)?);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        Ok(LocalBackground { child, out, err })
+    }
+
+    pub async fn unit_property(&self, unit: &str, property: &str) -> HostResult<String> {
+        Ok(dbus::unit_property(&self.conn, unit, property).await?)
+    }
+
+    /// Polls until `name` has an owner on the node's bus; fails early if a process died.
+    async fn wait_for_name(&self, name: &str, who: &str, deadline: Duration) -> Result<(), String> {
+        let what = format!("{who} to own {name} on {}'s bus", self.node);
+        let procs = self.procs.clone();
+        dbus::poll_until(deadline, &what, || {
+            let dead = lock(&procs).first_exited();
+            let conn = self.conn.clone();
             async move {
                 if let Some(d) = dead {
                     return Err(ProbeError::Fatal(format!("{d} exited")));
@@ -174,127 +570,88 @@ impl LocalBackend {
         })
         .await
     }
+}
 
-    fn install_units(&self, scenario: &Scenario, node: &str) -> Result<(), String> {
-        let dir = self.node_dir(node).join("units");
-        create_dir(&dir)?;
-        for shipped in ["bluechi-proxy@.service", "bluechi-dep@.service"] {
-            let src = self.units_dir.join(shipped);
-            let text = std::fs::read_to_string(&src).map_err(|e| {
-                format!(
-                    "cannot read the agent's shipped unit {}: {e}",
-                    src.display()
-                )
-            })?;
-            write(
-                &dir.join(shipped),
-                &config::relocate_unit(&text, &self.bin_dir),
-            )?;
+/// A background command on the local backend.
+pub struct LocalBackground {
+    child: tokio::process::Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl LocalBackground {
+    /// Interrupts the command (SIGINT, as Ctrl-C would), waits for it up to `grace`, kills it
+    /// after that, and returns what it printed.
+    pub async fn finish(mut self, grace: Duration) -> HostResult<CommandOutput> {
+        if let Some(pid) = self.child.id() {
+            kill_group(pid, nix::sys::signal::Signal::SIGINT);
         }
-        for unit in scenario.units.iter().filter(|u| u.node == node) {
-            write(&dir.join(&unit.name), &unit.text)?;
-        }
-        Ok(())
-    }
-
-    async fn start_node_systemd(&mut self, scenario: &Scenario, node: &str) -> Result<(), String> {
-        create_dir(&self.node_dir(node))?;
-        let bus_address = self.start_bus(node).await?;
-        let conn = dbus::connect(&bus_address)
-            .await
-            .map_err(|e| format!("cannot connect to {node}'s bus at {bus_address}: {e}"))?;
-        self.nodes.insert(
-            node.to_string(),
-            Node {
-                bus_address: bus_address.clone(),
-                conn,
-            },
-        );
-        self.install_units(scenario, node)?;
-        let mut cmd = self.command("systemd-emulator", &bus_address);
-        cmd.arg("--unit-dir").arg(self.node_dir(node).join("units"));
-        let log = self.node_dir(node).join("systemd-emulator.log");
-        let name = format!("{node}/systemd-emulator");
-        self.daemons
-            .spawn(&name, Stage::Systemd, cmd, &log, &self.run_id, false)?;
-        self.wait_for_name(node, dbus::SYSTEMD, &name).await
-    }
-
-    fn bus_of(&self, node: &str) -> Result<String, String> {
-        self.nodes
-            .get(node)
-            .map(|n| n.bus_address.clone())
-            .ok_or_else(|| format!("unknown node {node}"))
-    }
-
-    async fn start_controller(&mut self, scenario: &Scenario, port: u16) -> Result<(), String> {
-        let node = scenario.controller.clone();
-        let conf = self.work_path.join("controller.conf");
-        write(
-            &conf,
-            &config::controller_config(port, &scenario.controller_conf),
-        )?;
-        let mut cmd = self.command("bluechi-controller", &self.bus_of(&node)?);
-        cmd.arg("-c").arg(&conf);
-        let log = self.node_dir(&node).join("bluechi-controller.log");
-        let name = format!("{node}/bluechi-controller");
-        self.daemons
-            .spawn(&name, Stage::BlueChi, cmd, &log, &self.run_id, false)?;
-        self.wait_for_name(&node, dbus::BLUECHI, &name).await
-    }
-
-    fn start_agent(&mut self, scenario: &Scenario, node: &str, port: u16) -> Result<(), String> {
-        let extra = scenario
-            .agent_confs
-            .iter()
-            .find(|(n, _)| n == node)
-            .map_or("", |(_, t)| t.as_str());
-        let conf = self.node_dir(node).join("agent.conf");
-        write(&conf, &config::agent_config(node, port, extra))?;
-        let mut cmd = self.command("bluechi-agent", &self.bus_of(node)?);
-        cmd.arg("-c").arg(&conf);
-        let log = self.node_dir(node).join("bluechi-agent.log");
-        let name = format!("{node}/bluechi-agent");
-        self.daemons
-            .spawn(&name, Stage::BlueChi, cmd, &log, &self.run_id, false)?;
-        Ok(())
-    }
-
-    async fn wait_all_online(&mut self, scenario: &Scenario) -> Result<(), String> {
-        let conn = self
-            .nodes
-            .get(&scenario.controller)
-            .map(|n| n.conn.clone())
-            .ok_or_else(|| "controller node has no bus".to_string())?;
-        let wanted = scenario.nodes.clone();
-        let daemons = &mut self.daemons;
-        dbus::poll_until(self.ready_timeout, "every node to be online", || {
-            let dead = daemons.first_exited();
-            let conn = conn.clone();
-            let wanted = wanted.clone();
-            async move {
-                if let Some(d) = dead {
-                    return Err(ProbeError::Fatal(format!("{d} exited")));
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                if let Some(pid) = self.child.id() {
+                    kill_group(pid, nix::sys::signal::Signal::SIGKILL);
                 }
-                let nodes = dbus::list_nodes(&conn)
+                self.child
+                    .wait()
                     .await
-                    .map_err(|e| ProbeError::Retry(e.to_string()))?;
-                let offline: Vec<String> = wanted
-                    .iter()
-                    .filter(|w| !nodes.iter().any(|(n, s)| n == *w && s == "online"))
-                    .cloned()
-                    .collect();
-                if offline.is_empty() {
-                    Ok(true)
-                } else {
-                    Err(ProbeError::Retry(format!(
-                        "not online: {}",
-                        offline.join(", ")
-                    )))
-                }
+                    .map_err(|e| format!("cannot reap a background command: {e}"))?
             }
+        };
+        Ok(CommandOutput {
+            stdout: read_capped(&self.out),
+            stderr: read_capped(&self.err),
+            exit: exit_of(status),
         })
-        .await
+    }
+
+    pub async fn wait(mut self, deadline: Duration) -> HostResult<CommandOutput> {
+        match tokio::time::timeout(deadline, self.child.wait()).await {
+            Ok(Ok(status)) => Ok(CommandOutput {
+                stdout: read_capped(&self.out),
+                stderr: read_capped(&self.err),
+                exit: exit_of(status),
+            }),
+            Ok(Err(e)) => Err(HostError::Failed(format!("cannot wait for it: {e}"))),
+            Err(_) => {
+                if let Some(pid) = self.child.id() {
+                    kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                Err(HostError::Failed(format!(
+                    "it did not exit within {:.1}s; output so far:\n{}",
+                    deadline.as_secs_f64(),
+                    read_capped(&self.out)
+                )))
+            }
+        }
+    }
+
+    /// What it printed so far (for `ready` checks).
+    pub fn output_so_far(&self) -> String {
+        read_capped(&self.out)
+    }
+}
+
+fn read_capped(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    if bytes.len() <= CAPTURE_LIMIT {
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let mut s = String::from_utf8_lossy(&bytes[..CAPTURE_LIMIT]).into_owned();
+    s.push_str(&format!("\n--- output cut at {CAPTURE_LIMIT} bytes\n"));
+    s
+}
+
+fn kill_group(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => Exit::Code(c),
+        (None, Some(s)) => Exit::Signal(s),
+        (None, None) => Exit::Code(-1),
     }
 }
 
@@ -304,135 +661,4 @@ fn create_dir(path: &Path) -> Result<(), String> {
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-impl Backend for LocalBackend {
-    async fn start(&mut self, scenario: &Scenario) -> Result<(), String> {
-        self.controller_node = scenario.controller.clone();
-        for node in &scenario.nodes {
-            self.start_node_systemd(scenario, node).await?;
-        }
-        let port = config::free_port()?;
-        self.start_controller(scenario, port).await?;
-        for node in &scenario.nodes {
-            self.start_agent(scenario, node, port)?;
-        }
-        self.check_alive()?;
-        self.wait_all_online(scenario).await
-    }
-
-    async fn run_command(
-        &self,
-        argv: &[String],
-        deadline: Duration,
-    ) -> Result<CommandOutput, String> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| "empty command".to_string())?;
-        let bus = self.bus_of(&self.controller_node)?;
-        let mut cmd = tokio::process::Command::new(self.bin_dir.join(program));
-        cmd.args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env(sweep::MARKER_VAR, &self.run_id)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
-        let pid = child.id();
-        match tokio::time::timeout(deadline, child.wait_with_output()).await {
-            Ok(Ok(out)) => {
-                use std::os::unix::process::ExitStatusExt;
-                let exit = match (out.status.code(), out.status.signal()) {
-                    (Some(c), _) => Exit::Code(c),
-                    (None, Some(s)) => Exit::Signal(s),
-                    (None, None) => Exit::Code(-1),
-                };
-                Ok(CommandOutput {
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                    exit,
-                })
-            }
-            Ok(Err(e)) => Err(format!("{program} failed: {e}")),
-            Err(_) => {
-                // kill_on_drop got the leader; the group takes whatever it spawned.
-                if let Some(pid) = pid {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                Err(format!(
-                    "{program} did not finish within {:.0}s and was killed",
-                    deadline.as_secs_f64()
-                ))
-            }
-        }
-    }
-
-    async fn unit_property(
-        &self,
-        node: &str,
-        unit: &str,
-        property: &str,
-    ) -> Result<String, String> {
-        let conn = &self
-            .nodes
-            .get(node)
-            .ok_or_else(|| format!("unknown node {node}"))?
-            .conn;
-        dbus::unit_property(conn, unit, property).await
-    }
-
-    fn log_tails(&self, lines: usize) -> Vec<(String, String)> {
-        self.daemons
-            .iter()
-            .map(|d| (d.name.clone(), procs::tail(&d.log, lines)))
-            .collect()
-    }
-
-    fn teardown(&mut self) {
-        if self.torn_down {
-            return;
-        }
-        self.torn_down = true;
-        // Bus connections first, so nothing of ours holds a socket during shutdown.
-        self.nodes.clear();
-        self.daemons.stop_all();
-        let stray = sweep::kill_marked(&self.run_id, SWEEP_DEADLINE);
-        if !stray.is_empty() {
-            eprintln!(
-                "teardown: killed {} stray process(es) of run {}: {stray:?}",
-                stray.len(),
-                self.run_id
-            );
-        }
-        if let Some(dir) = self.dir.take() {
-            if self.keep {
-                let path = dir.keep();
-                eprintln!("kept run directory {}", path.display());
-            } else if let Err(e) = dir.close() {
-                eprintln!("teardown: cannot remove {}: {e}", self.work_path.display());
-            }
-        }
-    }
-
-    fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
-    fn work_dir(&self) -> &Path {
-        &self.work_path
-    }
-}
-
-impl Drop for LocalBackend {
-    fn drop(&mut self) {
-        self.teardown();
-    }
 }
