@@ -62,3 +62,8 @@ conformance-generate N:
         || echo "conformance-generate: some cases could not be recorded" >&2
     echo "conformance-generate: cases and fixtures in $dir"
     "$CARGO_TARGET_DIR/debug/conformance-generate" compare "$dir"
+
+# The offline node images for container backends (base, podman-systemd, podman-emulator), built
+# only when their inputs changed; prints name=ref lines. ARGS: --bin-dir DIR, --base-only.
+images *ARGS:
+    ci/images.sh {{ARGS}}

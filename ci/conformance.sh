@@ -14,24 +14,11 @@ for tool in podman runc; do
     command -v "$tool" >/dev/null || { echo "conformance: $tool not installed (apt-get install podman runc debootstrap)" >&2; exit 2; }
 done
 
-# The base image is built offline from Debian packages, since no container registry is reachable.
+# The image is the node base image of ci/images.sh (debootstrap bookworm + systemd 252, built
+# offline since no container registry is reachable; one recipe for every image), under this name.
 if ! podman image exists "$image"; then
-    command -v debootstrap >/dev/null || { echo "conformance: debootstrap not installed" >&2; exit 2; }
-    dir="$(mktemp -d /var/tmp/conformance-rootfs.XXXXXX)"
-    trap 'rm -rf "$dir"' EXIT
-    echo "conformance: building $image with debootstrap (once, about a minute)" >&2
-    # Quiet unless it fails: the installer's hundreds of lines go to a log shown on failure.
-    log="$dir.log"
-    if ! debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$dir" >"$log" 2>&1; then
-        tail -n 40 "$log" >&2
-        echo "conformance: debootstrap failed (full log: $log)" >&2
-        exit 1
-    fi
-    tar -C "$dir" -c . | podman import --quiet \
-        --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
-    rm -f "$log"
-    rm -rf "$dir"
-    trap - EXIT
+    base="$("$root/ci/images.sh" --base-only | sed -n 's/^base=//p')"
+    podman tag "$base" "$image"
 fi
 
 if [ "${1:-}" = "--image-only" ]; then

@@ -1,8 +1,11 @@
 //! Podman plumbing shared by the tests that judge our code against systemd 252's image: the
-//! `podman` command with the project's CONTAINERS_CONF, a container removed on every path,
-//! `sh -c` inside it and polling with a deadline.
+//! `podman` command with the project's CONTAINERS_CONF, a container and a network removed on
+//! every path, `sh -c` inside a container and polling with a deadline; `images` builds the node
+//! images of `ci/images.sh`.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
+
+pub mod images;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -46,12 +49,28 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// Why podman cannot be used here, if it cannot.
+pub fn podman_unavailable() -> Option<String> {
+    match podman().arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!("podman --version failed: {}", text(&o))),
+        Err(e) => Some(format!("podman not available: {e}")),
+    }
+}
+
+/// A test that cannot run its subject: under `CI=true` that is a failure with the reason,
+/// elsewhere it prints why (and the caller returns).
+pub fn cannot_run(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run under CI=true: {why}");
+    }
+    println!("SKIPPED {test}: {why}");
+}
+
 /// Why the test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
-    match podman().arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => return Some(format!("podman --version failed: {}", text(&o))),
-        Err(e) => return Some(format!("podman not available: {e}")),
+    if let Some(why) = podman_unavailable() {
+        return Some(why);
     }
     match podman().args(["image", "exists", IMAGE]).status() {
         Ok(s) if s.success() => None,
@@ -92,6 +111,34 @@ pub fn poll<T>(
             panic!("timed out waiting for {what}\n{}", report());
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// A podman network for one test (`{prefix}-{tag}-{pid}`); removed on every path, after the
+/// containers on it when it is declared before them.
+pub struct Network {
+    pub name: String,
+}
+
+impl Network {
+    pub fn create(tag: &str) -> Network {
+        let n = Network {
+            name: container_name(tag),
+        };
+        let _ = podman().args(["network", "rm", "-f", &n.name]).output();
+        let o = run(podman().args(["network", "create", &n.name]));
+        assert!(
+            o.status.success(),
+            "podman network create failed: {}",
+            text(&o)
+        );
+        n
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = podman().args(["network", "rm", "-f", &self.name]).output();
     }
 }
 
