@@ -305,6 +305,17 @@ fn socket_activates_the_controller(kind: Kind, test: &str) {
         logs.contains("Waiting for connection requests on configured socket unit..."),
         "the controller did not take the activated socket:\n{logs}"
     );
+    // The controller took systemd's socket and left its file alone (it once replaced it
+    // with its own, 0755 and unreachable for unprivileged agents).
+    assert_eq!(
+        n.c.sh_ok("stat -c %A /run/bluechi/bluechi.sock"),
+        "srw-rw-rw-\n",
+        "{logs}"
+    );
+    assert!(
+        logs.contains("Socket /run/bluechi/bluechi.sock already in use by the activated socket"),
+        "{logs}"
+    );
 }
 
 #[test]

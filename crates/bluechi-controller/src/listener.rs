@@ -43,12 +43,16 @@ pub async fn start(
         admission,
     };
     let mut any = false;
+    // The unix socket systemd passed us, if any: then it owns UDS_PATH and we must not
+    // replace its file (its mode, 0666, lets unprivileged agents in).
+    let mut activated_unix: Option<std::path::PathBuf> = None;
     if let Some(fd) = activated_fd() {
         tracing::info!("Waiting for connection requests on configured socket unit...");
         // SAFETY: LISTEN_FDS/LISTEN_PID say fd 3 was passed to this very process.
         let std_sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let is_unix = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(fd).is_ok();
-        if is_unix {
+        let unix_addr = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(fd).ok();
+        if let Some(addr) = unix_addr {
+            activated_unix = addr.path().map(std::path::Path::to_path_buf);
             let l = std::os::unix::net::UnixListener::from(std_sock);
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
             spawn_unix(
@@ -86,21 +90,36 @@ pub async fn start(
         any = true;
     }
     if cfg.use_uds {
-        let _ = std::fs::remove_file(UDS_PATH);
-        match UnixListener::bind(UDS_PATH) {
-            Ok(l) => {
-                tracing::info!("Waiting for connection requests on socket {UDS_PATH}...");
-                spawn_unix(l, acc);
-                any = true;
+        if activated_unix.as_deref() == Some(std::path::Path::new(UDS_PATH)) {
+            tracing::warn!("Socket {UDS_PATH} already in use by the activated socket");
+        } else {
+            match bind_uds() {
+                Ok(l) => {
+                    tracing::info!("Waiting for connection requests on socket {UDS_PATH}...");
+                    spawn_unix(l, acc);
+                    any = true;
+                }
+                // Deliberate difference: a missing /run/bluechi is not fatal while TCP works.
+                Err(e) => tracing::error!("Failed to listen on socket {UDS_PATH}: {e}"),
             }
-            // Deliberate difference: a missing /run/bluechi is not fatal while TCP works.
-            Err(e) => tracing::error!("Failed to listen on socket {UDS_PATH}: {e}"),
         }
     }
     if !any {
         return Err("No connection request handler configured".into());
     }
     Ok(())
+}
+
+/// Binds UDS_PATH; a stale file left by an earlier run is removed and the bind tried once more
+/// (upstream's order: bind first, unlink only when the path is taken).
+fn bind_uds() -> std::io::Result<UnixListener> {
+    match UnixListener::bind(UDS_PATH) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let _ = std::fs::remove_file(UDS_PATH);
+            UnixListener::bind(UDS_PATH)
+        }
+        other => other,
+    }
 }
 
 /// fd 3 when systemd-style socket activation passed exactly one socket to us.
