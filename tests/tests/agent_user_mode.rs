@@ -37,8 +37,8 @@ fn free_port() -> u16 {
 
 /// Starts the controller on `system`'s bus and returns it with its port. A port found free
 /// may be taken before the controller binds it (other tests run in parallel), so a start
-/// that failed with "address in use" is retried on another port. Logs to
-/// `bluechi-controller.log` in `dir`.
+/// that failed with "address in use" is retried on another port. The config goes to `dir`,
+/// the log next to `system`'s daemons' (`bluechi-controller.log`).
 async fn start_controller(
     system: &Daemons,
     sys_bus: &Connection,
