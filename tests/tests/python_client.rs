@@ -4,6 +4,9 @@
 //! peer endpoint as on a bus. Needs `ci/setup.sh` (python3-dasbus, python3-gi, the
 //! bindings) and `cargo build --workspace --bins` (or BLUECHI_BIN_DIR).
 
+mod robust_support;
+mod support_daemons;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,6 +15,8 @@ use scenario_runner::backend::local::DEFAULT_READY_TIMEOUT;
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
+
+use robust_support::controller_address;
 
 /// The system interpreter: Debian's dasbus and PyGObject are installed for it, not for
 /// whatever `python3` comes first on PATH.
@@ -91,24 +96,13 @@ async fn start_cluster() -> Cluster {
     backend
 }
 
-/// The controller's peer endpoint (TCP), from the configuration the backend wrote.
-fn peer_address(backend: &Cluster) -> String {
-    let conf = std::fs::read_to_string(backend.work_dir().join("controller.conf"))
-        .expect("controller.conf");
-    let port = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("ControllerPort="))
-        .expect("ControllerPort in controller.conf");
-    format!("tcp:host=127.0.0.1,port={}", port.trim())
-}
-
 /// dasbus treats the peer link as a message bus: GLib calls Hello on connecting, and a proxy
 /// built from introspection must find Hello at /org/freedesktop/DBus (spec §1.2).
 #[tokio::test(flavor = "multi_thread")]
 async fn dasbus_calls_hello_on_the_controller_peer_link() {
     require_python_bindings();
     let backend = start_cluster().await;
-    let out = run_script("peer_hello.py", &[&peer_address(&backend)], "").await;
+    let out = run_script("peer_hello.py", &[&controller_address(&backend)], "").await;
     let logs = backend.log_tails(15);
     drop(backend);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -91,14 +91,13 @@ impl Scope {
         }
     }
 
-    /// A new connection to this scope's bus.
-    pub async fn connect_bus(self) -> Result<Connection, String> {
+    /// A new connection to this scope's bus; callers say what they needed it for.
+    pub async fn connect_bus(self) -> zbus::Result<Connection> {
         let builder = match self {
             Scope::System => zbus::connection::Builder::system(),
             Scope::User => zbus::connection::Builder::session(),
         };
-        let fail = |e: zbus::Error| format!("Failed to connect to the {}: {e}", self.bus_name());
-        builder.map_err(fail)?.build().await.map_err(fail)
+        builder?.build().await
     }
 }
 
@@ -111,7 +110,10 @@ pub async fn run(
     bluechi_core::daemon::raise_fd_limit();
     let (tx, mut rx) = unbounded_channel();
     let systemd = crate::systemd::connect(tx.clone(), scope).await?;
-    let api = scope.connect_bus().await?;
+    let api = scope
+        .connect_bus()
+        .await
+        .map_err(|e| format!("Failed to connect to the {}: {e}", scope.bus_name()))?;
     msg::spawn_forwarder(&api, tx.clone(), Event::Api);
     // Requested after the forwarder runs: a call arriving the moment the name is ours waits
     // in the queue.
@@ -161,15 +163,29 @@ pub async fn run(
 }
 
 /// Emits an `org.eclipse.bluechi.internal.Agent` signal on one link. Answers to the
-/// controller's calls go on the link that asked, registered or not: a controller may
-/// re-subscribe before it answers `Register` (ours did), and the virtual events of those
-/// subscriptions must not be lost.
+/// controller's calls go on the link that asked, registered or not: a controller re-sends
+/// its subscriptions before it answers `Register` (spec §1.5, upstream's and ours), and the
+/// virtual events of those subscriptions must not be lost.
 pub async fn emit_internal<B>(conn: &Connection, member: &str, body: &B)
 where
     B: serde::Serialize + zvariant::DynamicType,
 {
-    let m = Message::signal(INTERNAL_AGENT_PATH, INTERNAL_AGENT_IFACE, member)
-        .and_then(|b| b.build(body));
+    emit_signal(
+        conn,
+        INTERNAL_AGENT_PATH,
+        INTERNAL_AGENT_IFACE,
+        member,
+        body,
+    )
+    .await;
+}
+
+/// Sends one signal of ours on a peer link.
+async fn emit_signal<B>(conn: &Connection, path: &str, iface: &str, member: &str, body: &B)
+where
+    B: serde::Serialize + zvariant::DynamicType,
+{
+    let m = Message::signal(path, iface, member).and_then(|b| b.build(body));
     msg::send(conn, m).await;
 }
 
@@ -225,13 +241,15 @@ impl Agent {
             return;
         };
         let us = u64::try_from(job.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let m = Message::signal(
+        let body = (job.unit.as_str(), job.method.as_str(), us);
+        emit_signal(
+            &conn,
             INTERNAL_METRICS_PATH,
             INTERNAL_METRICS_IFACE,
             "AgentJobMetrics",
+            &body,
         )
-        .and_then(|b| b.build(&(job.unit.as_str(), job.method.as_str(), us)));
-        msg::send(&conn, m).await;
+        .await;
     }
 
     pub async fn emit_api_property(&self, key: &str, value: zvariant::Value<'_>) {

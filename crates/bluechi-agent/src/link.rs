@@ -78,7 +78,11 @@ impl LinkState {
 
 impl Agent {
     /// Starts a connection attempt in the background; the result comes back as an event.
+    /// Every link starts with no subscriptions: this is the one way to a new link (start-up,
+    /// retry, disconnect, heartbeat timeout, `SwitchController`), so the controller's renewed
+    /// `Subscribe`s are answered as first ones.
     pub fn connect(&mut self) {
+        self.units.clear_subscriptions();
         self.link.gen += 1;
         self.link.state = ConnState::Connecting;
         self.link.register_serial = None;

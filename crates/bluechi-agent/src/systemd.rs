@@ -36,6 +36,17 @@ impl UnitTable {
     fn wants_events(&self, u: &UnitInfo) -> bool {
         self.wildcard || u.subscribed
     }
+
+    /// Forgets every subscription: they belong to one link (spec §3.4.1 "per connection to
+    /// the controller"), and a controller re-sends its own on the next one. Entries kept only
+    /// for a subscription go; what systemd has loaded stays.
+    pub fn clear_subscriptions(&mut self) {
+        self.wildcard = false;
+        self.by_path.retain(|_, u| {
+            u.subscribed = false;
+            u.loaded
+        });
+    }
 }
 
 /// Upstream's active-state vocabulary; anything else is `invalid`.
@@ -60,10 +71,12 @@ pub async fn connect(tx: UnboundedSender<Event>, scope: Scope) -> Result<Connect
             .await
             .map_err(|e| format!("Failed to connect to systemd: {e}"))?
     } else {
-        scope
-            .connect_bus()
-            .await
-            .map_err(|e| format!("Failed to connect to systemd: {e}"))?
+        scope.connect_bus().await.map_err(|e| {
+            format!(
+                "Failed to connect to systemd on the {}: {e}",
+                scope.bus_name()
+            )
+        })?
     };
     if direct {
         tracing::debug!("Connected to systemd on {PRIVATE_SOCKET}");
@@ -350,11 +363,12 @@ impl Agent {
         }
     }
 
-    /// A BlueChi job's systemd job is gone: `JobDone`, then its metrics (spec §3.5).
+    /// A BlueChi job's systemd job is gone: its metrics (spec §3.5), then `JobDone`, in
+    /// upstream's order, so a client sees the agent's time before the job's removal.
     async fn finish_job(&self, j: &TrackedJob, result: &str) {
         tracing::debug!("Job {} ({} {}) done: {result}", j.id, j.method, j.unit);
-        self.emit_to_controller("JobDone", &(j.id, result)).await;
         self.emit_job_metrics(j).await;
+        self.emit_to_controller("JobDone", &(j.id, result)).await;
     }
 
     /// Subscribe from the controller (§3.4.1).
@@ -412,6 +426,32 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clearing_subscriptions_keeps_only_loaded_units() {
+        let unit = |name: &str, subscribed, loaded| UnitInfo {
+            name: name.into(),
+            subscribed,
+            loaded,
+            ..Default::default()
+        };
+        let mut t = UnitTable {
+            wildcard: true,
+            ..Default::default()
+        };
+        t.by_path.insert("/a".into(), unit("a", true, true));
+        t.by_path.insert("/b".into(), unit("b", true, false));
+        t.by_path.insert("/c".into(), unit("c", false, true));
+        t.clear_subscriptions();
+        assert!(!t.wildcard);
+        let mut left: Vec<_> = t
+            .by_path
+            .values()
+            .map(|u| (u.name.as_str(), u.subscribed))
+            .collect();
+        left.sort();
+        assert_eq!(left, [("a", false), ("c", false)]);
+    }
 
     #[test]
     fn unknown_active_states_are_invalid() {

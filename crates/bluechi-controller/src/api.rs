@@ -210,13 +210,17 @@ impl Controller {
     }
 
     /// `Node.SetLogLevel`, with upstream's quirk Q2 (spec §2.3): an invalid level is answered
-    /// with success at once and still sent to the agent, whose refusal nobody hears.
+    /// with success at once and still sent to the agent, whose refusal is only logged.
     async fn set_node_log_level(&mut self, node: usize, m: Message) {
-        let level = m
-            .body()
-            .deserialize::<(String,)>()
-            .map(|(l,)| l)
-            .unwrap_or_default();
+        let Ok((level,)) = m.body().deserialize::<(String,)>() else {
+            return msg::reply_error(
+                &self.bus,
+                &m.header(),
+                ERR_INVALID_ARGS,
+                "Invalid arguments",
+            )
+            .await;
+        };
         let caller = if bluechi_core::logging::level_rank(&level).is_some() {
             Some(m)
         } else {
@@ -232,6 +236,30 @@ impl Controller {
         );
         self.call_agent(node, call, Pending::LogLevel { caller })
             .await;
+    }
+
+    /// The agent answered a `Node.SetLogLevel`: its refusal is logged (also when the caller
+    /// was answered already, Q2), and a waiting caller gets the outcome. Calls that never got
+    /// an answer are failed by `fail_pending` like any other.
+    pub async fn log_level_done(&self, caller: Option<Message>, reply: &Message) {
+        let error = msg::error_of(reply);
+        if let Some((_, text)) = &error {
+            tracing::debug!("Failed to set log level call: {text}");
+        }
+        let Some(caller) = caller else {
+            return;
+        };
+        match error {
+            None => msg::reply(&self.bus, &caller.header(), &()).await,
+            Some((name, _)) => {
+                // Upstream prints strerror of the errno sd-bus derives from the error name.
+                let text = format!(
+                    "Failed to call a method to set the log level: {}",
+                    bluechi_core::errno::strerror_of(&name)
+                );
+                msg::reply_error(&self.bus, &caller.header(), ERR_FAILED, &text).await
+            }
+        }
     }
 
     /// Spec §3.1: allocate the job, call the agent with its id, export on success.

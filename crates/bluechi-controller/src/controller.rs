@@ -278,27 +278,13 @@ impl Controller {
                 active_enter,
             } => return self.metrics_prop(token, active_enter, None).await,
             Pending::ProxyCheck(check) => return self.proxy_check_done(*check, None).await,
-            Pending::LogLevel { caller } => return self.log_level_done(caller, Some(name)).await,
+            // Answered already (Q2): nobody waits.
+            Pending::LogLevel { caller: None } => return,
+            Pending::LogLevel {
+                caller: Some(caller),
+            } => caller,
         };
         msg::reply_error(&self.bus, &caller.header(), name, text).await;
-    }
-
-    /// Answers a waiting `Node.SetLogLevel` caller; `error` is the agent's error name, if any.
-    pub async fn log_level_done(&self, caller: Option<Message>, error: Option<&str>) {
-        let Some(caller) = caller else {
-            return;
-        };
-        match error {
-            None => msg::reply(&self.bus, &caller.header(), &()).await,
-            Some(name) => {
-                // Upstream prints strerror of the errno sd-bus derives from the error name.
-                let text = format!(
-                    "Failed to call a method to set the log level: {}",
-                    bluechi_core::errno::strerror_of(name)
-                );
-                msg::reply_error(&self.bus, &caller.header(), ERR_FAILED, &text).await
-            }
-        }
     }
 
     /// Sends a call that expects no reply to a node's agent, if it is online.

@@ -174,11 +174,10 @@ impl Controller {
         let path = n.path.clone();
         self.emit_properties_changed(&path, NODE_IFACE, "Status", "online")
             .await;
-        // The node learns it is registered before it is asked to re-subscribe: an agent that
-        // only emits unit events once its link is up (ours did) then loses none of the
-        // virtual events its subscriptions answer with.
-        msg::reply(conn, &hdr, &()).await;
-        // Re-establish what the node must know: subscriptions and outstanding proxy deps.
+        // Re-establish what the node must know before answering, in upstream's order (spec
+        // §1.5 step 2): subscriptions, outstanding proxy deps, metrics. The agent answers a
+        // `Subscribe` on the link that asked even before it sees this reply, so the virtual
+        // events of these subscriptions are not lost.
         let units: Vec<String> = self.nodes[node]
             .units
             .iter()
@@ -195,16 +194,6 @@ impl Controller {
             )
             .await;
         }
-        if self.metrics_enabled {
-            self.send_agent_oneway(
-                node,
-                INTERNAL_AGENT_PATH,
-                INTERNAL_AGENT_IFACE,
-                "EnableMetrics",
-                &(),
-            )
-            .await;
-        }
         for unit in self.proxies.deps_on(name) {
             self.send_agent_oneway(
                 node,
@@ -215,7 +204,18 @@ impl Controller {
             )
             .await;
         }
+        if self.metrics_enabled {
+            self.send_agent_oneway(
+                node,
+                INTERNAL_AGENT_PATH,
+                INTERNAL_AGENT_IFACE,
+                "EnableMetrics",
+                &(),
+            )
+            .await;
+        }
         self.maybe_emit_status(prev_online).await;
+        msg::reply(conn, &hdr, &()).await;
     }
 
     /// Upstream's emission rule: signal transitions into and out of `up` and `down` only.
@@ -258,10 +258,7 @@ impl Controller {
                 let ok = (m.message_type() != Type::Error).then_some(&m);
                 self.metrics_prop(token, active_enter, ok).await;
             }
-            Pending::LogLevel { caller } => {
-                let error = msg::error_of(&m).map(|(name, _)| name);
-                self.log_level_done(caller, error.as_deref()).await
-            }
+            Pending::LogLevel { caller } => self.log_level_done(caller, &m).await,
             Pending::ProxyCheck(check) => {
                 let ok = (m.message_type() != Type::Error).then_some(&m);
                 self.proxy_check_done(*check, ok).await;

@@ -164,7 +164,16 @@ pub async fn list_nodes_within(
 }
 
 /// Polls `probe` until it returns `Some`, or panics naming `what` after `DEADLINE`.
-pub async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn poll<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    poll_with(what, String::new, probe).await
+}
+
+/// [`poll`], with `context()` (daemon logs, say) in the message if it times out.
+pub async fn poll_with<T, F, Fut>(what: &str, context: impl Fn() -> String, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -174,7 +183,11 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
         tokio::time::sleep(POLL).await;
     }
 }

@@ -7,11 +7,25 @@ use bluechi_core::config::TcpOptions;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use zbus::message::Type;
-use zbus::{Connection, MessageStream};
+use zbus::{Connection, Message, MessageStream};
 
 /// Runs the handshake on `socket` and answers the agent's `Register`, waiting at most `step`
 /// for each message; the error says which stage failed.
 pub async fn register(socket: TcpStream, step: Duration) -> Result<MessageStream, String> {
+    let (stream, call) = until_register(socket, step).await?;
+    Connection::from(&stream)
+        .reply(&call.header(), &())
+        .await
+        .map_err(|e| format!("reply to Register: {e}"))?;
+    Ok(stream)
+}
+
+/// Runs the handshake on `socket` and reads up to the agent's `Register`, which is returned
+/// unanswered: the agent is connected but not registered until the caller replies.
+pub async fn until_register(
+    socket: TcpStream,
+    step: Duration,
+) -> Result<(MessageStream, Message), String> {
     // No keepalive: the tests decide when a link is dead.
     let tcp = TcpOptions {
         ip_receive_errors: false,
@@ -25,7 +39,6 @@ pub async fn register(socket: TcpStream, step: Duration) -> Result<MessageStream
         .await
         .map_err(|e| format!("peer-link handshake: {e}"))?
         .stream;
-    let conn = Connection::from(&stream);
     loop {
         let m = tokio::time::timeout(step, stream.next())
             .await
@@ -34,10 +47,7 @@ pub async fn register(socket: TcpStream, step: Duration) -> Result<MessageStream
             .map_err(|e| format!("a message: {e}"))?;
         let h = m.header();
         if m.message_type() == Type::MethodCall && h.member().is_some_and(|x| x == "Register") {
-            conn.reply(&h, &())
-                .await
-                .map_err(|e| format!("reply to Register: {e}"))?;
-            return Ok(stream);
+            return Ok((stream, m));
         }
     }
 }
