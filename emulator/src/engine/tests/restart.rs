@@ -222,3 +222,48 @@ fn restart_of_failed_unit_does_not_pass_through_inactive() {
         ])
     );
 }
+
+/// systemd 252: ExecStop= shows as deactivating/stop first; a oneshot killed in the middle of
+/// its start fails (SIGTERM is no clean exit for it), and the restart shows `failed/failed`
+/// where a clean stop shows `inactive/dead`.
+#[test]
+fn restart_with_exec_stop_and_of_a_starting_oneshot() {
+    let mut h = unit("ExecStart=/bin/daemon\nExecStop=/bin/stopper\n");
+    h.start(A);
+    let mark = h.all.len();
+    let before = h.state(A);
+    h.e.enqueue(A, JobType::Restart, "replace", h.now)
+        .unwrap_or_else(|e| panic!("restart: {e}"));
+    h.pump();
+    h.exit(A, "stopper", Exit::Code(0));
+    assert_eq!(
+        h.states_since(A, mark, before),
+        tr(&[
+            ("active", "running"),
+            ("deactivating", "stop"),
+            ("deactivating", "stop-sigterm"),
+            ("inactive", "dead"),
+            ("active", "running")
+        ])
+    );
+
+    let mut h = unit("Type=oneshot\nExecStart=/bin/sleep 3\n");
+    h.start(A);
+    h.assert_state(A, "activating", "start");
+    let mark = h.all.len();
+    let before = h.state(A);
+    h.e.enqueue(A, JobType::Restart, "replace", h.now)
+        .unwrap_or_else(|e| panic!("restart: {e}"));
+    h.pump();
+    h.exit(A, "sleep", Exit::Code(0));
+    assert_eq!(
+        h.states_since(A, mark, before),
+        tr(&[
+            ("activating", "start"),
+            ("deactivating", "stop-sigterm"),
+            ("failed", "failed"),
+            ("activating", "start"),
+            ("inactive", "dead")
+        ])
+    );
+}
