@@ -40,7 +40,9 @@ struct Cli {
     /// Path of the peer-to-peer socket (systemd: /run/systemd/private).
     #[arg(long = "private-socket")]
     private_socket: Option<PathBuf>,
-    /// Runtime directory; transient units go to DIR/transient.
+    /// Runtime directory (systemd's /run/systemd): transient units go to DIR/transient, and with
+    /// --unit-dir runtime enablements to DIR/system (DIR/user with --user), searched after the
+    /// unit directories.
     #[arg(long = "runtime-dir")]
     runtime_dir: Option<PathBuf>,
 }
@@ -62,18 +64,21 @@ async fn connect(
     Ok((conn, stream))
 }
 
-/// The user manager's directories from the XDG environment, with systemd's defaults.
+/// An absolute path from the environment variable `k`.
+fn env_dir(k: &str) -> Option<PathBuf> {
+    std::env::var_os(k)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// The user manager's directories from the XDG environment, with systemd's defaults; its
+/// runtime directory is filled in once known.
 fn user_dirs() -> Result<UserDirs, String> {
-    let env_dir = |k: &str| {
-        std::env::var_os(k)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
     let home = env_dir("HOME").ok_or("--user needs $HOME (an absolute path)")?;
     Ok(UserDirs {
         config_home: env_dir("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config")),
         data_home: env_dir("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share")),
-        runtime: env_dir("XDG_RUNTIME_DIR"),
+        runtime: None,
     })
 }
 
@@ -118,11 +123,11 @@ async fn main() -> ExitCode {
             tracing::warn!("cannot create /run/systemd/system: {e}");
         }
     }
-    let user_dirs = match cli.user.then(user_dirs).transpose() {
+    let mut user_dirs = match cli.user.then(user_dirs).transpose() {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    let user_runtime = user_dirs.as_ref().and_then(|u| u.runtime.clone());
+    let user_runtime = cli.user.then(|| env_dir("XDG_RUNTIME_DIR")).flatten();
     let runtime_dir = cli.runtime_dir.clone().unwrap_or_else(|| {
         if system {
             PathBuf::from("/run/systemd")
@@ -132,10 +137,16 @@ async fn main() -> ExitCode {
             std::env::temp_dir().join(format!("systemd-emulator.{}", std::process::id()))
         }
     });
-    // Our own per-process default directory is ours to remove at exit; a given one (or the
-    // user's runtime directory) is not.
+    // Our own per-process default directory is ours to remove at exit (and with it runtime
+    // enablements, as a reboot clears /run); a given one (or the user's runtime directory) is
+    // not.
     let owns_runtime_dir =
         cli.runtime_dir.is_none() && !system && user_runtime.is_none() && !runtime_dir.exists();
+    // A user manager searches its runtime directory like systemd --user does
+    // $XDG_RUNTIME_DIR/systemd, wherever it is.
+    if let Some(u) = user_dirs.as_mut() {
+        u.runtime = Some(runtime_dir.clone());
+    }
     // systemd --user listens on $XDG_RUNTIME_DIR/systemd/private like the system manager does
     // on /run/systemd/private.
     let default_private = if system {
@@ -171,20 +182,23 @@ async fn main() -> ExitCode {
             Err(e) => return fail(format!("cannot serve {BUS_NAME} on the D-Bus bus: {e}")),
         }
     };
-    // With the search path, transient units live where systemd keeps them (it is searched);
-    // with explicit directories, in the runtime directory, searched last so that enabling still
-    // writes to the first --unit-dir.
-    let (source, transient) = if let (true, Some(user)) = (cli.unit_dirs.is_empty(), &user_dirs) {
-        let transient = runtime_dir.join("transient");
-        (FsSource::with_user_root(&cli.root, user), transient)
-    } else if cli.unit_dirs.is_empty() {
-        let transient = cli.root.join("run/systemd/transient");
-        (FsSource::with_root(&cli.root), transient)
-    } else {
-        let transient = runtime_dir.join("transient");
-        let mut dirs = cli.unit_dirs.clone();
-        dirs.push(transient.clone());
-        (FsSource::with_dirs(dirs), transient)
+    // Transient units and runtime enablements live in the runtime directory, as in systemd's
+    // /run/systemd (or $XDG_RUNTIME_DIR/systemd); the system search path keeps them under
+    // ROOT/run/systemd where systemd has them. With explicit directories the runtime ones are
+    // searched after them.
+    let (source, transient) = match (cli.unit_dirs.is_empty(), &user_dirs) {
+        (true, Some(user)) => (
+            FsSource::with_user_root(&cli.root, user),
+            runtime_dir.join("transient"),
+        ),
+        (true, None) => (
+            FsSource::with_root(&cli.root),
+            cli.root.join("run/systemd/transient"),
+        ),
+        (false, _) => (
+            FsSource::with_dirs(&cli.unit_dirs, &runtime_dir, cli.user),
+            runtime_dir.join("transient"),
+        ),
     };
     let unit_paths: Vec<String> = source
         .dirs()

@@ -509,6 +509,111 @@ async fn default_runtime_dir_is_removed_at_exit() {
     assert!(!runtime.exists(), "{} left behind", runtime.display());
 }
 
+type Change = (String, String, String);
+
+async fn enable(conn: &zbus::Connection, unit: &str, runtime: bool) -> Vec<Change> {
+    let (_, changes): (bool, Vec<Change>) = call(
+        conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "EnableUnitFiles",
+        &(vec![unit], runtime, false),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("EnableUnitFiles {unit} runtime={runtime}: {e}"));
+    changes
+}
+
+async fn file_state(conn: &zbus::Connection, unit: &str) -> String {
+    call(conn, MANAGER, IFACE_MANAGER, "GetUnitFileState", &(unit,))
+        .await
+        .unwrap_or_else(|e| panic!("GetUnitFileState {unit}: {e}"))
+}
+
+/// `systemctl enable --runtime` with `--unit-dir`: the link goes to the runtime directory
+/// (`enabled-runtime`), not to the unit directory, and is gone after a restart of the
+/// emulator, as /run is after a reboot; a plain `enable` persists.
+#[tokio::test(flavor = "current_thread")]
+async fn enable_runtime_goes_to_the_runtime_dir_and_not_beyond_exit() {
+    let install = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n";
+    let (dir, units) = unit_dir(&[("a.service", install), ("b.service", install)]);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir tmp");
+    let sock = dir.path().join("private");
+    let spawn = || {
+        Guard(
+            std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+                .env("TMPDIR", &tmp)
+                .arg("--unit-dir")
+                .arg(&units)
+                .arg("--no-bus")
+                .arg("--private-socket")
+                .arg(&sock)
+                .spawn()
+                .expect("spawn emulator"),
+        )
+    };
+    let shown = |p: std::path::PathBuf| p.display().to_string();
+    let mut emu = spawn();
+    let conn = connect_private(&sock).await;
+    let runtime = tmp.join(format!("systemd-emulator.{}", emu.0.id()));
+    assert_eq!(
+        enable(&conn, "a.service", true).await,
+        vec![(
+            "symlink".to_string(),
+            shown(runtime.join("system/multi-user.target.wants/a.service")),
+            shown(units.join("a.service")),
+        )]
+    );
+    assert_eq!(file_state(&conn, "a.service").await, "enabled-runtime");
+    let changes = enable(&conn, "b.service", false).await;
+    assert_eq!(
+        changes.first().map(|c| c.1.clone()),
+        Some(shown(units.join("multi-user.target.wants/b.service")))
+    );
+    assert_eq!(file_state(&conn, "b.service").await, "enabled");
+    drop(conn);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(emu.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the emulator");
+    wait_exit(&mut emu, "after SIGTERM").await;
+
+    let emu = spawn();
+    let conn = connect_private(&sock).await;
+    assert_eq!(file_state(&conn, "a.service").await, "disabled");
+    assert_eq!(file_state(&conn, "b.service").await, "enabled");
+    drop(conn);
+    drop(emu);
+
+    // A user manager's runtime links go to RUNTIME/user, as systemd --user's do to
+    // $XDG_RUNTIME_DIR/systemd/user.
+    let run = dir.path().join("run");
+    let usock = dir.path().join("user-private");
+    let _user = Guard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+            .env("HOME", dir.path())
+            .env_remove("XDG_RUNTIME_DIR")
+            .arg("--user")
+            .arg("--unit-dir")
+            .arg(&units)
+            .arg("--no-bus")
+            .arg("--private-socket")
+            .arg(&usock)
+            .arg("--runtime-dir")
+            .arg(&run)
+            .spawn()
+            .expect("spawn user emulator"),
+    );
+    let conn = connect_private(&usock).await;
+    assert_eq!(
+        enable(&conn, "a.service", true).await[0].1,
+        shown(run.join("user/multi-user.target.wants/a.service"))
+    );
+    assert_eq!(file_state(&conn, "a.service").await, "enabled-runtime");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn pid_file_naming_a_foreign_process_is_ignored() {
     let pid_dir = tempfile::tempdir().expect("tempdir");

@@ -372,3 +372,169 @@ async fn notify_forking_and_exec_services_with_real_processes() {
     let job = start("e.service").await;
     assert_eq!(wait_job_removed(&mut removed, &job).await, "failed");
 }
+
+/// (ActiveState, SubState) of a Unit PropertiesChanged signal; `None` for other interfaces.
+fn unit_state(msg: &zbus::Message) -> Option<(String, String)> {
+    let (iface, changed, _): (String, HashMap<String, OwnedValue>, Vec<String>) =
+        msg.body().deserialize().expect("PropertiesChanged body");
+    if iface != "org.freedesktop.systemd1.Unit" {
+        return None;
+    }
+    let get = |k: &str| {
+        changed
+            .get(k)
+            .and_then(|v| String::try_from(v.clone()).ok())
+            .unwrap_or_else(|| panic!("{k} missing from a Unit PropertiesChanged"))
+    };
+    Some((get("ActiveState"), get("SubState")))
+}
+
+/// Calls RestartUnit on `unit` and returns the distinct states its PropertiesChanged signals
+/// went through, starting with the state before the restart (coalescing may repeat a state;
+/// a client only sees changes). Reads until `want.len()` distinct states are seen (or the
+/// deadline), after the restart job was removed with `done`.
+async fn restart_states(
+    conn: &Connection,
+    removed: &mut zbus::proxy::SignalStream<'_>,
+    unit: &str,
+    want: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let path = systemd_emulator::names::unit_path(unit);
+    let props = zbus::Proxy::new(conn, DEST, path.as_str(), IFACE_PROPS)
+        .await
+        .expect("proxy");
+    let mut changes = props
+        .receive_signal("PropertiesChanged")
+        .await
+        .expect("PropertiesChanged stream");
+    let mut seen = vec![(
+        prop(conn, &path, "ActiveState").await,
+        prop(conn, &path, "SubState").await,
+    )];
+    let job: OwnedObjectPath = call(
+        conn,
+        MANAGER,
+        IFACE_MANAGER,
+        "RestartUnit",
+        &(unit, "replace"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("RestartUnit {unit}: {e}"));
+    assert_eq!(wait_job_removed(removed, &job).await, "done", "{unit}");
+    let collect = async {
+        while seen.len() < want.len() {
+            let Some(msg) = changes.next().await else {
+                break;
+            };
+            if let Some(s) = unit_state(&msg) {
+                if seen.last() != Some(&s) {
+                    seen.push(s);
+                }
+            }
+        }
+    };
+    // On timeout `seen` is what arrived; the caller's comparison reports it.
+    let _ = tokio::time::timeout(DEADLINE, collect).await;
+    seen
+}
+
+fn states(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .collect()
+}
+
+/// systemd 252 (observed with `busctl monitor` during `systemctl restart`): a running unit
+/// of any type goes through `inactive/dead` between its stop and its new start; an inactive
+/// unit's restart is a start, a failed unit goes from `failed` straight to activating/active.
+#[tokio::test(flavor = "current_thread")]
+async fn restart_shows_inactive_dead_between_stop_and_start() {
+    let Setup { dir: _dir, _bus, emulator: _emulator, conn } = setup(&[
+        ("s.service", "[Service]\nExecStart=sleep 300\n"),
+        ("r.service", "[Service]\nRemainAfterExit=yes\nExecStart=sleep 300\n"),
+        ("e.service", "[Service]\nType=exec\nExecStart=sleep 300\n"),
+        ("f.service", "[Service]\nType=forking\nExecStart=/bin/sh -c \"sleep 300 &\"\n"),
+        ("n.service", "[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c \"systemd-notify --ready; exec sleep 300\"\n"),
+        ("o.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"),
+        ("i.service", "[Service]\nExecStart=sleep 300\n"),
+        ("x.service", "[Service]\nType=exec\nExecStart=sleep 300\n"),
+    ], &[])
+    .await;
+    let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
+        .await
+        .expect("proxy");
+    let mut removed = manager
+        .receive_signal("JobRemoved")
+        .await
+        .expect("JobRemoved stream");
+    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
+        .await
+        .expect("Subscribe");
+
+    let down = [
+        ("active", "running"),
+        ("deactivating", "stop-sigterm"),
+        ("inactive", "dead"),
+    ];
+    let simple = [&down[..], &[("active", "running")]].concat();
+    let waits = [&down[..], &[("activating", "start"), ("active", "running")]].concat();
+    let oneshot = [
+        ("active", "exited"),
+        ("inactive", "dead"),
+        ("activating", "start"),
+        ("active", "exited"),
+    ];
+    let cases: [(&str, &[(&str, &str)]); 6] = [
+        ("s.service", &simple),
+        ("r.service", &simple),
+        ("e.service", &waits),
+        ("f.service", &waits),
+        ("n.service", &waits),
+        ("o.service", &oneshot),
+    ];
+    for (unit, want) in cases {
+        let job = start_unit(&conn, unit).await;
+        assert_eq!(wait_job_removed(&mut removed, &job).await, "done", "{unit}");
+        let seen = restart_states(&conn, &mut removed, unit, want).await;
+        assert_eq!(seen, states(want), "restart of {unit}");
+    }
+
+    let want = [("inactive", "dead"), ("active", "running")];
+    let seen = restart_states(&conn, &mut removed, "i.service", &want).await;
+    assert_eq!(seen, states(&want), "restart of inactive i.service");
+
+    let job = start_unit(&conn, "x.service").await;
+    assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    let x = systemd_emulator::names::unit_path("x.service");
+    let pid = service_prop_u32(&conn, &x, "MainPID").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL x.service's main process");
+    wait_until("x.service failed", || async {
+        prop(&conn, &x, "ActiveState").await == "failed"
+    })
+    .await;
+    let want = [
+        ("failed", "failed"),
+        ("activating", "start"),
+        ("active", "running"),
+    ];
+    let seen = restart_states(&conn, &mut removed, "x.service", &want).await;
+    assert_eq!(seen, states(&want), "restart of failed x.service");
+
+    // Stop what runs: the emulator is killed on drop and would leave the daemons behind.
+    for unit in ["s", "r", "e", "f", "n", "i", "x"] {
+        let job: OwnedObjectPath = call(
+            &conn,
+            MANAGER,
+            IFACE_MANAGER,
+            "StopUnit",
+            &(format!("{unit}.service"), "replace"),
+        )
+        .await
+        .expect("StopUnit");
+        assert_eq!(wait_job_removed(&mut removed, &job).await, "done");
+    }
+}

@@ -60,6 +60,9 @@ pub struct Engine {
     aliases: HashMap<String, String>,
     /// Type=forking parents that exited cleanly, waiting for [`Engine::main_pid_found`].
     forking_waits: HashMap<u64, String>,
+    /// Restart jobs whose stop half just ended: their start waits until the change signals
+    /// are out, so clients see the unit `inactive/dead` in between (see [`Engine::settle`]).
+    restarted: BTreeSet<u32>,
 }
 
 impl Engine {
@@ -81,6 +84,7 @@ impl Engine {
             invocation_counter: 0,
             aliases: HashMap::new(),
             forking_waits: HashMap::new(),
+            restarted: BTreeSet::new(),
         }
     }
 
@@ -392,6 +396,7 @@ impl Engine {
                 if ns.is_inactive_or_failed() {
                     if j.job_type == JobType::Restart {
                         self.restart_job_to_start(j.id);
+                        self.restarted.insert(j.id);
                     } else {
                         self.finish_job(j.id, JobResult::Done, true, now);
                     }
@@ -476,6 +481,7 @@ impl Engine {
             }
         }
         self.dirty_jobs.remove(&id);
+        self.restarted.remove(&id);
         self.flush_unit(&job.unit);
         let level = if result == JobResult::Done {
             LogLevel::Info
@@ -668,14 +674,17 @@ impl Engine {
         let waiting: Vec<u32> = self
             .jobs
             .values()
-            .filter(|j| j.state == JobState::Waiting)
+            .filter(|j| j.state == JobState::Waiting && !self.restarted.contains(&j.id))
             .map(|j| j.id)
             .collect();
         for id in waiting {
             let Some(j) = self.jobs.get(&id).cloned() else {
                 continue;
             };
-            if j.state != JobState::Waiting || !self.job_is_runnable(&j) {
+            if j.state != JobState::Waiting
+                || self.restarted.contains(&id)
+                || !self.job_is_runnable(&j)
+            {
                 continue;
             }
             if self.run_job(&j, now) {
@@ -860,17 +869,30 @@ impl Engine {
     // ----- the main loop step ----------------------------------------------------------------
 
     /// Runs jobs and dependency checks until nothing changes, then emits change signals.
+    ///
+    /// A restart job whose unit just stopped becomes a start that runs only after that flush:
+    /// systemd 252 puts it back on its run queue, and its main loop sends the queued change
+    /// signals before it dispatches the run queue again. So every restart of a running unit
+    /// shows `inactive/dead` on the bus between stopping and starting, which clients (BlueChi's
+    /// proxies, BindsTo=/PartOf= requesters) rely on. A restart of a unit that is already
+    /// inactive or failed goes on at once (its stop half does nothing; no flush in between).
     fn settle(&mut self, now: Now) {
         for _ in 0..1000 {
-            let mut progress = self.dispatch_jobs(now);
-            progress |= self.check_binds_to(now);
-            progress |= self.check_unneeded(now);
-            progress |= self.check_upholds(now);
-            if !progress {
+            for _ in 0..1000 {
+                let mut progress = self.dispatch_jobs(now);
+                progress |= self.check_binds_to(now);
+                progress |= self.check_unneeded(now);
+                progress |= self.check_upholds(now);
+                if !progress {
+                    break;
+                }
+            }
+            self.flush_all();
+            if self.restarted.is_empty() {
                 break;
             }
+            self.restarted.clear();
         }
-        self.flush_all();
     }
 
     fn flush_unit(&mut self, name: &str) {

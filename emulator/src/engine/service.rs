@@ -27,7 +27,7 @@ pub(crate) fn busy_stopping(u: &Unit) -> bool {
     )
 }
 
-fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
+fn state_of(phase: SvcPhase) -> ActiveState {
     match phase {
         SvcPhase::Dead => ActiveState::Inactive,
         SvcPhase::Failed => ActiveState::Failed,
@@ -35,7 +35,6 @@ fn state_of(phase: SvcPhase, stype: ServiceType) -> ActiveState {
             ActiveState::Activating
         }
         SvcPhase::Reload => ActiveState::Reloading,
-        SvcPhase::Running if stype == ServiceType::Exec => ActiveState::Active,
         SvcPhase::Running | SvcPhase::Exited => ActiveState::Active,
         SvcPhase::Stop
         | SvcPhase::StopSigterm
@@ -108,20 +107,8 @@ impl Engine {
         let Some(u) = self.units.get_mut(name) else {
             return;
         };
-        let stype = u
-            .service_def()
-            .map(|s| s.service_type)
-            .unwrap_or(ServiceType::Simple);
         u.svc.phase = phase;
-        let active = if phase == SvcPhase::Running
-            && stype == ServiceType::Exec
-            && u.svc.main.is_some_and(|m| m.pid == 0)
-        {
-            ActiveState::Activating
-        } else {
-            state_of(phase, stype)
-        };
-        self.set_state(name, active, phase.sub_state(), now);
+        self.set_state(name, state_of(phase), phase.sub_state(), now);
     }
 
     fn spawn(&mut self, name: &str, cmd: &ExecCommand, role: Role) -> Proc {
@@ -314,8 +301,8 @@ impl Engine {
                 self.start_main(name, &cmd, now);
                 match def.service_type {
                     ServiceType::Simple => self.enter_running(name, now),
-                    // Exec: process_started; Notify: READY=1.
-                    ServiceType::Exec => self.set_phase(name, SvcPhase::Running, now),
+                    // `activating/start` until the exec succeeded (process_started) or
+                    // READY=1 came (notify), as systemd 252 shows them.
                     _ => self.set_phase(name, SvcPhase::Start, now),
                 }
             }
@@ -959,7 +946,7 @@ impl Engine {
             let is_exec = u
                 .service_def()
                 .is_some_and(|s| s.service_type == ServiceType::Exec);
-            if is_exec && u.svc.phase == SvcPhase::Running {
+            if is_exec && u.svc.phase == SvcPhase::Start {
                 self.enter_running(&name, now);
             }
         }

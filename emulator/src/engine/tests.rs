@@ -540,7 +540,7 @@ fn exec_type_is_active_only_after_spawn() {
         Action::Spawn { token, .. } => Some(*token),
         _ => None,
     });
-    h.assert_state("target.service", "activating", "running");
+    h.assert_state("target.service", "activating", "start");
     let token = token.unwrap();
     h.e.spawn_failed(token, "No such file", h.now);
     h.pump();
@@ -611,5 +611,6 @@ fn can_reload_follows_exec_reload() {
 mod directives;
 mod modes;
 mod post;
+mod restart;
 mod services;
 mod sockets;

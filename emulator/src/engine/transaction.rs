@@ -512,13 +512,15 @@ impl Engine {
                 .cloned();
             let id = match existing {
                 Some(j) if mergeable(j.job_type, *jt) => {
-                    if j.job_type == JobType::Start
-                        && *jt == JobType::Restart
-                        && j.state == JobState::Waiting
-                    {
+                    // systemd's job_install: a restart merged into a start becomes a restart;
+                    // if the start is already running it is re-run ("Merged into running job,
+                    // re-running"), so an activating unit is stopped and started again.
+                    if j.job_type == JobType::Start && *jt == JobType::Restart {
                         if let Some(jm) = self.jobs.get_mut(&j.id) {
                             jm.job_type = JobType::Restart;
+                            jm.state = JobState::Waiting;
                         }
+                        self.dirty_jobs.insert(j.id);
                     }
                     if let Some(jm) = self.jobs.get_mut(&j.id) {
                         jm.ignore_order |= ignore_order;

@@ -45,6 +45,30 @@ pub fn search_dirs(root: &Path) -> Vec<SearchDir> {
     dirs
 }
 
+/// `--unit-dir` mode: the given directories (persistent configuration, `enable` writes to the
+/// first), then the manager's runtime directory as systemd lays out `/run/systemd` (or
+/// `$XDG_RUNTIME_DIR/systemd`): `system/` (`user/` for a user manager) is the runtime scope
+/// that `enable --runtime` writes to, `transient/` holds transient units. Both come after the
+/// given directories, which stay the primary source of unit files.
+pub fn explicit_dirs(unit_dirs: &[PathBuf], runtime: &Path, user: bool) -> Vec<SearchDir> {
+    let mut dirs: Vec<SearchDir> = unit_dirs
+        .iter()
+        .map(|p| SearchDir {
+            path: p.clone(),
+            scope: Scope::Config,
+        })
+        .collect();
+    dirs.push(SearchDir {
+        path: runtime.join(if user { "user" } else { "system" }),
+        scope: Scope::Runtime,
+    });
+    dirs.push(SearchDir {
+        path: runtime.join("transient"),
+        scope: Scope::Transient,
+    });
+    dirs
+}
+
 /// The places a user manager (`systemd --user`) looks in besides the system-wide ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserDirs {
@@ -52,7 +76,8 @@ pub struct UserDirs {
     pub config_home: PathBuf,
     /// `$XDG_DATA_HOME` (default `~/.local/share`).
     pub data_home: PathBuf,
-    /// `$XDG_RUNTIME_DIR`, when the session has one.
+    /// The manager's runtime directory (`$XDG_RUNTIME_DIR/systemd` for systemd --user), when
+    /// there is one: `user.control/`, `transient/` and `user/` below it are searched.
     pub runtime: Option<PathBuf>,
 }
 
@@ -73,14 +98,14 @@ pub fn user_search_dirs(root: &Path, user: &UserDirs) -> Vec<SearchDir> {
         Scope::Config,
     )];
     if let Some(run) = &user.runtime {
-        dirs.push(own(run, "systemd/user.control", Scope::Runtime));
-        dirs.push(own(run, "systemd/transient", Scope::Transient));
+        dirs.push(own(run, "user.control", Scope::Runtime));
+        dirs.push(own(run, "transient", Scope::Transient));
     }
     dirs.push(own(&user.config_home, "systemd/user", Scope::Config));
     dirs.push(sys("etc/xdg/systemd/user", Scope::Config));
     dirs.push(sys("etc/systemd/user", Scope::Config));
     if let Some(run) = &user.runtime {
-        dirs.push(own(run, "systemd/user", Scope::Runtime));
+        dirs.push(own(run, "user", Scope::Runtime));
     }
     dirs.push(sys("run/systemd/user", Scope::Runtime));
     dirs.push(own(&user.data_home, "systemd/user", Scope::Vendor));
@@ -357,7 +382,7 @@ mod tests {
         let user = UserDirs {
             config_home: PathBuf::from("/h/.config"),
             data_home: PathBuf::from("/h/.local/share"),
-            runtime: Some(PathBuf::from("/x")),
+            runtime: Some(PathBuf::from("/x/systemd")),
         };
         let dirs: Vec<(String, Scope)> = user_search_dirs(Path::new("/r"), &user)
             .iter()

@@ -14,7 +14,9 @@ const ERR_MASKED: &str = "org.freedesktop.systemd1.UnitMasked";
 const ERR_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
 const ERR_IO: &str = "org.freedesktop.DBus.Error.IOError";
 
-/// The directory enablement symlinks go to.
+/// The directory enablement symlinks go to: the first persistent one, or with `runtime` the
+/// first runtime one (never a persistent one: a runtime change must not outlive the runtime
+/// directory).
 fn config_dir<V: Vfs>(files: &UnitFiles<V>, runtime: bool) -> Result<PathBuf, EngineError> {
     let want = if runtime {
         Scope::Runtime
@@ -26,8 +28,14 @@ fn config_dir<V: Vfs>(files: &UnitFiles<V>, runtime: bool) -> Result<PathBuf, En
     // plain directory.
     let dir = candidates
         .find(|d| d.path.extension().is_none_or(|e| e != "control"))
-        .or_else(|| files.dirs.first())
-        .ok_or_else(|| EngineError::new(ERR_INVALID_ARGS, "No unit directory to write to."))?;
+        .or_else(|| files.dirs.first().filter(|_| !runtime))
+        .ok_or_else(|| {
+            let what = if runtime { "runtime unit" } else { "unit" };
+            EngineError::new(
+                ERR_INVALID_ARGS,
+                format!("No {what} directory to write to."),
+            )
+        })?;
     Ok(dir.path.clone())
 }
 

@@ -7,7 +7,7 @@ mod preset;
 mod state;
 pub mod vfs;
 
-pub use index::{search_dirs, user_search_dirs, Scope, SearchDir, UserDirs};
+pub use index::{explicit_dirs, search_dirs, user_search_dirs, Scope, SearchDir, UserDirs};
 
 use crate::engine::{Changes, EngineError, Loaded, UnitSource};
 use crate::names::UnitName;
@@ -267,15 +267,11 @@ impl FsSource {
         }
     }
 
-    /// Explicit directories, searched in order (`--unit-dir`); enabling writes to the first.
-    pub fn with_dirs(dirs: Vec<PathBuf>) -> Self {
-        let dirs = dirs
-            .into_iter()
-            .map(|path| SearchDir {
-                path,
-                scope: Scope::Config,
-            })
-            .collect();
+    /// Explicit directories, searched in order (`--unit-dir`), then the runtime and transient
+    /// directories below `runtime` ([`explicit_dirs`]); `enable` writes to the first given
+    /// directory, `enable --runtime` below `runtime`.
+    pub fn with_dirs(unit_dirs: &[PathBuf], runtime: &Path, user: bool) -> Self {
+        let dirs = explicit_dirs(unit_dirs, runtime, user);
         FsSource {
             files: UnitFiles::new(RealFs, PathBuf::from("/"), dirs),
         }

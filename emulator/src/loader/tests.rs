@@ -347,3 +347,72 @@ fn ten_thousand_units_load_fast() {
         start.elapsed()
     );
 }
+
+/// `--unit-dir` mode: `enable` writes to the first given directory, `enable --runtime` to the
+/// runtime directory (`system/`, `user/` for a user manager), never to a given one.
+#[test]
+fn explicit_dirs_enable_runtime_goes_to_the_runtime_dir() {
+    let r = root();
+    let rp = r.path();
+    let install = "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n";
+    write(rp, "units/a.service", install);
+    write(rp, "units/b.service", install);
+    let units = rp.join("units");
+    let run = rp.join("run");
+    let s = |p: PathBuf| p.display().to_string();
+    for (user, sub) in [(false, "system"), (true, "user")] {
+        let src = FsSource::with_dirs(std::slice::from_ref(&units), &run, user);
+        assert_eq!(
+            src.dirs(),
+            vec![units.clone(), run.join(sub), run.join("transient")]
+        );
+        let ch = src
+            .enable(&["a.service".into()], true, false)
+            .expect("enable --runtime");
+        let link = run.join(sub).join("multi-user.target.wants/a.service");
+        assert_eq!(
+            ch,
+            vec![(
+                "symlink".into(),
+                s(link.clone()),
+                s(units.join("a.service"))
+            )]
+        );
+        assert_eq!(
+            src.file_state("a.service").as_deref(),
+            Some("enabled-runtime")
+        );
+        assert!(units
+            .join("multi-user.target.wants/a.service")
+            .symlink_metadata()
+            .is_err());
+        let ch = src
+            .enable(&["b.service".into()], false, false)
+            .expect("enable");
+        assert_eq!(ch[0].1, s(units.join("multi-user.target.wants/b.service")));
+        assert_eq!(src.file_state("b.service").as_deref(), Some("enabled"));
+        // Runtime state goes with the runtime directory, as with /run on a reboot.
+        src.disable(&["b.service".into()], false).expect("disable");
+        std::fs::remove_dir_all(&run).expect("clear the runtime dir");
+        src.reload();
+        assert_eq!(src.file_state("a.service").as_deref(), Some("disabled"));
+    }
+    // Without a runtime directory in the search path `enable --runtime` has nowhere to write
+    // to; it must not fall back to a persistent directory.
+    let files = UnitFiles::new(
+        vfs::MemFs::default(),
+        PathBuf::from("/"),
+        vec![SearchDir {
+            path: PathBuf::from("/u"),
+            scope: Scope::Config,
+        }],
+    );
+    files.vfs.put_file(Path::new("/u/x.service"), install);
+    let e = install::enable(&files, &["x.service".into()], true, false).unwrap_err();
+    assert_eq!(e.message, "No runtime unit directory to write to.");
+    assert_eq!(
+        files.vfs.list(Path::new("/u")).len(),
+        1,
+        "only x.service in /u"
+    );
+}

@@ -4,7 +4,7 @@ use super::*;
 
 impl H {
     /// Token of the live process of `unit` whose argv contains `needle`.
-    fn token(&self, unit: &str, needle: &str) -> u64 {
+    pub(super) fn token(&self, unit: &str, needle: &str) -> u64 {
         self.live
             .iter()
             .find(|(_, (u, argv))| u == unit && argv.iter().any(|a| a.contains(needle)))
@@ -12,7 +12,7 @@ impl H {
             .unwrap_or_else(|| panic!("no live process {needle} for {unit}"))
     }
 
-    fn notify(&mut self, token: u64, pid: u32, msg: &str) {
+    pub(super) fn notify(&mut self, token: u64, pid: u32, msg: &str) {
         self.e.notify(token, pid, msg, self.now);
         self.pump();
     }
@@ -175,7 +175,7 @@ fn exec_start_job_waits_for_exec() {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no spawn"));
-    h.assert_state("a.service", "activating", "running");
+    h.assert_state("a.service", "activating", "start");
     h.e.spawn_failed(token, "No such file or directory", h.now);
     h.pump();
     h.assert_state("a.service", "failed", "failed");
