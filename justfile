@@ -10,13 +10,13 @@ default:
 build:
     cargo build --workspace --bins
 
-# Run one scenario (a name from scenarios/ or a path) on the local backend.
+# Run one scenario (a name from scenarios/ or a path); ARGS e.g. `--backend all`, `--keep`.
 scenario NAME *ARGS: build
     target/debug/scenario {{ARGS}} {{NAME}}
 
-# Run every scenario on the local backend.
-scenarios: build
-    target/debug/scenario scenarios/*.scenario
+# Run every scenario (on the local backend unless ARGS say `--backend ...`).
+scenarios *ARGS: build
+    target/debug/scenario {{ARGS}} scenarios/*.scenario
 
 # Re-record a scenario's snapshot after a deliberate change.
 scenario-update NAME: build

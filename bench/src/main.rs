@@ -2,6 +2,7 @@
 //! asserted: job latency through BlueChi against the emulator alone, the daemons' idle RSS,
 //! and the controller under 100 nodes (RSS, `ListUnits` latency).
 
+mod backends;
 mod client;
 mod cluster;
 mod fake_agent;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use scenario_runner::backend::BackendKind;
 use scenario_runner::syntax::UnitFile;
 
 use cluster::{Cluster, Spec, NODE};
@@ -47,6 +49,9 @@ enum Section {
     Flood,
     /// Failure rate of back-to-back start/stop cycles of a proxied service.
     Churn,
+    /// Per backend (local, Podman with the emulator, Podman with systemd 252): 3 nodes online,
+    /// and every scenario's wall time.
+    Backends,
 }
 
 #[derive(Parser, Debug)]
@@ -265,6 +270,13 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if wanted(Section::Churn) {
         hostile::churn(&bin_dir, args.churn_cycles, args.churn_clusters, args.keep).await?;
+    }
+    if wanted(Section::Backends) {
+        let kinds: Vec<BackendKind> = BackendKind::ALL
+            .into_iter()
+            .filter(|k| *k == BackendKind::Local || !args.no_podman)
+            .collect();
+        backends::run(&bin_dir, &kinds).await?;
     }
     if !wanted(Section::Rate) && !wanted(Section::Load) {
         return Ok(());

@@ -55,6 +55,13 @@ pub fn scenarios_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// The repository the runner was built from (`ci/images.sh`, `containers/`).
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("BLUECHI_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
 /// The agent's shipped `bluechi-proxy@.service` / `bluechi-dep@.service`.
 pub fn shipped_units_dir() -> PathBuf {
     std::env::var_os("BLUECHI_UNITS_DIR")

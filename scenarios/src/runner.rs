@@ -293,9 +293,9 @@ async fn run_step(
             let bg = host.spawn(argv, name).await.map_err(|e| e.to_string())?;
             if let Some(ready) = ready {
                 let start = Instant::now();
-                while !bg.output_so_far().contains(ready.as_str()) {
+                while !bg.output_so_far().await.contains(ready.as_str()) {
                     if start.elapsed() >= READY_DEADLINE {
-                        let seen = bg.output_so_far();
+                        let seen = bg.output_so_far().await;
                         let _ = bg.finish(CAPTURE_GRACE).await;
                         return Err(format!(
                             "{ready:?} did not appear within {:.0}s; output so far:\n{seen}",
@@ -339,7 +339,7 @@ async fn run_step(
                 .ok_or_else(|| format!("capture {name} is not running"))?;
             let start = Instant::now();
             loop {
-                let out = running.bg.output_so_far();
+                let out = running.bg.output_so_far().await;
                 if out.matches(text.as_str()).count() >= *times {
                     break;
                 }

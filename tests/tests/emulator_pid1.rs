@@ -17,7 +17,9 @@ mod support_podman;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support_podman::{podman, policy_volume, poll, run, skip_reason, text, Container, IMAGE};
+use support_podman::{
+    cannot_run, podman, policy_volume, poll, run, skip_reason, text, Container, IMAGE,
+};
 
 const BIN: &str = "/opt/bluechi/bin";
 const EMULATOR: &str = "/usr/local/bin/systemd-emulator";
@@ -117,7 +119,7 @@ const STOPPABLE_SH: &str =
 #[test]
 fn systemctl_busctl_reaping_and_shutdown_on_emulator_as_pid1() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED emulator_pid1: {why}");
+        cannot_run("emulator_pid1", &why);
         return;
     }
     let bin = bin_dir(&["systemd-emulator"]);
@@ -269,7 +271,7 @@ const UNIT: &str = "bluechi-pid1-oneshot.service";
 #[test]
 fn bluechi_controller_and_agent_run_as_emulator_units() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED emulator_pid1: {why}");
+        cannot_run("emulator_pid1", &why);
         return;
     }
     let bin = bin_dir(&[

@@ -11,7 +11,7 @@ mod support_podman;
 
 use std::path::Path;
 
-use support_podman::{policy_volume, skip_reason, text, Container, IMAGE};
+use support_podman::{cannot_run, policy_volume, skip_reason, text, Container, IMAGE};
 
 const BIN: &str = "/opt/bluechi/bin";
 const NODE: &str = "realsd";
@@ -46,7 +46,7 @@ fn bluechictl(c: &Container, args: &str) -> std::process::Output {
 #[test]
 fn controller_and_agent_drive_real_systemd_252() {
     if let Some(why) = skip_reason() {
-        println!("SKIPPED real_systemd: {why}");
+        cannot_run("real_systemd", &why);
         return;
     }
     let bin = scenario_runner::paths::bin_dir().expect("binary directory");

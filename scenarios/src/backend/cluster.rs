@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::local::LocalRun;
 use super::plan::ClusterPlan;
+use super::podman::PodmanRun;
 use super::{
     BackendKind, BackendOptions, Daemon, DaemonAction, Fault, Host, HostError, HostResult,
     NodeAction, UnitFileChange,
@@ -21,6 +22,7 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 /// What the nodes of a run share, per backend.
 enum Env {
     Local(LocalRun),
+    Podman(PodmanRun),
 }
 
 pub struct Cluster {
@@ -36,12 +38,8 @@ impl Cluster {
     pub fn new(kind: BackendKind, opts: &BackendOptions) -> Result<Cluster, String> {
         let env = match kind {
             BackendKind::Local => Env::Local(LocalRun::new(opts)?),
-            other => {
-                return Err(HostError::Unsupported {
-                    backend: other,
-                    what: "this build has no container hosts yet".into(),
-                }
-                .to_string())
+            BackendKind::PodmanEmulator | BackendKind::PodmanSystemd => {
+                Env::Podman(PodmanRun::new(kind, opts, super::local::unique_run_id())?)
             }
         };
         Ok(Cluster {
@@ -61,8 +59,8 @@ impl Cluster {
     /// every node not declared `offline:` is online.
     pub async fn start(&mut self, scenario: &Scenario) -> Result<(), String> {
         let plan = ClusterPlan::new(scenario);
-        match &mut self.env {
-            Env::Local(run) => run.start_supervisor(),
+        if let Env::Local(run) = &mut self.env {
+            run.start_supervisor();
         }
         for node in &plan.nodes {
             let units: Vec<(String, String)> = plan
@@ -71,16 +69,23 @@ impl Cluster {
                 .collect();
             let is_controller = *node == plan.controller;
             let host = match &self.env {
-                Env::Local(run) => Host::Local(run.create_node(node, &units, is_controller).await?),
+                Env::Local(run) => Host::Local(Box::new(
+                    run.create_node(node, &units, is_controller).await?,
+                )),
+                Env::Podman(run) => Host::Podman(Box::new(
+                    run.create_node(node, &units, is_controller).await?,
+                )),
             };
             self.hosts.insert(node.clone(), host);
         }
         let (port, keys) = match &self.env {
             Env::Local(run) => (run.controller_port(), run.controller_keys()),
+            Env::Podman(_) => (super::podman::CONTROLLER_PORT, ""),
         };
         let controller = self.host(&plan.controller).map_err(|e| e.to_string())?;
         controller
             .write_config(Daemon::Controller, &plan.controller_config(port, keys))
+            .await
             .map_err(|e| e.to_string())?;
         controller
             .daemon(Daemon::Controller, DaemonAction::Start)
@@ -89,10 +94,14 @@ impl Cluster {
         for node in &plan.nodes {
             let endpoint = match (&self.env, self.hosts.get_mut(node)) {
                 (Env::Local(run), Some(Host::Local(h))) => run.agent_endpoint(h).await?,
+                (Env::Podman(run), Some(Host::Podman(_))) => {
+                    run.agent_endpoint(&plan.controller)?
+                }
                 _ => return Err(format!("no host for {node}")),
             };
             let host = self.host(node).map_err(|e| e.to_string())?;
             host.write_config(Daemon::Agent, &plan.agent_config(node, &endpoint))
+                .await
                 .map_err(|e| e.to_string())?;
             host.daemon(Daemon::Agent, DaemonAction::Start)
                 .await
@@ -111,6 +120,7 @@ impl Cluster {
         loop {
             let dead = match &self.env {
                 Env::Local(run) => run.first_exited(),
+                Env::Podman(_) => None,
             };
             if let Some(dead) = dead {
                 return Err(format!("{dead} exited during startup"));
@@ -188,7 +198,9 @@ impl Cluster {
         self.host(node)?.change_unit_file(change).await
     }
 
-    /// Injects a fault. Cutting the controller's node off cuts every other node's link to it.
+    /// Injects a fault. On the local backend every agent reaches the controller through its
+    /// own relay, so cutting the controller's node off cuts all of them (its own agent too, as
+    /// a container losing its network would).
     pub async fn fault(&self, fault: &Fault) -> HostResult<()> {
         match fault {
             Fault::Daemon {
@@ -199,10 +211,10 @@ impl Cluster {
             Fault::Node {
                 node,
                 action: action @ (NodeAction::Disconnect | NodeAction::Reconnect),
-            } if node == self.controller() => {
-                for host in self.hosts.values().filter(|h| h.node() != node) {
-                    match host {
-                        Host::Local(h) => h.set_link_up(*action == NodeAction::Reconnect),
+            } if node == self.controller() && matches!(self.env, Env::Local(_)) => {
+                for host in self.hosts.values() {
+                    if let Host::Local(h) = host {
+                        h.set_link_up(*action == NodeAction::Reconnect);
                     }
                 }
                 Ok(())
@@ -215,6 +227,14 @@ impl Cluster {
     pub fn log_tails(&self, lines: usize) -> Vec<(String, String)> {
         match &self.env {
             Env::Local(run) => run.log_tails(lines),
+            Env::Podman(_) => self
+                .hosts
+                .values()
+                .filter_map(|h| match h {
+                    Host::Podman(p) => Some((p.node().to_string(), p.log_tail(lines))),
+                    Host::Local(_) => None,
+                })
+                .collect(),
         }
     }
 
@@ -222,6 +242,7 @@ impl Cluster {
     pub fn run_id(&self) -> &str {
         match &self.env {
             Env::Local(run) => run.run_id(),
+            Env::Podman(run) => run.run_id(),
         }
     }
 
@@ -229,6 +250,7 @@ impl Cluster {
     pub fn work_dir(&self) -> &Path {
         match &self.env {
             Env::Local(run) => run.work_dir(),
+            Env::Podman(run) => run.work_dir(),
         }
     }
 
@@ -238,6 +260,7 @@ impl Cluster {
         self.hosts.clear();
         match &mut self.env {
             Env::Local(run) => run.teardown(),
+            Env::Podman(run) => run.teardown(),
         }
     }
 }

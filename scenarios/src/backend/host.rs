@@ -5,29 +5,34 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::local::{LocalBackground, LocalHost};
+use super::podman::{PodmanBackground, PodmanHost};
 use super::{
     BackendKind, Background, Daemon, DaemonAction, HostResult, NodeAction, UnitFileChange,
 };
 use crate::transcript::CommandOutput;
 
 pub enum Host {
-    Local(LocalHost),
+    Local(Box<LocalHost>),
+    Podman(Box<PodmanHost>),
 }
 
 pub(super) enum BackgroundInner {
     Local(LocalBackground),
+    Podman(PodmanBackground),
 }
 
 impl Host {
     pub fn kind(&self) -> BackendKind {
         match self {
             Host::Local(_) => BackendKind::Local,
+            Host::Podman(h) => h.kind(),
         }
     }
 
     pub fn node(&self) -> &str {
         match self {
             Host::Local(h) => h.node(),
+            Host::Podman(h) => h.node(),
         }
     }
 
@@ -35,6 +40,7 @@ impl Host {
     pub fn as_local(&self) -> Option<&LocalHost> {
         match self {
             Host::Local(h) => Some(h),
+            Host::Podman(_) => None,
         }
     }
 
@@ -42,18 +48,21 @@ impl Host {
     pub fn config_path(&self, daemon: Daemon) -> PathBuf {
         match self {
             Host::Local(h) => h.config_path(daemon),
+            Host::Podman(h) => h.config_path(daemon),
         }
     }
 
-    pub fn write_config(&self, daemon: Daemon, text: &str) -> HostResult<()> {
+    pub async fn write_config(&self, daemon: Daemon, text: &str) -> HostResult<()> {
         match self {
             Host::Local(h) => h.write_config(daemon, text),
+            Host::Podman(h) => h.write_config(daemon, text).await,
         }
     }
 
     pub async fn change_unit_file(&self, change: &UnitFileChange) -> HostResult<()> {
         match self {
             Host::Local(h) => h.change_unit_file(change).await,
+            Host::Podman(h) => h.change_unit_file(change).await,
         }
     }
 
@@ -62,12 +71,14 @@ impl Host {
     pub async fn daemon(&self, daemon: Daemon, action: DaemonAction) -> HostResult<()> {
         match self {
             Host::Local(h) => h.daemon(daemon, action).await,
+            Host::Podman(h) => h.daemon(daemon, action).await,
         }
     }
 
     pub async fn node_action(&self, action: NodeAction) -> HostResult<()> {
         match self {
             Host::Local(h) => h.node_action(action).await,
+            Host::Podman(h) => h.node_action(action).await,
         }
     }
 
@@ -75,6 +86,7 @@ impl Host {
     pub async fn run(&self, argv: &[String], deadline: Duration) -> HostResult<CommandOutput> {
         match self {
             Host::Local(h) => h.run(argv, deadline).await,
+            Host::Podman(h) => h.run(argv, deadline).await,
         }
     }
 
@@ -82,6 +94,7 @@ impl Host {
     pub async fn spawn(&self, argv: &[String], tag: &str) -> HostResult<Background> {
         let inner = match self {
             Host::Local(h) => BackgroundInner::Local(h.spawn(argv, tag).await?),
+            Host::Podman(h) => BackgroundInner::Podman(h.spawn(argv, tag).await?),
         };
         Ok(Background { inner })
     }
@@ -90,15 +103,17 @@ impl Host {
     pub async fn unit_property(&self, unit: &str, property: &str) -> HostResult<String> {
         match self {
             Host::Local(h) => h.unit_property(unit, property).await,
+            Host::Podman(h) => h.unit_property(unit, property).await,
         }
     }
 }
 
 impl Background {
     /// What the command printed so far.
-    pub fn output_so_far(&self) -> String {
+    pub async fn output_so_far(&self) -> String {
         match &self.inner {
             BackgroundInner::Local(b) => b.output_so_far(),
+            BackgroundInner::Podman(b) => b.output_so_far().await,
         }
     }
 
@@ -107,6 +122,7 @@ impl Background {
     pub async fn wait(self, deadline: Duration) -> HostResult<CommandOutput> {
         match self.inner {
             BackgroundInner::Local(b) => b.wait(deadline).await,
+            BackgroundInner::Podman(b) => b.wait(deadline).await,
         }
     }
 
@@ -114,6 +130,7 @@ impl Background {
     pub async fn finish(self, grace: Duration) -> HostResult<CommandOutput> {
         match self.inner {
             BackgroundInner::Local(b) => b.finish(grace).await,
+            BackgroundInner::Podman(b) => b.finish(grace).await,
         }
     }
 }

@@ -15,6 +15,7 @@ mod cluster;
 mod host;
 pub mod local;
 pub mod plan;
+pub mod podman;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -8,12 +8,16 @@ use crate::syntax::{Scenario, UnitFile};
 
 /// The placeholder a scenario's config text may use for the port agents connect to.
 pub const PORT_PLACEHOLDER: &str = "${ControllerPort}";
+/// The placeholder for an IPv6 address of the controller's node that agents can reach.
+pub const IPV6_PLACEHOLDER: &str = "${ControllerIPv6}";
 
 /// Where a node's agent reaches the controller (a relay's address on the local backend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// The same over IPv6 (`::1` locally, the controller container's address on Podman).
+    pub ipv6: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +62,10 @@ impl ClusterPlan {
         let text = self
             .agent_texts
             .get(node)
-            .map(|t| t.replace(PORT_PLACEHOLDER, &endpoint.port.to_string()))
+            .map(|t| {
+                t.replace(PORT_PLACEHOLDER, &endpoint.port.to_string())
+                    .replace(IPV6_PLACEHOLDER, &endpoint.ipv6)
+            })
             .unwrap_or_default();
         format!(
             "[bluechi-agent]\nNodeName={node}\nControllerHost={}\nControllerPort={}\nLogTarget=stderr\nLogLevel=DEBUG\n\n{text}",
@@ -94,7 +101,7 @@ mod tests {
     fn configs_hold_runner_keys_then_scenario_text() {
         let p = plan(
             "nodes: a w1\ncontroller: a\ncontroller.conf:\n    [node a]\n    X=1\n\
-             agent.conf w1:\n    ControllerAddress=tcp:host=::1,port=${ControllerPort}\n",
+             agent.conf w1:\n    ControllerAddress=tcp:host=${ControllerIPv6},port=${ControllerPort}\n",
         );
         let c = p.controller_config(1234, "UseUDS=false\n");
         assert!(c.starts_with("[bluechi-controller]\nControllerPort=1234\nUseUDS=false\n"));
@@ -102,6 +109,7 @@ mod tests {
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
             port: 99,
+            ipv6: "::1".into(),
         };
         let a6 = p.agent_config("w1", &endpoint);
         assert!(

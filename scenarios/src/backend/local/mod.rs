@@ -34,7 +34,8 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
 /// Most of a background command's output kept for the transcript.
 const CAPTURE_LIMIT: usize = 256 * 1024;
 
-fn unique_run_id() -> String {
+/// A marker no other run of any process shares.
+pub fn unique_run_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -219,6 +220,7 @@ impl LocalRun {
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
             port: relay.port(),
+            ipv6: "::1".into(),
         };
         host.relay = Some(relay);
         Ok(endpoint)

@@ -1,7 +1,8 @@
 //! A TCP relay between one agent and the controller, so that the local backend can cut a node
-//! off the network like a container losing its network: while cut, established connections
-//! carry nothing (they stall, they are not reset) and new ones are refused; reconnecting lets
-//! the stalled ones flow again.
+//! off the network as `podman network disconnect` does: established connections go silent
+//! (stalled, not reset) and new ones are refused. Reconnecting lets new connections through,
+//! but the old ones stay silent for good: a container comes back with a new address, so
+//! nothing sent to the old one arrives again. Peers find out through their heartbeats.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -12,8 +13,14 @@ use tokio::task::JoinSet;
 
 pub struct Relay {
     port: u16,
-    up: watch::Sender<bool>,
+    /// The network's generation: odd while cut; a connection carries data only while the
+    /// generation is the one it was accepted in.
+    net: watch::Sender<u64>,
     tasks: JoinSet<()>,
+}
+
+fn is_up(generation: u64) -> bool {
+    generation.is_multiple_of(2)
 }
 
 impl Relay {
@@ -25,10 +32,10 @@ impl Relay {
             .map_err(|e| format!("relay: cannot listen: {e}"))?;
         let port = v4.local_addr().map_err(|e| format!("relay: {e}"))?.port();
         let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await.ok();
-        let (up, _) = watch::channel(true);
+        let (net, _) = watch::channel(0);
         let mut relay = Relay {
             port,
-            up,
+            net,
             tasks: JoinSet::new(),
         };
         relay.accept_on(v4, target);
@@ -43,21 +50,22 @@ impl Relay {
     }
 
     fn accept_on(&mut self, listener: TcpListener, target: SocketAddr) {
-        let up = self.up.subscribe();
+        let net = self.net.subscribe();
         self.tasks.spawn(async move {
             let mut conns = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                if !*up.borrow() {
+                let generation = *net.borrow();
+                if !is_up(generation) {
                     // Cut off: the connection attempt fails.
                     drop(client);
                     continue;
                 }
-                let up = up.clone();
+                let net = net.clone();
                 conns.spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
-                        pump_both(client, server, up).await;
+                        pump_both(client, server, net, generation).await;
                     }
                 });
             }
@@ -66,42 +74,52 @@ impl Relay {
 
     /// Cuts (`false`) or restores (`true`) the node's network.
     pub fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
+        self.net.send_modify(|g| {
+            if is_up(*g) != up {
+                *g += 1;
+            }
+        });
     }
 }
 
-async fn pump_both(client: TcpStream, server: TcpStream, up: watch::Receiver<bool>) {
+async fn pump_both(
+    client: TcpStream,
+    server: TcpStream,
+    net: watch::Receiver<u64>,
+    generation: u64,
+) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     tokio::select! {
-        _ = pump(cr, sw, up.clone()) => {}
-        _ = pump(sr, cw, up) => {}
+        _ = pump(cr, sw, net.clone(), generation) => {}
+        _ = pump(sr, cw, net, generation) => {}
     }
 }
 
-/// Copies until either side closes, holding the bytes back while the network is cut.
+/// Copies until either side closes; from the first cut on, copies nothing, ever (the
+/// connection stays open and silent until the relay goes).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut up: watch::Receiver<bool>,
+    mut net: watch::Receiver<u64>,
+    generation: u64,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if up.wait_for(|u| *u).await.is_err() {
-            return;
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = net.wait_for(|g| *g != generation) => break,
         };
-        // Bytes read just before a cut are held until the network is back.
-        if up.wait_for(|u| *u).await.is_err() {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
+        // Bytes read as the cut came in are lost with the connection.
+        if *net.borrow() != generation || to.write_all(&buf[..n]).await.is_err() {
+            break;
         }
     }
+    // Silent until the relay is dropped (which aborts this task).
+    std::future::pending::<()>().await;
 }
 
 #[cfg(test)]
@@ -138,7 +156,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cut_stalls_established_and_refuses_new_connections() {
+    async fn a_cut_silences_old_connections_for_good_and_refuses_new_ones_until_reconnect() {
         let relay = Relay::start(echo_server().await).await.unwrap();
         let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, relay.port()))
             .await
@@ -161,16 +179,18 @@ mod tests {
         let read = tokio::time::timeout(Duration::from_secs(5), fresh.read(&mut b)).await;
         assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
         relay.set_up(true);
-        // What was held back arrives, and the link works again.
-        let mut held = [0u8; 3];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut held))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&held, b"two");
+        // The old connection stays silent; a new one works.
         assert_eq!(
-            roundtrip(&mut s, b"three").await.as_deref(),
-            Some(&b"three"[..])
+            roundtrip(&mut s, b"three").await,
+            None,
+            "an old link came back"
+        );
+        let mut again = TcpStream::connect((Ipv4Addr::LOCALHOST, relay.port()))
+            .await
+            .unwrap();
+        assert_eq!(
+            roundtrip(&mut again, b"four").await.as_deref(),
+            Some(&b"four"[..])
         );
     }
 }

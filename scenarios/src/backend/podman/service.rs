@@ -1,0 +1,119 @@
+//! The `podman` command line (with the project's containers.conf) and Podman's Docker-API
+//! service, which testcontainers talks to.
+//!
+//! testcontainers finds its service through `DOCKER_HOST`, read when its client is created,
+//! and keeps one client while any container lives. So one service per process serves every
+//! run: the first run starts it on a socket named after this process and points
+//! `DOCKER_HOST` there, the last run to end stops it and removes the socket.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::paths;
+
+/// `podman` with the project's configuration (runc, ulimits below this machine's limits).
+pub fn podman() -> Command {
+    let mut cmd = Command::new("podman");
+    if std::env::var_os("CONTAINERS_CONF").is_none() {
+        cmd.env(
+            "CONTAINERS_CONF",
+            paths::repo_root().join("containers/containers.conf"),
+        );
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `podman ARGS`; stdout on success, the reason otherwise.
+pub fn podman_ok(args: &[&str]) -> Result<String, String> {
+    let out = podman()
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "podman {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+struct Service {
+    child: Child,
+    dir: PathBuf,
+    users: usize,
+}
+
+static SERVICE: Mutex<Option<Service>> = Mutex::new(None);
+
+/// While held, Podman's Docker-API service runs and `DOCKER_HOST` points at it.
+pub struct ServiceLease(());
+
+const SERVICE_READY: Duration = Duration::from_secs(20);
+
+impl ServiceLease {
+    pub fn acquire() -> Result<ServiceLease, String> {
+        let mut slot = SERVICE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_mut() {
+            s.users += 1;
+            return Ok(ServiceLease(()));
+        }
+        let dir = std::env::temp_dir().join(format!("bluechi-podman-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let socket = dir.join("podman.sock");
+        let _ = std::fs::remove_file(&socket);
+        // --time=60: should this process die without stopping it, it ends itself once idle.
+        let mut child = podman()
+            .args(["system", "service", "--time=60"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start podman system service: {e}"))?;
+        let start = Instant::now();
+        while !socket.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("podman system service exited: {status}"));
+            }
+            if start.elapsed() > SERVICE_READY {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("podman system service did not create its socket".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The same path for the whole process, so testcontainers' client stays valid.
+        std::env::set_var("DOCKER_HOST", format!("unix://{}", socket.display()));
+        *slot = Some(Service {
+            child,
+            dir,
+            users: 1,
+        });
+        Ok(ServiceLease(()))
+    }
+}
+
+impl Drop for ServiceLease {
+    fn drop(&mut self) {
+        let mut slot = SERVICE.lock().unwrap_or_else(|p| p.into_inner());
+        let last = match slot.as_mut() {
+            Some(s) => {
+                s.users -= 1;
+                s.users == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some(mut s) = slot.take() {
+                let _ = s.child.kill();
+                let _ = s.child.wait();
+                let _ = std::fs::remove_dir_all(&s.dir);
+            }
+        }
+    }
+}
