@@ -102,7 +102,8 @@ async fn main() -> ExitCode {
     // systemd runs with a high descriptor limit of its own; every unit's pipes, sockets and
     // private connections count against ours.
     bluechi_core::daemon::raise_fd_limit();
-    let system = cli.system || std::process::id() == 1;
+    // As PID 1 we are the system manager, unless told to be a user manager.
+    let system = cli.system || (std::process::id() == 1 && !cli.user);
     for d in &cli.unit_dirs {
         if !d.is_dir() {
             tracing::warn!("unit directory {} does not exist", d.display());
@@ -123,7 +124,11 @@ async fn main() -> ExitCode {
             tracing::warn!("cannot create /run/systemd/system: {e}");
         }
     }
-    let mut user_dirs = match cli.user.then(user_dirs).transpose() {
+    // The user search path needs $HOME; explicit --unit-dir directories do not.
+    let mut user_dirs = match (cli.user && cli.unit_dirs.is_empty())
+        .then(user_dirs)
+        .transpose()
+    {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
@@ -147,13 +152,11 @@ async fn main() -> ExitCode {
     if let Some(u) = user_dirs.as_mut() {
         u.runtime = Some(runtime_dir.clone());
     }
-    // systemd --user listens on $XDG_RUNTIME_DIR/systemd/private like the system manager does
-    // on /run/systemd/private.
-    let default_private = if system {
-        Some(PathBuf::from("/run/systemd/private"))
-    } else {
-        user_runtime.as_ref().map(|_| runtime_dir.join("private"))
-    };
+    // systemd --user listens on $XDG_RUNTIME_DIR/systemd/private, but on a desktop the real
+    // user manager is there already: taking its socket would break `systemctl --user`. Nothing
+    // of ours needs it (the agent talks to a user manager on the session bus), so a user
+    // manager serves one only when --private-socket names it.
+    let default_private = system.then(|| PathBuf::from("/run/systemd/private"));
     let private_path = cli.private_socket.clone().or(default_private);
     if let Some(parent) = private_path.as_ref().and_then(|p| p.parent()) {
         if let Err(e) = std::fs::create_dir_all(parent) {

@@ -638,3 +638,75 @@ async fn pid_file_naming_a_foreign_process_is_ignored() {
     let pid = u32::try_from(v).expect("MainPID u32");
     assert_ne!(pid, std::process::id(), "a foreign PID became MainPID");
 }
+
+/// A private socket a live manager serves is never taken: a second emulator given the same
+/// path exits 1 and the first keeps serving; `--user` makes no private socket of its own (on a
+/// desktop the real user manager's is at $XDG_RUNTIME_DIR/systemd/private).
+#[tokio::test(flavor = "current_thread")]
+async fn a_live_private_socket_is_not_taken_and_user_mode_makes_none() {
+    let (dir, units) = unit_dir(&[]);
+    let sock = dir.path().join("private");
+    let run = dir.path().join("run");
+    let common = |run: &std::path::Path| {
+        vec![
+            "--unit-dir".into(),
+            units.clone().into_os_string(),
+            "--no-bus".into(),
+            "--private-socket".into(),
+            sock.clone().into_os_string(),
+            "--runtime-dir".into(),
+            run.as_os_str().to_os_string(),
+        ]
+    };
+    let first_args = common(&run);
+    let refs: Vec<&std::ffi::OsStr> = first_args.iter().map(|a| a.as_os_str()).collect();
+    let _first = emulator(&refs);
+    let conn = connect_private(&sock).await;
+    let second_args = common(&dir.path().join("run2"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+        .args(&second_args)
+        .output()
+        .expect("second emulator");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a running manager is listening there"),
+        "{out:?}"
+    );
+    // The first one still answers on its socket.
+    let v: zvariant::OwnedValue = call(
+        &conn,
+        MANAGER,
+        IFACE_PROPS,
+        "Get",
+        &(IFACE_MANAGER, "Version"),
+    )
+    .await
+    .expect("Version over the first emulator's socket");
+    assert_eq!(String::try_from(v).expect("Version s"), "252");
+
+    // --user with a runtime directory: no private socket appears there.
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(&xdg).expect("xdg dir");
+    let (_bus, address) = start_bus(dir.path());
+    let mut user = Guard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
+            .args(["--user", "--unit-dir"])
+            .arg(&units)
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env_remove("HOME")
+            .spawn()
+            .expect("user emulator"),
+    );
+    let session = zbus::connection::Builder::address(address.as_str())
+        .expect("address")
+        .build()
+        .await
+        .expect("session bus");
+    wait_for_name(&session).await;
+    assert!(
+        !xdg.join("systemd/private").exists(),
+        "--user took a private socket"
+    );
+    assert!(user.0.try_wait().expect("wait").is_none(), "user emulator exited");
+}
