@@ -27,9 +27,12 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# The whole test suite: unit tests of every crate, the scenarios, cross-crate tests.
+# The whole test suite: unit tests of every crate, the scenarios on every backend, cross-crate
+# tests. cargo-nextest runs each test in its own process; container tests one at a time and
+# hung tests are killed (.config/nextest.toml). Without nextest, plain cargo test. (The
+# workspace has no doctests.)
 test: build
-    cargo test --workspace --no-fail-fast
+    if command -v cargo-nextest >/dev/null; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 
 # What CI runs.
 ci: lint test

@@ -6,7 +6,9 @@
 # never reads, the failure rate of back-to-back proxied start/stop cycles, oneshot jobs/s and
 # unit-file load time/memory of the emulator against systemd 252 in Podman when podman and its
 # image are there). Arguments go to bluechi-bench (e.g. `--jobs 500`, `--only flood,churn`,
-# `--churn-cycles 300`, `--no-podman`, `--bin-dir OLD/target/release` to measure other builds).
+# `--churn-cycles 300`, `--no-podman`, `--bin-dir OLD/target/release` to measure other builds),
+# and per backend (local, podman-emulator, podman-systemd) the time to a 3-node cluster with
+# every node online and each scenario's wall time (`--only backends`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # runc and lower ulimits for the systemd container, as the conformance recorder uses.
@@ -28,7 +30,7 @@ sample_rss() {
     echo "$peak"
 }
 
-printf '%-26s %10s %16s %16s\n' scenario wall_s controller_rss_kB agent_rss_kB
+printf '%-34s %10s %16s %16s\n' scenario wall_s controller_rss_kB agent_rss_kB
 for s in scenarios/*.scenario; do
     name=$(basename "$s" .scenario)
     flag=$(mktemp)
@@ -39,7 +41,7 @@ for s in scenarios/*.scenario; do
     end=$(date +%s.%N)
     rm -f "$flag"
     wait
-    printf '%-26s %10.2f %16s %16s\n' "$name" "$(awk "BEGIN {print $end - $start}")" "$(cat "$flag.c")" "$(cat "$flag.a")"
+    printf '%-34s %10.2f %16s %16s\n' "$name" "$(awk "BEGIN {print $end - $start}")" "$(cat "$flag.c")" "$(cat "$flag.a")"
     rm -f "$flag.c" "$flag.a" "$flag.log"
 done
 echo "(upholds-restarts-target waits ~5 s for /bin/sleep 5 to exit: that is the unit's own time)"
