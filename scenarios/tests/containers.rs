@@ -99,6 +99,55 @@ fn every_scenario_on_podman_systemd() {
     every_scenario_on(BackendKind::PodmanSystemd);
 }
 
+/// A run that fails (a state that never comes) leaves nothing behind either.
+#[test]
+fn a_failed_run_leaves_no_containers_behind() {
+    let _lock = common::cluster_lock();
+    if !require_podman("a_failed_run_leaves_no_containers_behind") {
+        return;
+    }
+    let text = "nodes: main worker1\ncontroller: main\n\
+                controller.conf:\n    [bluechi-controller]\n    AllowedNodeNames=main,worker1\n\
+                wait worker1 never.service active/running within 1s\n";
+    let scenario = scenario_runner::syntax::parse_str(
+        "failing",
+        std::path::Path::new("failing.scenario"),
+        text,
+    )
+    .expect("scenario");
+    let opts = Options {
+        bin_dir: Some(common::real_bin_dir()),
+        ..Options::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let mut cluster = scenario_runner::backend::Cluster::new(
+        BackendKind::PodmanEmulator,
+        &opts.backend().expect("options"),
+    )
+    .expect("cluster");
+    let run_id = cluster.run_id().to_string();
+    let result = runtime.block_on(async {
+        cluster.start(&scenario).await?;
+        assert!(
+            !PodmanRun::leftovers(&run_id).is_empty(),
+            "positive control: the run's containers were not found"
+        );
+        let progress = scenario_runner::runner::Progress::new();
+        scenario_runner::runner::run_steps(&cluster, &scenario, &progress)
+            .await
+            .1
+            .map_err(|e| e.to_string())
+    });
+    let err = result.expect_err("the wait cannot succeed");
+    assert!(err.contains("never.service"), "{err}");
+    cluster.teardown();
+    assert_eq!(PodmanRun::leftovers(&run_id), Vec::<String>::new());
+    assert!(
+        !service_dir().exists(),
+        "the API service's socket outlived the run"
+    );
+}
+
 /// SIGINT while a Podman run is up: the runner exits 130 and leaves nothing in Podman.
 #[test]
 fn sigint_leaves_no_containers_behind() {

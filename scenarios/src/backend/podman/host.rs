@@ -20,9 +20,32 @@ pub struct PodmanHost {
     node: String,
     name: String,
     network: String,
-    container: ContainerAsync<GenericImage>,
+    /// Taken on drop (see `Drop`).
+    container: Option<ContainerAsync<GenericImage>>,
     is_controller: bool,
     ready_timeout: Duration,
+}
+
+/// testcontainers removes a container when its handle drops, from inside a Tokio runtime; a
+/// cluster may be dropped outside one (a test after `block_on`), so we lend it one then.
+impl Drop for PodmanHost {
+    fn drop(&mut self) {
+        let Some(container) = self.container.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(container);
+            return;
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(async move { drop(container) }),
+            // No runtime to lend: the run's teardown removes it by label instead.
+            Err(_) => std::mem::forget(container),
+        }
+    }
 }
 
 /// `'text'` for sh, whatever it holds.
@@ -70,7 +93,7 @@ impl PodmanHost {
             node: node.to_string(),
             name,
             network,
-            container,
+            container: Some(container),
             is_controller,
             ready_timeout,
         }
@@ -89,6 +112,12 @@ impl PodmanHost {
         &self.name
     }
 
+    fn container(&self) -> Result<&ContainerAsync<GenericImage>, String> {
+        self.container
+            .as_ref()
+            .ok_or_else(|| format!("{} is gone", self.name))
+    }
+
     /// Runs `argv` in the container, killed (and reported as such) after `deadline`.
     async fn exec(&self, argv: &[String], deadline: Duration) -> HostResult<CommandOutput> {
         let secs = deadline.as_secs().max(1).to_string();
@@ -97,7 +126,7 @@ impl PodmanHost {
         let started = Instant::now();
         let run = async {
             let mut r = self
-                .container
+                .container()?
                 .exec(ExecCommand::new(full))
                 .await
                 .map_err(|e| format!("exec in {}: {e}", self.name))?;
@@ -263,12 +292,14 @@ impl PodmanHost {
         let failed = |e: String| HostError::Failed(format!("{} {}: {e}", action.name(), self.node));
         match action {
             NodeAction::Pause => self
-                .container
+                .container()
+                .map_err(failed)?
                 .pause()
                 .await
                 .map_err(|e| failed(e.to_string())),
             NodeAction::Resume => self
-                .container
+                .container()
+                .map_err(failed)?
                 .unpause()
                 .await
                 .map_err(|e| failed(e.to_string())),
