@@ -3,12 +3,11 @@
 //! not: a bus connection of our own, the daemons' pids and the controller's peer address.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use scenario_runner::backend::local::sweep;
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster as RunnerCluster};
+use scenario_runner::dbus;
 use scenario_runner::syntax::{Scenario, UnitFile};
-use scenario_runner::{dbus, paths};
 use zbus::Connection;
 
 pub const NODE: &str = "main";
@@ -56,10 +55,8 @@ impl Cluster {
         let mut backend = RunnerCluster::new(
             BackendKind::Local,
             &BackendOptions {
-                bin_dir: bin_dir.to_path_buf(),
-                units_dir: paths::shipped_units_dir(),
                 keep: spec.keep,
-                ready_timeout: Duration::from_secs(15),
+                ..BackendOptions::new(bin_dir)
             },
         )?;
         backend.start(&scenario(spec)).await?;

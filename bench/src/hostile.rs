@@ -141,10 +141,8 @@ async fn churn_one(bin_dir: &Path, cycles: usize, keep: bool) -> Result<ChurnRep
     let mut backend = RunnerCluster::new(
         BackendKind::Local,
         &BackendOptions {
-            bin_dir: bin_dir.to_path_buf(),
-            units_dir: paths::shipped_units_dir(),
             keep,
-            ready_timeout: Duration::from_secs(15),
+            ..BackendOptions::new(bin_dir)
         },
     )?;
     backend.start(&scenario).await?;

@@ -27,10 +27,9 @@ fn failed_startup_tears_everything_down() {
     let mut backend = Cluster::new(
         BackendKind::Local,
         &BackendOptions {
-            bin_dir,
             units_dir,
-            keep: false,
             ready_timeout: Duration::from_secs(1),
+            ..BackendOptions::new(bin_dir)
         },
     )
     .unwrap();
@@ -126,16 +125,7 @@ fn successful_run_leaves_nothing_behind() {
     let path = paths::scenarios_dir().join("stop-when-unneeded.scenario");
     let scenario = syntax::parse_file(&path).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut backend = Cluster::new(
-        BackendKind::Local,
-        &BackendOptions {
-            bin_dir,
-            units_dir: paths::shipped_units_dir(),
-            keep: false,
-            ready_timeout: Duration::from_secs(15),
-        },
-    )
-    .unwrap();
+    let mut backend = Cluster::new(BackendKind::Local, &BackendOptions::new(bin_dir)).unwrap();
     let run_id = backend.run_id().to_string();
     let work_dir = backend.work_dir().to_path_buf();
     let progress = runner::Progress::new();

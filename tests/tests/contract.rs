@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bluechi_core::config::TcpOptions;
-use scenario_runner::backend::local::DEFAULT_READY_TIMEOUT;
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
@@ -45,16 +44,8 @@ fn scenario() -> Scenario {
 
 async fn cluster() -> Cluster {
     let bin_dir = paths::bin_dir().expect("binary directory");
-    let mut backend = Cluster::new(
-        BackendKind::Local,
-        &BackendOptions {
-            bin_dir,
-            units_dir: paths::shipped_units_dir(),
-            keep: false,
-            ready_timeout: DEFAULT_READY_TIMEOUT,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut backend = Cluster::new(BackendKind::Local, &BackendOptions::new(bin_dir))
+        .unwrap_or_else(|e| panic!("{e}"));
     if let Err(e) = backend.start(&scenario()).await {
         for (name, tail) in backend.log_tails(20) {
             eprintln!("--- {name}\n{tail}");

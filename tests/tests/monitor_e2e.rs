@@ -113,10 +113,8 @@ fn monitors_fleet_and_metrics_on_a_local_cluster() {
     let mut backend = Cluster::new(
         BackendKind::Local,
         &BackendOptions {
-            bin_dir,
-            units_dir: paths::shipped_units_dir(),
-            keep: false,
             ready_timeout: DEADLINE,
+            ..BackendOptions::new(bin_dir)
         },
     )
     .expect("backend");

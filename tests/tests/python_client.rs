@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use scenario_runner::backend::local::DEFAULT_READY_TIMEOUT;
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
@@ -81,12 +80,7 @@ async fn run_script(script: &str, args: &[&str], bus: &str) -> std::process::Out
 async fn start_cluster() -> Cluster {
     let mut backend = Cluster::new(
         BackendKind::Local,
-        &BackendOptions {
-            bin_dir: paths::bin_dir().expect("binary directory"),
-            units_dir: paths::shipped_units_dir(),
-            keep: false,
-            ready_timeout: DEFAULT_READY_TIMEOUT,
-        },
+        &BackendOptions::new(paths::bin_dir().expect("binary directory")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     backend

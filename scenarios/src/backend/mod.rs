@@ -84,6 +84,19 @@ pub struct BackendOptions {
     pub ready_timeout: Duration,
 }
 
+impl BackendOptions {
+    /// The binaries in `bin_dir`, the shipped units of this tree, the default readiness
+    /// deadline, the run directory removed at the end.
+    pub fn new(bin_dir: impl Into<PathBuf>) -> Self {
+        BackendOptions {
+            bin_dir: bin_dir.into(),
+            units_dir: crate::paths::shipped_units_dir(),
+            keep: false,
+            ready_timeout: local::DEFAULT_READY_TIMEOUT,
+        }
+    }
+}
+
 /// Why a host operation did not happen. Callers must tell "this backend cannot" apart from
 /// "it tried and failed": a scenario step that a backend cannot do is reported, not passed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
