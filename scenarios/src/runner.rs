@@ -290,7 +290,8 @@ async fn run_step(
             let host = backend
                 .host(&node_or_controller(node))
                 .map_err(|e| e.to_string())?;
-            let bg = host.spawn(argv, name).await.map_err(|e| e.to_string())?;
+            let argv = backend.resolve(&node_or_controller(node), argv);
+            let bg = host.spawn(&argv, name).await.map_err(|e| e.to_string())?;
             if let Some(ready) = ready {
                 let start = Instant::now();
                 while !bg.output_so_far().await.contains(ready.as_str()) {

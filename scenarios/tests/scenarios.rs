@@ -24,8 +24,9 @@ fn run(name: &str) {
     }
 }
 
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "agent-loses-controller",
+    "agent-switches-controller",
     "agent-transports",
     "job-of-a-disconnecting-node",
     "monitor-wildcard-node-reconnect",
@@ -58,6 +59,11 @@ fn stop_when_unneeded() {
 #[test]
 fn upholds_restarts_target() {
     run("upholds-restarts-target");
+}
+
+#[test]
+fn agent_switches_controller() {
+    run("agent-switches-controller");
 }
 
 #[test]

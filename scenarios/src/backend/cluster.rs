@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::local::LocalRun;
-use super::plan::ClusterPlan;
+use super::plan::{ClusterPlan, Endpoint, IPV6_PLACEHOLDER, PORT_PLACEHOLDER};
 use super::podman::PodmanRun;
 use super::{
     BackendKind, BackendOptions, Daemon, DaemonAction, Fault, Host, HostError, HostResult,
@@ -16,6 +16,8 @@ use crate::syntax::Scenario;
 use crate::transcript::{CommandOutput, Exit};
 
 const POLL: Duration = Duration::from_millis(25);
+/// The placeholder for the host name (or address) agents reach the controller at.
+const HOST_PLACEHOLDER: &str = "${ControllerHost}";
 /// One `bluechi-is-online` probe may take this long.
 const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -31,6 +33,8 @@ pub struct Cluster {
     env: Env,
     plan: Option<ClusterPlan>,
     hosts: BTreeMap<String, Host>,
+    /// Where each node's agent reaches the controller.
+    endpoints: BTreeMap<String, Endpoint>,
 }
 
 impl Cluster {
@@ -48,6 +52,7 @@ impl Cluster {
             env,
             plan: None,
             hosts: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
         })
     }
 
@@ -106,6 +111,7 @@ impl Cluster {
             host.daemon(Daemon::Agent, DaemonAction::Start)
                 .await
                 .map_err(|e| format!("{node}'s agent: {e}"))?;
+            self.endpoints.insert(node.clone(), endpoint);
         }
         self.plan = Some(plan);
         self.wait_online().await
@@ -166,14 +172,29 @@ impl Cluster {
             .ok_or_else(|| HostError::Failed(format!("unknown node {node}")))
     }
 
-    /// Runs a command on `node`.
+    /// `argv` with `${ControllerPort}`, `${ControllerIPv6}` and `${ControllerHost}` replaced
+    /// by where `node`'s agent reaches the controller (what config blocks may use too).
+    pub fn resolve(&self, node: &str, argv: &[String]) -> Vec<String> {
+        let Some(e) = self.endpoints.get(node) else {
+            return argv.to_vec();
+        };
+        argv.iter()
+            .map(|a| {
+                a.replace(PORT_PLACEHOLDER, &e.port.to_string())
+                    .replace(IPV6_PLACEHOLDER, &e.ipv6)
+                    .replace(HOST_PLACEHOLDER, &e.host)
+            })
+            .collect()
+    }
+
+    /// Runs a command on `node` (placeholders resolved as for that node).
     pub async fn run(
         &self,
         node: &str,
         argv: &[String],
         deadline: Duration,
     ) -> HostResult<CommandOutput> {
-        self.host(node)?.run(argv, deadline).await
+        self.host(node)?.run(&self.resolve(node, argv), deadline).await
     }
 
     /// Runs a command on the controller's node (where `bluechictl` talks to the controller).

@@ -163,4 +163,11 @@ impl std::fmt::Display for Condition {
 }
 
 /// Programs a step may run on a node.
-pub const PROGRAMS: [&str; 4] = ["bluechictl", "bluechi-is-online", "systemctl", "busctl"];
+pub const PROGRAMS: [&str; 6] = [
+    "bluechictl",
+    "bluechi-is-online",
+    "systemctl",
+    "busctl",
+    "dbus-send",
+    "ss",
+];

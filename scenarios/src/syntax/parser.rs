@@ -664,7 +664,7 @@ impl Parser<'_> {
             return Err(self.err(
                 number,
                 program.col,
-                "bluechictl, bluechi-is-online, systemctl or busctl",
+                "bluechictl, bluechi-is-online, systemctl, busctl, dbus-send or ss",
                 quote(&program.text),
             ));
         }

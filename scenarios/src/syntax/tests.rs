@@ -343,7 +343,7 @@ fn command_errors() {
     );
     assert_eq!(
         error("$ ls /\n"),
-        "3:3: expected bluechictl, bluechi-is-online, systemctl or busctl, found \"ls\""
+        "3:3: expected bluechictl, bluechi-is-online, systemctl, busctl, dbus-send or ss, found \"ls\""
     );
     assert_eq!(
         error("$ bluechictl \"status\n"),
@@ -371,7 +371,7 @@ fn commands_on_any_node() {
     );
     assert_eq!(
         error("on worker1 $ rm -rf /\n"),
-        "3:14: expected bluechictl, bluechi-is-online, systemctl or busctl, found \"rm\""
+        "3:14: expected bluechictl, bluechi-is-online, systemctl, busctl, dbus-send or ss, found \"rm\""
     );
 }
 
