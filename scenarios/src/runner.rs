@@ -10,6 +10,8 @@ use crate::transcript::{self, Transcript};
 
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);
+/// How long one property read may take in a `hold` or `record` (a frozen node never answers).
+const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 pub const LOG_TAIL_LINES: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,10 +173,14 @@ async fn wait(
 ) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        let last = match evaluate(backend, node, unit, cond, vars).await {
-            Ok((true, _)) => return Ok(()),
-            Ok((false, seen)) => seen,
-            Err(e) => format!("error: {e}"),
+        // A frozen node may never answer: one probe gets what is left of the deadline.
+        let left = within.saturating_sub(start.elapsed()).max(POLL);
+        let last = match tokio::time::timeout(left, evaluate(backend, node, unit, cond, vars)).await
+        {
+            Ok(Ok((true, _))) => return Ok(()),
+            Ok(Ok((false, seen))) => seen,
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "no answer from the node".to_string(),
         };
         if start.elapsed() >= within {
             return Err(format!(
@@ -196,10 +202,12 @@ async fn hold(
 ) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        let broken = match evaluate(backend, node, unit, cond, vars).await {
-            Ok((true, _)) => None,
-            Ok((false, seen)) => Some(seen),
-            Err(e) => Some(format!("error: {e}")),
+        let probe = tokio::time::timeout(PROBE_DEADLINE, evaluate(backend, node, unit, cond, vars));
+        let broken = match probe.await {
+            Ok(Ok((true, _))) => None,
+            Ok(Ok((false, seen))) => Some(seen),
+            Ok(Err(e)) => Some(format!("error: {e}")),
+            Err(_) => Some("no answer from the node".to_string()),
         };
         if let Some(seen) = broken {
             return Err(format!(
@@ -376,10 +384,13 @@ async fn run_step(
             property,
             var,
         } => {
-            let value = backend
-                .unit_property(node, unit, property)
-                .await
-                .map_err(|e| e.to_string())?;
+            let value =
+                tokio::time::timeout(PROBE_DEADLINE, backend.unit_property(node, unit, property))
+                    .await
+                    .map_err(|_| {
+                        format!("no answer from {node} within {}s", PROBE_DEADLINE.as_secs())
+                    })?
+                    .map_err(|e| e.to_string())?;
             vars.insert(var.clone(), value);
         }
     }

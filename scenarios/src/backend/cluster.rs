@@ -194,7 +194,9 @@ impl Cluster {
         argv: &[String],
         deadline: Duration,
     ) -> HostResult<CommandOutput> {
-        self.host(node)?.run(&self.resolve(node, argv), deadline).await
+        self.host(node)?
+            .run(&self.resolve(node, argv), deadline)
+            .await
     }
 
     /// Runs a command on the controller's node (where `bluechictl` talks to the controller).
@@ -235,7 +237,7 @@ impl Cluster {
             } if node == self.controller() && matches!(self.env, Env::Local(_)) => {
                 for host in self.hosts.values() {
                     if let Host::Local(h) = host {
-                        h.set_link_up(*action == NodeAction::Reconnect);
+                        h.set_controller_cut(*action == NodeAction::Disconnect);
                     }
                 }
                 Ok(())

@@ -25,7 +25,7 @@ use crate::dbus::{self, ProbeError};
 use crate::paths;
 use crate::transcript::{CommandOutput, Exit};
 use procs::{Daemons, Launch, Spec, Stage};
-use relay::Relay;
+use relay::{End, Relay};
 
 /// How long startup may take per readiness check unless configured otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -473,17 +473,17 @@ impl LocalHost {
                 let relay = self.relay.as_ref().ok_or_else(|| {
                     HostError::Failed(format!("{} has no network link to cut", self.node))
                 })?;
-                relay.set_up(action == NodeAction::Reconnect);
+                relay.set_cut(End::Own, action == NodeAction::Disconnect);
                 Ok(())
             }
         }
     }
 
-    /// Cuts or restores this node's link only (the cluster decides which nodes a cut of the
-    /// controller's node affects).
-    pub fn set_link_up(&self, up: bool) {
+    /// The controller's node went off the network (or came back): this node's link to it is
+    /// cut whatever this node's own state.
+    pub fn set_controller_cut(&self, cut: bool) {
         if let Some(r) = &self.relay {
-            r.set_up(up);
+            r.set_cut(End::Controller, cut);
         }
     }
 
@@ -491,12 +491,11 @@ impl LocalHost {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| HostError::Failed("empty command".into()))?;
-        let path = local_program(&self.opts.bin_dir, program).ok_or_else(|| {
-            HostError::Unsupported {
+        let path =
+            local_program(&self.opts.bin_dir, program).ok_or_else(|| HostError::Unsupported {
                 backend: BackendKind::Local,
                 what: format!("running {program} (no systemd tools on the machine)"),
-            }
-        })?;
+            })?;
         let mut cmd = tokio::process::Command::new(path);
         cmd.args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
@@ -556,12 +555,14 @@ impl LocalHost {
         Ok(dbus::unit_property(&self.conn, unit, property).await?)
     }
 
-    /// Polls until `name` has an owner on the node's bus; fails early if a process died.
+    /// Polls until `name` has an owner on the node's bus; fails early if `who` (a program of
+    /// this node) died, whatever other daemons of the run are doing.
     async fn wait_for_name(&self, name: &str, who: &str, deadline: Duration) -> Result<(), String> {
         let what = format!("{who} to own {name} on {}'s bus", self.node);
         let procs = self.procs.clone();
+        let process = self.process_name(who);
         dbus::poll_until(deadline, &what, || {
-            let dead = lock(&procs).first_exited();
+            let dead = lock(&procs).gone(&process).then(|| process.clone());
             let conn = self.conn.clone();
             async move {
                 if let Some(d) = dead {

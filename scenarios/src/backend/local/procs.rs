@@ -200,6 +200,16 @@ impl Daemons {
             .find_map(|d| (d.has_exited() && !d.stopped).then(|| d.name.clone()))
     }
 
+    /// Whether `name` died on its own and will not be started again (no restart pending).
+    pub fn gone(&mut self, name: &str) -> bool {
+        self.find_mut(name).is_some_and(|d| {
+            d.has_exited()
+                && !d.stopped
+                && d.restart_at.is_none()
+                && !(d.supervised && d.abnormal())
+        })
+    }
+
     /// Stops a daemon on purpose (SIGTERM, then SIGKILL after the deadline), so it stays down.
     pub fn stop(&mut self, name: &str) -> Result<(), String> {
         let d = self

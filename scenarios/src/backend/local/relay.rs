@@ -16,7 +16,18 @@ pub struct Relay {
     /// The network's generation: odd while cut; a connection carries data only while the
     /// generation is the one it was accepted in.
     net: watch::Sender<u64>,
+    /// Why the link is cut: this node is off the network, or the controller's node is.
+    cuts: std::sync::Mutex<(bool, bool)>,
     tasks: JoinSet<()>,
+}
+
+/// Which end of the link is off the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The agent's node.
+    Own,
+    /// The controller's node.
+    Controller,
 }
 
 fn is_up(generation: u64) -> bool {
@@ -24,18 +35,30 @@ fn is_up(generation: u64) -> bool {
 }
 
 impl Relay {
-    /// Listens on a free port of 127.0.0.1 and, when it can get the same port, ::1 (agents may
-    /// connect over either); forwards to `target`.
+    /// Listens on one free port of both 127.0.0.1 and ::1 (agents may connect over either;
+    /// without IPv6 on this machine, 127.0.0.1 only); forwards to `target`.
     pub async fn start(target: SocketAddr) -> Result<Relay, String> {
-        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(|e| format!("relay: cannot listen: {e}"))?;
-        let port = v4.local_addr().map_err(|e| format!("relay: {e}"))?.port();
-        let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await.ok();
+        let mut tries = 0;
+        let (v4, v6, port) = loop {
+            let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|e| format!("relay: cannot listen on 127.0.0.1: {e}"))?;
+            let port = v4.local_addr().map_err(|e| format!("relay: {e}"))?.port();
+            match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+                Ok(v6) => break (v4, Some(v6), port),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                    break (v4, None, port)
+                }
+                // Someone else has that port on ::1: try another one.
+                Err(_) if tries < 20 => tries += 1,
+                Err(e) => return Err(format!("relay: cannot listen on [::1]:{port}: {e}")),
+            }
+        };
         let (net, _) = watch::channel(0);
         let mut relay = Relay {
             port,
             net,
+            cuts: std::sync::Mutex::new((false, false)),
             tasks: JoinSet::new(),
         };
         relay.accept_on(v4, target);
@@ -72,8 +95,15 @@ impl Relay {
         });
     }
 
-    /// Cuts (`false`) or restores (`true`) the node's network.
-    pub fn set_up(&self, up: bool) {
+    /// Takes `end` off the network (`cut`) or back; the link carries data only while
+    /// neither end is cut.
+    pub fn set_cut(&self, end: End, cut: bool) {
+        let mut cuts = self.cuts.lock().unwrap_or_else(|p| p.into_inner());
+        match end {
+            End::Own => cuts.0 = cut,
+            End::Controller => cuts.1 = cut,
+        }
+        let up = !cuts.0 && !cuts.1;
         self.net.send_modify(|g| {
             if is_up(*g) != up {
                 *g += 1;
@@ -148,7 +178,7 @@ mod tests {
     async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
         s.write_all(msg).await.ok()?;
         let mut b = vec![0u8; msg.len()];
-        tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut b))
+        tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut b))
             .await
             .ok()?
             .ok()?;
@@ -165,7 +195,7 @@ mod tests {
             roundtrip(&mut s, b"one").await.as_deref(),
             Some(&b"one"[..])
         );
-        relay.set_up(false);
+        relay.set_cut(End::Own, true);
         assert_eq!(
             roundtrip(&mut s, b"two").await,
             None,
@@ -178,7 +208,7 @@ mod tests {
         let mut b = [0u8; 1];
         let read = tokio::time::timeout(Duration::from_secs(5), fresh.read(&mut b)).await;
         assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
-        relay.set_up(true);
+        relay.set_cut(End::Own, false);
         // The old connection stays silent; a new one works.
         assert_eq!(
             roundtrip(&mut s, b"three").await,
@@ -192,5 +222,25 @@ mod tests {
             roundtrip(&mut again, b"four").await.as_deref(),
             Some(&b"four"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn a_link_is_up_only_while_neither_end_is_cut() {
+        let relay = Relay::start(echo_server().await).await.unwrap();
+        relay.set_cut(End::Own, true);
+        relay.set_cut(End::Controller, true);
+        relay.set_cut(End::Controller, false);
+        // Still cut at its own end: a new connection is closed at once.
+        let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, relay.port()))
+            .await
+            .unwrap();
+        let mut b = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read(&mut b)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        relay.set_cut(End::Own, false);
+        let mut ok = TcpStream::connect((Ipv4Addr::LOCALHOST, relay.port()))
+            .await
+            .unwrap();
+        assert_eq!(roundtrip(&mut ok, b"up").await.as_deref(), Some(&b"up"[..]));
     }
 }

@@ -48,6 +48,16 @@ impl Drop for PodmanHost {
     }
 }
 
+/// A status as a shell or `timeout` reports it: 128+N is a death by signal N, as the local
+/// backend reports it (a program exiting with such a code on purpose reads the same).
+fn exit_of_shell_code(code: i32) -> Exit {
+    if code > 128 && code < 128 + 65 {
+        Exit::Signal(code - 128)
+    } else {
+        Exit::Code(code)
+    }
+}
+
 /// `'text'` for sh, whatever it holds.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -144,7 +154,8 @@ impl PodmanHost {
         let (stdout, stderr, code) = tokio::time::timeout(deadline + Duration::from_secs(10), run)
             .await
             .map_err(|_| format!("{} did not answer in time", argv[0]))??;
-        let code = code.unwrap_or(-1) as i32;
+        let code =
+            code.ok_or_else(|| format!("{} on {}: no exit status", argv[0], self.node))? as i32;
         if code == 137 && started.elapsed() >= deadline {
             return Err(HostError::Failed(format!(
                 "{} did not finish within {:.0}s and was killed",
@@ -155,7 +166,7 @@ impl PodmanHost {
         Ok(CommandOutput {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            exit: Exit::Code(code),
+            exit: exit_of_shell_code(code),
         })
     }
 
@@ -338,8 +349,10 @@ impl PodmanHost {
     /// Starts `argv` in the background inside the container, its output in files there.
     pub async fn spawn(&self, argv: &[String], tag: &str) -> HostResult<PodmanBackground> {
         let base = format!("/run/bluechi-capture-{tag}");
+        // `set -m`: without job control a shell starts background commands with SIGINT
+        // ignored, and `end` could not interrupt one that keeps the default action.
         let script = format!(
-            "{cmd} > {base}.out 2> {base}.err &\necho $! > {base}.pid\nwait $!\necho $? > {base}.rc\n",
+            "set -m\n{cmd} > {base}.out 2> {base}.err &\necho $! > {base}.pid\nwait $!\necho $? > {base}.rc\n",
             cmd = quote_all(argv)
         );
         self.write_file(&format!("{base}.sh"), &script).await?;
@@ -347,10 +360,22 @@ impl PodmanHost {
             "rm -f {base}.rc {base}.pid; setsid sh {base}.sh > /dev/null 2>&1 &"
         ))
         .await?;
-        Ok(PodmanBackground {
+        let bg = PodmanBackground {
             base,
             container: self.name.clone(),
-        })
+        };
+        // Started once its pid is known: an `end` right after must reach it.
+        let start = Instant::now();
+        while bg.sh(&format!("test -s {}.pid", bg.base)).is_err() {
+            if start.elapsed() > super::EXEC_DEADLINE {
+                return Err(HostError::Failed(format!(
+                    "{} did not start on {}",
+                    argv[0], self.node
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(bg)
     }
 
     /// The daemons' log lines, for a failure's timeline (synchronous: runs `podman`).
@@ -413,13 +438,13 @@ impl PodmanBackground {
             self.sh(&format!("cat {}.{ext}", self.base))
                 .unwrap_or_default()
         };
-        let rc: i32 = read("rc").trim().parse().unwrap_or(-1);
-        // The shell reports a death by signal N as 128+N.
-        let exit = if rc > 128 {
-            Exit::Signal(rc - 128)
-        } else {
-            Exit::Code(rc)
-        };
+        let rc: i32 = read("rc").trim().parse().map_err(|_| {
+            HostError::Failed(format!(
+                "{}: no exit status in {}.rc",
+                self.container, self.base
+            ))
+        })?;
+        let exit = exit_of_shell_code(rc);
         Ok(CommandOutput {
             stdout: read("out"),
             stderr: read("err"),
