@@ -708,5 +708,8 @@ async fn a_live_private_socket_is_not_taken_and_user_mode_makes_none() {
         !xdg.join("systemd/private").exists(),
         "--user took a private socket"
     );
-    assert!(user.0.try_wait().expect("wait").is_none(), "user emulator exited");
+    assert!(
+        user.0.try_wait().expect("wait").is_none(),
+        "user emulator exited"
+    );
 }

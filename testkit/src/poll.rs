@@ -4,8 +4,9 @@
 //! it waited for and what it saw last.
 //!
 //! A probe answers with a [`Step`], or anything that converts into one ([`Outcome`]): an
-//! `Option` (`None`: not yet), a `bool` (`false`: not yet), or a `Step` for a probe that can
-//! tell "not yet, because…" or "never" (a daemon it needs died).
+//! `Option` (`None`: not yet), a `bool` (`false`: not yet), a `Result` of those (an error: not
+//! yet, and the error is what was seen), or a `Step` for a probe that can tell "never" (a
+//! daemon it needs died).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -48,6 +49,14 @@ impl Outcome for bool {
     type Value = ();
     fn into_step(self) -> Step<()> {
         self.then_some(()).into_step()
+    }
+}
+
+/// An error is "not yet, because of this": a connection refused while a daemon starts, say.
+impl<O: Outcome, E: std::fmt::Display> Outcome for Result<O, E> {
+    type Value = O::Value;
+    fn into_step(self) -> Step<O::Value> {
+        self.map_or_else(|e| Step::Pending(e.to_string()), O::into_step)
     }
 }
 
@@ -207,6 +216,22 @@ mod tests {
     fn a_false_probe_times_out_as_not_met() {
         let e = until_blocking("never", SHORT, || false).unwrap_err();
         assert!(e.to_string().contains(NOT_MET), "{e}");
+    }
+
+    #[test]
+    fn an_error_is_retried_and_reported_as_last_seen() {
+        let mut looks = 0;
+        let v = until_blocking("a connection", Duration::from_secs(10), || {
+            looks += 1;
+            if looks < 3 {
+                Err("refused")
+            } else {
+                Ok(Some(looks))
+            }
+        });
+        assert_eq!(v, Ok(3));
+        let e = until_blocking("x", SHORT, || Err::<bool, _>("refused")).unwrap_err();
+        assert!(e.to_string().contains("last seen: refused"), "{e}");
     }
 
     #[test]
