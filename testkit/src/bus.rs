@@ -212,27 +212,15 @@ mod tests {
             .build()
             .await
             .expect("connect");
-        let has_owner = |name: &'static str| {
-            let conn = conn.clone();
-            async move {
-                let reply = conn
-                    .call_method(
-                        Some("org.freedesktop.DBus"),
-                        "/org/freedesktop/DBus",
-                        Some("org.freedesktop.DBus"),
-                        "NameHasOwner",
-                        &(name,),
-                    )
-                    .await
-                    .expect("NameHasOwner");
-                reply.body().deserialize::<bool>().expect("a bool")
-            }
-        };
-        assert!(!has_owner("org.freedesktop.systemd1").await);
+        let driver = zbus::fdo::DBusProxy::new(&conn).await.expect("driver proxy");
+        let systemd = zbus::names::BusName::try_from("org.freedesktop.systemd1").expect("name");
+        let owned = driver.name_has_owner(systemd.clone()).await;
+        assert!(!owned.expect("NameHasOwner answered"), "owned before");
         conn.request_name("org.freedesktop.systemd1")
             .await
             .expect("the policy lets anyone own any name");
-        assert!(has_owner("org.freedesktop.systemd1").await);
+        let owned = driver.name_has_owner(systemd).await;
+        assert!(owned.expect("NameHasOwner answered"), "not owned after");
         let pid = bus.pid();
         drop(bus);
         assert!(
