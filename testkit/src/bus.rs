@@ -212,7 +212,9 @@ mod tests {
             .build()
             .await
             .expect("connect");
-        let driver = zbus::fdo::DBusProxy::new(&conn).await.expect("driver proxy");
+        let driver = zbus::fdo::DBusProxy::new(&conn)
+            .await
+            .expect("driver proxy");
         let systemd = zbus::names::BusName::try_from("org.freedesktop.systemd1").expect("name");
         let owned = driver.name_has_owner(systemd.clone()).await;
         assert!(!owned.expect("NameHasOwner answered"), "owned before");

@@ -1,6 +1,6 @@
 //! Daemons private to one test: a dbus-daemon listening in the test's directory (the test
-//! kit's `PrivateBus`) and the programs attached to it. Each program logs to `<name>.log` there and runs in its own process
-//! group, so whatever it forks dies with it when the set is dropped.
+//! kit's `PrivateBus`) and the programs attached to it. Each program logs to `<name>.log` there
+//! and runs in its own process group, so whatever it forks dies with it when the set is dropped.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
