@@ -26,7 +26,7 @@ pub fn synthetic_units(count: usize) -> Result<Vec<ListedUnit>, String> {
             let name = format!("synthetic-{i:04}.service");
             let path = format!(
                 "{SYSTEMD_UNIT_PATH_PREFIX}/{}",
-                scenario_runner::dbus::escape_unit_name(&name)
+                bluechi_testkit::escape::escape_unit_name(&name)
             );
             let path = OwnedObjectPath::try_from(path).map_err(|e| e.to_string())?;
             Ok((

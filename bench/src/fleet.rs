@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bluechi_testkit::poll::{self, Step};
 use zbus::Connection;
 
 use crate::cluster::Cluster;
@@ -29,17 +30,20 @@ pub async fn connect_all(
         agents.push(FakeAgent::connect(&address, name, units.clone()).await?);
     }
     let want = names.len() + 1;
-    let start = Instant::now();
-    loop {
-        let online = cluster.online_nodes().await?;
-        if online == want {
-            return Ok(agents);
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            return Err(format!("only {online} of {want} nodes online after 15 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::until(
+        "every node to be online",
+        Duration::from_secs(15),
+        || async {
+            match cluster.online_nodes().await {
+                Ok(online) if online == want => Step::Done(()),
+                Ok(online) => Step::Pending(format!("{online} of {want} nodes online")),
+                Err(e) => Step::Fail(e),
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(agents)
 }
 
 /// One `Controller.ListUnits` round trip (until the reply is received, not decoded) and the

@@ -3,8 +3,11 @@
 //! so both sides go through the same kind of bus with the same client code.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
+
+use bluechi_testkit::podman as kit;
+use bluechi_testkit::poll::{Poll, Step};
 
 pub const IMAGE: &str = "localhost/bluechi-conformance-systemd252";
 const INSIDE: &str = "/usr/local/bin/bluechi-bench";
@@ -14,31 +17,18 @@ pub struct Container {
     name: String,
 }
 
+/// `podman ARGS` (the test kit's command: the project's containers.conf), not checked.
 fn podman(args: &[&str]) -> Result<Output, String> {
-    Command::new("podman")
+    kit::podman()
         .args(args)
         .output()
         .map_err(|e| format!("cannot run podman {}: {e}", args.join(" ")))
 }
 
-fn stdout_of(args: &[&str]) -> Result<String, String> {
-    let out = podman(args)?;
-    if !out.status.success() {
-        return Err(format!(
-            "podman {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Why the systemd side cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
-    match Command::new("podman").arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        _ => return Some("podman is not installed".into()),
+    if let Some(why) = kit::unavailable() {
+        return Some(why);
     }
     match podman(&["image", "exists", IMAGE]) {
         Ok(o) if o.status.success() => None,
@@ -54,7 +44,7 @@ impl Container {
     pub fn start(name: &str, program: &Path) -> Result<Container, String> {
         let _ = podman(&["rm", "-f", "-t", "0", name]);
         let mount = format!("{}:{INSIDE}:ro", program.display());
-        stdout_of(&[
+        kit::podman_ok(&[
             "run",
             "-d",
             "--name",
@@ -67,24 +57,22 @@ impl Container {
             "/lib/systemd/systemd",
         ])?;
         let c = Container { name: name.into() };
-        let start = Instant::now();
-        loop {
-            let state = c.exec(&["systemctl", "is-system-running"]);
-            let state = match &state {
-                Ok(s) => s.trim().to_string(),
-                // is-system-running exits non-zero while starting and when degraded.
-                Err(e) => e.clone(),
-            };
-            if state.ends_with("running") || state.ends_with("degraded") {
-                return Ok(c);
-            }
-            if start.elapsed() > BOOT {
-                return Err(format!(
-                    "systemd in {name} did not finish booting in 60 s (last: {state})"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        Poll::new(format!("systemd in {name} to finish booting"), BOOT)
+            .every(Duration::from_millis(200))
+            .until_blocking(|| {
+                let state = match c.exec(&["systemctl", "is-system-running"]) {
+                    Ok(s) => s.trim().to_string(),
+                    // is-system-running exits non-zero while starting and when degraded.
+                    Err(e) => e,
+                };
+                if state.ends_with("running") || state.ends_with("degraded") {
+                    Step::Done(())
+                } else {
+                    Step::Pending(state)
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(c)
     }
 
     /// Runs a command in the container; its stdout, or an error whose text ends with it.

@@ -290,16 +290,6 @@ async fn contract_audit() {
         .await
         .expect("Exit");
     let mut emu = s.emulator;
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = emu.0.try_wait().expect("try_wait") {
-            assert!(status.success(), "emulator exit status {status}");
-            break;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "emulator did not exit after Manager.Exit"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let status = wait_exit(&mut emu, "after Manager.Exit").await;
+    assert!(status.success(), "emulator exit status {status}");
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+use bluechi_testkit::poll;
 use std::time::{Duration, Instant};
 use support::*;
 use zvariant::OwnedObjectPath;
@@ -9,15 +10,20 @@ use zvariant::OwnedObjectPath;
 /// A zbus client on the private socket. Every message there carries systemd's well-known name
 /// as sender, which zbus cannot parse, so it goes through the relay our agent uses.
 async fn connect_private(path: &std::path::Path) -> zbus::Connection {
-    let start = Instant::now();
-    loop {
-        // The socket file appears just before the emulator listens on it: retry refusals.
-        if let Ok(conn) = bluechi_core::sd_private::connect(path).await {
-            return conn;
-        }
-        assert!(start.elapsed() < DEADLINE, "private socket never appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The socket file appears just before the emulator listens on it: retry refusals.
+    poll::until("the private socket to answer", DEADLINE, || async {
+        bluechi_core::sd_private::connect(path).await.map(Some)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A raw connection to the private socket, retried until the emulator listens.
+fn connect_raw(path: &std::path::Path) -> std::os::unix::net::UnixStream {
+    poll::until_blocking("the private socket to accept", DEADLINE, || {
+        std::os::unix::net::UnixStream::connect(path).map(Some)
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A bare D-Bus peer on the private socket, to see the SENDER field that the relay drops.
@@ -26,14 +32,7 @@ struct RawPeer(std::os::unix::net::UnixStream);
 impl RawPeer {
     fn connect(path: &std::path::Path) -> RawPeer {
         use std::io::{BufRead, Write};
-        let start = Instant::now();
-        let s = loop {
-            if let Ok(s) = std::os::unix::net::UnixStream::connect(path) {
-                break s;
-            }
-            assert!(start.elapsed() < DEADLINE, "private socket never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let s = connect_raw(path);
         s.set_read_timeout(Some(DEADLINE)).expect("read timeout");
         let uid: String = nix::unistd::geteuid()
             .to_string()
@@ -172,36 +171,19 @@ async fn sigterm_stops_units_in_order_then_exits() {
     let c = &s.conn;
     start_unit(c, "long.service").await;
     let path = "/org/freedesktop/systemd1/unit/long_2eservice";
-    let start = Instant::now();
-    let pid = loop {
+    let pid = poll::until("long.service's main PID", DEADLINE, || async {
         let v = get_prop(c, path, "org.freedesktop.systemd1.Service", "MainPID").await;
-        let pid = u32::try_from(v).expect("MainPID u32");
-        if pid != 0 {
-            break pid;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "long.service never got a main PID"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        Some(u32::try_from(v).expect("MainPID u32")).filter(|&pid| pid != 0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut emu = s.emulator;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(emu.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM the emulator");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = emu.0.try_wait().expect("try_wait") {
-            break st;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "emulator did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_exit(&mut emu, "after SIGTERM").await;
     assert!(status.success(), "exit status {status}");
     assert!(
         process_gone(pid),
@@ -289,14 +271,7 @@ async fn private_socket_caps_connections_and_times_out_handshakes() {
         "--runtime-dir".as_ref(),
         run.as_os_str(),
     ]);
-    let start = Instant::now();
-    let first = loop {
-        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
-            break s;
-        }
-        assert!(start.elapsed() < DEADLINE, "private socket never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let first = connect_raw(&sock);
     let start = Instant::now();
     let mut silent = vec![first];
     while silent.len() < 256 {
@@ -332,17 +307,6 @@ fn marked_service(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     (marker, unit)
 }
 
-async fn wait_exit(emu: &mut Guard, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = emu.0.try_wait().expect("try_wait") {
-            return st;
-        }
-        assert!(start.elapsed() < DEADLINE, "emulator did not exit {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn losing_the_bus_stops_units_in_order() {
     let marker_dir = tempfile::tempdir().expect("tempdir");
@@ -362,7 +326,7 @@ async fn losing_the_bus_stops_units_in_order() {
         dir: _dir,
         ..
     } = s;
-    _bus.0.kill().expect("kill dbus-daemon");
+    _bus.kill();
     wait_exit(&mut emulator, "after losing the bus").await;
     let said = std::fs::read_to_string(&marker).expect("ExecStop ran after the bus went away");
     assert_eq!(said.trim(), "bye");
@@ -371,7 +335,8 @@ async fn losing_the_bus_stops_units_in_order() {
 #[tokio::test(flavor = "current_thread")]
 async fn losing_the_bus_keeps_the_private_socket_serving() {
     let (dir, units) = unit_dir(&[]);
-    let (mut bus, address) = start_bus(dir.path());
+    let mut bus = start_bus(dir.path());
+    let address = bus.address().to_string();
     let sock = dir.path().join("private");
     let run = dir.path().join("run");
     let mut emu = emulator(&[
@@ -391,8 +356,7 @@ async fn losing_the_bus_keeps_the_private_socket_serving() {
         .expect("connect");
     wait_for_name(&conn).await;
     drop(conn);
-    bus.0.kill().expect("kill dbus-daemon");
-    let _ = bus.0.wait();
+    bus.kill();
     let private = connect_private(&sock).await;
     // Well after the bus is gone, the private socket still answers.
     let start = Instant::now();
@@ -687,7 +651,8 @@ async fn a_live_private_socket_is_not_taken_and_user_mode_makes_none() {
     // --user with a runtime directory: no private socket appears there.
     let xdg = dir.path().join("xdg");
     std::fs::create_dir_all(&xdg).expect("xdg dir");
-    let (_bus, address) = start_bus(dir.path());
+    let _bus = start_bus(dir.path());
+    let address = _bus.address().to_string();
     let mut user = Guard(
         std::process::Command::new(env!("CARGO_BIN_EXE_systemd-emulator"))
             .args(["--user", "--unit-dir"])

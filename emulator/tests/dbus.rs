@@ -4,7 +4,6 @@ mod support;
 
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 use support::*;
 use zbus::Connection;
 use zvariant::{OwnedObjectPath, OwnedValue};
@@ -167,17 +166,7 @@ async fn start_stop_over_dbus() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = emulator.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "emulator did not exit on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_exit(&mut emulator, "on SIGTERM").await;
     assert!(status.success(), "exit status {status}");
     assert!(process_gone(pid), "sleeper {pid} survived the emulator");
 }
@@ -244,14 +233,10 @@ async fn failing_target_shows_running_then_failed_and_dep_stops() {
     );
 
     let dep = "/org/freedesktop/systemd1/unit/bluechi_2ddep_40target_2eservice";
-    let start = Instant::now();
-    loop {
-        if prop(&conn, dep, "ActiveState").await == "inactive" {
-            break;
-        }
-        assert!(start.elapsed() < DEADLINE, "dep never stopped");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the dep to stop", || async {
+        prop(&conn, dep, "ActiveState").await == "inactive"
+    })
+    .await;
 }
 
 async fn service_prop_u32(conn: &Connection, path: &str, name: &str) -> u32 {

@@ -1,39 +1,18 @@
 //! The few D-Bus calls the runner makes: unit properties from a node's systemd, name ownership,
 //! and the controller's node list.
 
-use std::time::{Duration, Instant};
-
 use zbus::Connection;
 use zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 pub const SYSTEMD: &str = "org.freedesktop.systemd1";
 pub const BLUECHI: &str = "org.eclipse.bluechi";
-const POLL: Duration = Duration::from_millis(20);
 
 pub async fn connect(address: &str) -> zbus::Result<Connection> {
     zbus::connection::Builder::address(address)?.build().await
 }
 
-/// systemd's object-path escaping of a unit name: every byte outside [A-Za-z0-9] becomes `_xx`,
-/// and so does a leading digit.
-pub fn escape_unit_name(name: &str) -> String {
-    if name.is_empty() {
-        return "_".to_string();
-    }
-    let mut out = String::with_capacity(name.len() * 3);
-    for (i, b) in name.bytes().enumerate() {
-        if b.is_ascii_alphabetic() || (b.is_ascii_digit() && i > 0) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("_{b:02x}"));
-        }
-    }
-    out
-}
-
-pub fn unit_path(name: &str) -> String {
-    format!("/org/freedesktop/systemd1/unit/{}", escape_unit_name(name))
-}
+/// Unit object paths, escaped as systemd does (the shared test kit's).
+pub use bluechi_testkit::escape::{escape_unit_name, unit_path};
 
 /// The text a property value is compared as: strings as-is, numbers in decimal, booleans yes/no.
 pub fn display_value(value: &Value<'_>) -> String {
@@ -123,52 +102,9 @@ pub async fn list_nodes(conn: &Connection) -> zbus::Result<Vec<(String, String)>
     Ok(nodes.into_iter().map(|(n, _, s, _)| (n, s)).collect())
 }
 
-/// Why a probe did not succeed: worth retrying, or hopeless (a daemon it needs died).
-#[derive(Debug)]
-pub enum ProbeError {
-    Retry(String),
-    Fatal(String),
-}
-
-/// Polls `probe` until it returns `Ok(true)` or the deadline passes; the error names the last
-/// thing seen so a timeout explains itself.
-pub async fn poll_until<F, Fut>(deadline: Duration, what: &str, mut probe: F) -> Result<(), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, ProbeError>>,
-{
-    let start = Instant::now();
-    loop {
-        let last = match probe().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => "condition not met".to_string(),
-            Err(ProbeError::Retry(e)) => e,
-            Err(ProbeError::Fatal(e)) => return Err(format!("while waiting for {what}: {e}")),
-        };
-        if start.elapsed() >= deadline {
-            return Err(format!(
-                "timed out after {:.1}s waiting for {what} (last seen: {last})",
-                deadline.as_secs_f64()
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_matches_systemd() {
-        assert_eq!(escape_unit_name("source.service"), "source_2eservice");
-        assert_eq!(
-            escape_unit_name("bluechi-proxy@worker2_target.service"),
-            "bluechi_2dproxy_40worker2_5ftarget_2eservice"
-        );
-        assert_eq!(escape_unit_name("1a2"), "_31a2");
-        assert_eq!(escape_unit_name("é"), "_c3_a9");
-    }
 
     #[test]
     fn values_display_as_text() {

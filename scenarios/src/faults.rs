@@ -5,6 +5,7 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use bluechi_testkit::poll;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -81,16 +82,11 @@ pub async fn silent_flood(port: u16, calls: usize, limit: Duration) -> Result<Fl
 /// Whether the other end shuts the connection down within `limit`, seen without reading
 /// (unread replies may still wait in our receive buffer): POLLRDHUP, POLLHUP or POLLERR.
 pub async fn wait_hangup(s: &TcpStream, limit: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        if hung_up(s) {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::until("the peer to hang up", limit, || {
+        std::future::ready(hung_up(s))
+    })
+    .await
+    .is_ok()
 }
 
 fn hung_up(s: &TcpStream) -> bool {

@@ -57,9 +57,7 @@ pub fn scenarios_dir() -> PathBuf {
 
 /// The repository the runner was built from (`ci/images.sh`, `containers/`).
 pub fn repo_root() -> PathBuf {
-    std::env::var_os("BLUECHI_REPO_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    bluechi_testkit::podman::repo_root()
 }
 
 /// The agent's shipped `bluechi-proxy@.service` / `bluechi-dep@.service`.

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use bluechi_testkit::poll::{Poll, PollError, Step};
+
 use crate::backend::{Cluster, UnitFileChange};
 
 /// A unit on one node that reaches a unit on another through a proxy (`Wants=` or
@@ -96,21 +98,25 @@ async fn start_cycle(backend: &Cluster, p: &ProxiedPair) -> Result<(), String> {
     if out != format!("Unit {} StartUnit operation result: done\n", p.source_unit) {
         return Err(format!("start printed {out:?}"));
     }
-    let proxy_unit = p.proxy_unit();
-    let begin = Instant::now();
-    loop {
-        let proxy = state(backend, &p.source_node, &proxy_unit).await;
-        let target = state(backend, &p.target_node, &p.target_unit).await;
-        match (proxy.as_str(), target.as_str()) {
-            ("active", "active") => return Ok(()),
-            ("active", _) | ("activating", _) => {}
-            _ => return Err(format!("proxy {proxy}, target {target}")),
-        }
-        if begin.elapsed() > SETTLE {
-            return Err(format!("proxy {proxy}, target {target} after {SETTLE:?}"));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let proxy_unit = &p.proxy_unit();
+    let settled = Poll::new("the proxy and the target to be active", SETTLE)
+        .every(POLL)
+        .until(|| async move {
+            let proxy = state(backend, &p.source_node, proxy_unit).await;
+            let target = state(backend, &p.target_node, &p.target_unit).await;
+            let seen = format!("proxy {proxy}, target {target}");
+            match (proxy.as_str(), target.as_str()) {
+                ("active", "active") => Step::Done(()),
+                ("active", _) | ("activating", _) => Step::Pending(seen),
+                _ => Step::Fail(seen),
+            }
+        })
+        .await;
+    settled.map_err(|e| match e {
+        // What a failed cycle reports is what it saw, as before.
+        PollError::Failed { reason, .. } => reason,
+        PollError::TimedOut { last, after, .. } => format!("{last} after {after:?}"),
+    })
 }
 
 /// `cycles` back-to-back start/stop cycles of `pair`'s source: each stop is followed at once by

@@ -10,33 +10,19 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use bluechi_testkit::podman;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use scenario_runner::backend::podman::PodmanRun;
 use scenario_runner::backend::BackendKind;
 use scenario_runner::{paths, Options};
 
-/// Why Podman cannot run here, if it cannot.
-fn podman_missing() -> Option<String> {
-    match Command::new("podman").arg("--version").output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "podman --version failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("podman is not installed: {e}")),
-    }
-}
-
 /// Skips (or, under CI=true, fails) when Podman is missing.
 fn require_podman(test: &str) -> bool {
-    match podman_missing() {
+    match podman::unavailable() {
         None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test} cannot run: {why}")
-        }
         Some(why) => {
-            eprintln!("skipping {test}: {why}");
+            podman::cannot_run(test, &why);
             false
         }
     }

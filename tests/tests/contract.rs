@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bluechi_core::config::TcpOptions;
+use bluechi_testkit::poll::{self, Step};
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster};
 use scenario_runner::paths;
 use scenario_runner::syntax::{Scenario, UnitFile};
@@ -418,14 +419,11 @@ async fn agent_peer_link_objects_match_the_contract() {
         .expect("CreateProxy message");
     public.send(&create).await.expect("send CreateProxy");
     let proxy = "/org/eclipse/bluechi/internal/proxy/1";
-    let start = Instant::now();
-    let xml = loop {
-        match introspect_peer(&agent, proxy).await {
-            Ok(x) => break Ok(x),
-            Err(e) if start.elapsed() > DEADLINE => break Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let xml = poll::until("the proxy object", DEADLINE, || async {
+        introspect_peer(&agent, proxy).await.map(Some)
+    })
+    .await
+    .map_err(|e| e.to_string());
     check(proxy, xml, &["org.eclipse.bluechi.internal.Proxy"]);
 
     // Parents list their children, so a generic client can find every object.
@@ -499,8 +497,8 @@ async fn agent_switch_controller_reconnects_to_the_new_address() {
         .await
         .expect("properties proxy");
     let iface = zbus::names::InterfaceName::try_from("org.eclipse.bluechi.Agent").expect("name");
-    let start = Instant::now();
-    loop {
+    let what = format!("the agent to be online at {new_address}");
+    poll::until(what, DEADLINE, || async {
         let all = props.get_all(iface.clone()).await.expect("GetAll");
         let text = |k: &str| {
             all.get(k)
@@ -508,16 +506,16 @@ async fn agent_switch_controller_reconnects_to_the_new_address() {
                 .unwrap_or_default()
         };
         if text("Status") == "online" && text("ControllerAddress") == new_address {
-            break;
+            return Step::Done(());
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "agent not online at {new_address}: Status={} ControllerAddress={}",
+        Step::Pending(format!(
+            "Status={} ControllerAddress={}",
             text("Status"),
             text("ControllerAddress")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

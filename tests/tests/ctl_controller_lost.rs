@@ -8,7 +8,7 @@
 mod robust_support;
 mod support_daemons;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use robust_support::ctl::Ctl;
@@ -78,14 +78,17 @@ fn waiting_commands_exit_when_the_controller_is_killed() {
                 .await
                 .expect("start");
             assert!(out.stdout.contains("result: done"), "{out:?}");
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline && !seen {
-                seen = monitor
+            let both_saw_it = || {
+                monitor
                     .stdout()
                     .contains("[main] short.service\n\tUnit state changed")
-                    && watch.stdout().contains("\x1b[2J");
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
+                    && watch.stdout().contains("\x1b[2J")
+            };
+            seen = bluechi_testkit::poll::until("both to see it", Duration::from_secs(2), || {
+                std::future::ready(both_saw_it())
+            })
+            .await
+            .is_ok();
             if seen {
                 break;
             }

@@ -5,7 +5,9 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use bluechi_testkit::poll;
 
 /// Generous: two cores are shared with other builds.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -42,18 +44,14 @@ fn run(program: &str, args: &[&str]) -> (Option<i32>, String) {
         .stderr(err.try_clone().expect("stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} still running after {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exited = poll::until_blocking(format!("{program} {args:?} to exit"), DEADLINE, || {
+        child.try_wait().expect("wait")
+    });
+    let status = exited.unwrap_or_else(|e| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}")
+    });
     let mut err = err;
     let mut text = String::new();
     std::io::Seek::rewind(&mut err).expect("rewind stderr");

@@ -40,22 +40,14 @@ fn controller_log(backend: &Cluster) -> String {
 
 /// Polls until the controller's log has a line containing every one of `parts`.
 async fn wait_log_line(backend: &Cluster, parts: &[&str]) -> String {
-    let found = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let log = controller_log(backend);
-            if let Some(l) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return l.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    let what = format!("a controller log line with {parts:?}");
+    bluechi_testkit::poll::until(what, DEADLINE, || {
+        let log = controller_log(backend);
+        let line = log.lines().find(|l| parts.iter().all(|p| l.contains(p)));
+        std::future::ready(line.map(str::to_string))
     })
-    .await;
-    found.unwrap_or_else(|_| {
-        panic!(
-            "no controller log line with {parts:?}; the log:\n{}",
-            controller_log(backend)
-        )
-    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; the log:\n{}", controller_log(backend)))
 }
 
 /// While a client floods `Introspect` calls without reading, `ListNodes` keeps answering, and

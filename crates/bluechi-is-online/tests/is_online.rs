@@ -2,12 +2,13 @@
 //! messages, waiting, monitoring and the controller-switch grace.
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bluechi_testkit::bus::PrivateBus;
+use bluechi_testkit::poll;
 use futures_util::StreamExt;
 use zbus::message::Type;
 use zbus::{Connection, MessageStream};
@@ -16,9 +17,10 @@ use zvariant::Value;
 const AGENT: &str = "org.eclipse.bluechi.Agent";
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A private bus, killed (by its own pid) when dropped.
+/// A private bus (the test kit's) in a directory of its own, killed when dropped.
 struct Bus {
-    child: Child,
+    // Dropped first: the daemon dies before its directory goes.
+    _bus: PrivateBus,
     address: String,
     _dir: tempfile::TempDir,
 }
@@ -26,48 +28,12 @@ struct Bus {
 impl Bus {
     fn start() -> Bus {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let conf = dir.path().join("bus.conf");
-        let socket = dir.path().join("bus.sock");
-        std::fs::write(
-            &conf,
-            format!(
-                "<busconfig><type>custom</type><listen>unix:path={}</listen>\
-                 <auth>EXTERNAL</auth><policy context=\"default\">\
-                 <allow user=\"*\"/><allow own=\"*\"/><allow send_type=\"method_call\"/>\
-                 <allow send_type=\"signal\"/><allow send_type=\"method_return\"/>\
-                 <allow send_type=\"error\"/><allow receive_type=\"method_call\"/>\
-                 <allow receive_type=\"signal\"/><allow receive_type=\"method_return\"/>\
-                 <allow receive_type=\"error\"/></policy></busconfig>",
-                socket.display()
-            ),
-        )
-        .expect("bus config");
-        let mut child = Command::new("dbus-daemon")
-            .arg("--nofork")
-            .arg("--print-address=1")
-            .arg(format!("--config-file={}", conf.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (run ci/setup.sh)");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout pipe");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("dbus-daemon address");
-        assert!(!line.trim().is_empty(), "dbus-daemon printed no address");
+        let bus = PrivateBus::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         Bus {
-            child,
-            address: line.trim().to_string(),
+            address: bus.address().to_string(),
+            _bus: bus,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -125,11 +91,11 @@ impl Fake {
 
     /// Returns once `Status` has been read more than `before` times.
     async fn wait_for_read(&self, before: usize) {
-        let start = Instant::now();
-        while self.reads() <= before {
-            assert!(start.elapsed() < DEADLINE, "nobody read Status");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        poll::until("somebody to read Status", DEADLINE, || {
+            std::future::ready(self.reads() > before)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     async fn changed(&self, key: &str, value: &str) {
@@ -195,8 +161,7 @@ async fn wait_until_subscribed(bus: &Bus, name: &str) {
         .await
         .expect("connect probe");
     let needle = format!("arg0='{name}'");
-    let start = Instant::now();
-    loop {
+    poll::until("a client to subscribe", DEADLINE, || async {
         let reply = conn
             .call_method(
                 Some("org.freedesktop.DBus"),
@@ -208,12 +173,10 @@ async fn wait_until_subscribed(bus: &Bus, name: &str) {
             .await
             .expect("dbus-daemon with Debug.Stats");
         let rules: HashMap<String, Vec<String>> = reply.body().deserialize().expect("a{sas}");
-        if rules.values().flatten().any(|r| r.contains(&needle)) {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "child never subscribed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        rules.values().flatten().any(|r| r.contains(&needle))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

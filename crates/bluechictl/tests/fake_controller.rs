@@ -2,67 +2,30 @@
 //! `org.eclipse.bluechi` on a private dbus-daemon.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use bluechi_core::msg::{reply, reply_error, route};
+use bluechi_testkit::bus::PrivateBus;
+use bluechi_testkit::poll;
 use futures_util::StreamExt;
 use zbus::message::Type;
 use zbus::zvariant::{ObjectPath, Value};
 use zbus::Connection;
 
+/// A private bus (the test kit's) in a directory of its own.
 struct Bus {
-    daemon: Child,
+    // Dropped first: the daemon dies before its directory goes.
+    _bus: PrivateBus,
     address: String,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
 fn start_bus() -> Bus {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bus.conf");
-    let socket = dir.path().join("bus.sock");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new("dbus-daemon")
-        .args(["--nofork", "--print-address"])
-        .arg(format!("--config-file={}", config.display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dbus-daemon must be installed");
-    // The address is printed once the daemon listens, so reading it is the readiness check.
-    let mut line = String::new();
-    BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let bus = PrivateBus::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     Bus {
-        daemon,
-        address: line.trim().to_string(),
+        address: bus.address().to_string(),
+        _bus: bus,
         _dir: dir,
     }
 }
@@ -578,15 +541,12 @@ impl Streaming {
 
     /// Polls until stdout is at least `len` bytes long (10 s deadline).
     async fn wait_for_len(&self, len: usize) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.seen.lock().unwrap().len() < len {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only got {:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let what = format!("{len} bytes of stdout");
+        poll::until(what, std::time::Duration::from_secs(10), || {
+            std::future::ready(self.seen.lock().unwrap().len() >= len)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; only got {:?}", self.stdout()));
     }
 
     /// SIGINT, then exit code, full stdout and stderr.

@@ -1,11 +1,12 @@
 //! Our systemctl against the emulator, compared with what real systemctl 252 printed against real
 //! systemd 252 for the same session (tests/golden/, recorded by record.sh).
 
+use bluechi_testkit::bus::PrivateBus;
+use bluechi_testkit::poll;
 use regex::Regex;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -97,44 +98,6 @@ impl Drop for Guard {
     }
 }
 
-fn start_bus(dir: &Path) -> (Guard, String) {
-    let config = dir.join("bus.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-            dir.join("bus.sock").display()
-        ),
-    )
-    .expect("write bus config");
-    let mut child = Command::new("dbus-daemon")
-        .arg("--nofork")
-        .arg("--print-address")
-        .arg(format!("--config-file={}", config.display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dbus-daemon must be installed");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read bus address");
-    (Guard(child), line.trim().to_string())
-}
-
 /// The emulator binary, built into the same target directory as our systemctl.
 fn emulator_binary() -> PathBuf {
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_systemctl"));
@@ -162,7 +125,7 @@ fn emulator_binary() -> PathBuf {
 struct Node {
     dir: tempfile::TempDir,
     address: String,
-    _bus: Guard,
+    _bus: PrivateBus,
     _emulator: Guard,
 }
 
@@ -196,7 +159,8 @@ fn node() -> Node {
         std::fs::copy(e.path(), unit_dir.join(e.file_name())).expect("copy unit");
     }
     let emulator = emulator_binary();
-    let (bus, address) = start_bus(dir.path());
+    let bus = PrivateBus::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let address = bus.address().to_string();
     let emulator = Guard(
         Command::new(emulator)
             .arg("--unit-dir")
@@ -214,14 +178,10 @@ fn node() -> Node {
         _emulator: emulator,
     };
     // Ready once the manager answers on the bus.
-    let start = Instant::now();
-    while node.systemctl("daemon-reload").exit != 0 {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "emulator never answered on the bus"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll::until_blocking("the emulator to answer on the bus", DEADLINE, || {
+        node.systemctl("daemon-reload").exit == 0
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     node
 }
 

@@ -1,11 +1,12 @@
-//! Shared pieces of the emulator's end-to-end tests: a private dbus-daemon, the emulator
-//! binary, zbus clients (over the bus or the private socket).
+//! Shared pieces of the emulator's end-to-end tests: a private dbus-daemon (the test kit's),
+//! the emulator binary, zbus clients (over the bus or the private socket).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use bluechi_testkit::bus::PrivateBus;
+use bluechi_testkit::poll;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 use zbus::Connection;
 
 pub const DEST: &str = "org.freedesktop.systemd1";
@@ -24,43 +25,9 @@ impl Drop for Guard {
     }
 }
 
-pub fn start_bus(dir: &Path) -> (Guard, String) {
-    let config = dir.join("bus.conf");
-    let socket = dir.join("bus.sock");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-            socket.display()
-        ),
-    )
-    .expect("write bus config");
-    let mut child = Command::new("dbus-daemon")
-        .arg("--nofork")
-        .arg("--print-address")
-        .arg(format!("--config-file={}", config.display()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dbus-daemon must be installed");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read bus address");
-    (Guard(child), line.trim().to_string())
+/// A private dbus-daemon in `dir` (the test kit's).
+pub fn start_bus(dir: &Path) -> PrivateBus {
+    PrivateBus::start(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A temp dir with `units` written to `DIR/units`.
@@ -85,20 +52,16 @@ pub fn emulator(args: &[&std::ffi::OsStr]) -> Guard {
 
 pub async fn wait_for_name(conn: &Connection) {
     let dbus = zbus::fdo::DBusProxy::new(conn).await.expect("DBus proxy");
-    let start = Instant::now();
-    loop {
-        let name = zbus::names::BusName::try_from(DEST).expect("valid name");
-        if dbus.name_has_owner(name).await.unwrap_or(false) {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "emulator never acquired {DEST}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let name = zbus::names::BusName::try_from(DEST).expect("valid name");
+    wait_until(&format!("the emulator to acquire {DEST}"), || async {
+        dbus.name_has_owner(name.clone()).await.unwrap_or(false)
+    })
+    .await;
 }
 
 pub struct Setup {
     pub dir: tempfile::TempDir,
-    pub _bus: Guard,
+    pub _bus: PrivateBus,
     pub emulator: Guard,
     pub conn: Connection,
 }
@@ -106,7 +69,8 @@ pub struct Setup {
 /// A private bus with the emulator serving `units` on it; `extra` are more emulator flags.
 pub async fn setup(units: &[(&str, &str)], extra: &[&str]) -> Setup {
     let (dir, units) = unit_dir(units);
-    let (bus, address) = start_bus(dir.path());
+    let bus = start_bus(dir.path());
+    let address = bus.address().to_string();
     let runtime = dir.path().join("run");
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "--unit-dir".as_ref(),
@@ -208,33 +172,35 @@ pub async fn active_state(conn: &Connection, path: &str) -> Option<String> {
 }
 
 /// Polls `f` until it is true or the deadline passes.
-pub async fn wait_until<F, Fut>(what: &str, mut f: F)
+pub async fn wait_until<F, Fut>(what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::until(what, DEADLINE, f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Waits for the emulator to exit; `what` says after what, for the message.
+pub async fn wait_exit(emu: &mut Guard, what: &str) -> std::process::ExitStatus {
+    poll::until(format!("the emulator to exit {what}"), DEADLINE, || {
+        std::future::ready(emu.0.try_wait().expect("try_wait"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Whether `pid` is gone (a zombie counts as gone) within the deadline.
 pub fn process_gone(pid: u32) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < DEADLINE {
+    poll::until_blocking(format!("process {pid} to go"), DEADLINE, || {
         // A zombie still has a /proc entry; state Z counts as gone.
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(s)
-                if s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
-            {
-                return true
-            }
-            Ok(_) => {}
+            Err(_) => true,
+            Ok(s) => s
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    })
+    .is_ok()
 }

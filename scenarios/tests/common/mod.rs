@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bluechi_testkit::poll;
 use scenario_runner::backend::local::sweep::marked_processes;
 use scenario_runner::paths;
 
@@ -57,11 +58,11 @@ pub fn fake_bin_dir(root: &Path) -> (PathBuf, PathBuf) {
 /// Asserts that nothing of the run survives: no marked process, no run directory (and so no
 /// bus socket in it).
 pub fn assert_nothing_left(run_id: &str, work_dir: &Path) {
-    let start = Instant::now();
-    // A SIGKILLed process may need a moment to disappear from /proc.
-    while !marked_processes(run_id).is_empty() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A SIGKILLed process may need a moment to disappear from /proc; the assertion says what
+    // is left if it does not.
+    let _ = poll::until_blocking("the run's processes to go", Duration::from_secs(5), || {
+        marked_processes(run_id).is_empty()
+    });
     assert_eq!(
         marked_processes(run_id),
         Vec::<i32>::new(),
@@ -75,12 +76,8 @@ pub fn assert_nothing_left(run_id: &str, work_dir: &Path) {
 }
 
 /// Polls `f` until it returns true, panicking with `what` after `deadline`.
-pub fn poll(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn poll(deadline: Duration, what: &str, f: impl FnMut() -> bool) {
+    poll::until_blocking(what, deadline, f).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Streams a child's stdout lines into a channel (so reads can have deadlines).

@@ -8,7 +8,6 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use zbus::Connection;
 use zvariant::OwnedValue;
@@ -253,17 +252,13 @@ pub fn controller_with_foreign_listen_pid() -> Option<(std::process::ExitStatus,
         .stderr(err)
         .spawn()
         .expect("bluechi-controller");
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break Some(s);
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    let status = bluechi_testkit::poll::until_blocking("the controller to exit", DEADLINE, || {
+        child.try_wait().ok().flatten()
+    })
+    .ok();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     status.map(|s| (s, std::fs::read_to_string(&log).unwrap_or_default()))
 }

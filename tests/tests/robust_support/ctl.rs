@@ -2,10 +2,13 @@
 //! node, for tests that watch a waiting command (`monitor`, `metrics listen`, `start`).
 
 use std::fs::File;
+use std::future::ready;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use bluechi_testkit::poll::{self, Step};
 
 use scenario_runner::backend::local::sweep;
 use scenario_runner::backend::Cluster;
@@ -62,38 +65,37 @@ impl Ctl {
 
     /// Polls until stdout contains `text`: the command is in its waiting loop.
     pub async fn wait_for_output(&mut self, text: &str) {
-        let start = Instant::now();
-        while !self.stdout().contains(text) {
-            if let Ok(Some(s)) = self.child.0.try_wait() {
-                panic!(
-                    "{} exited ({s}) early:\n{}{}",
-                    self.what,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{text:?} never appeared in the output of {}:\n{}{}",
-                self.what,
-                self.stdout(),
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let what = format!("{text:?} in the output of {}", self.what);
+        let seen = poll::until(what, DEADLINE, || {
+            let step = if self.stdout().contains(text) {
+                Step::Done(())
+            } else if let Ok(Some(s)) = self.child.0.try_wait() {
+                Step::Fail(format!("{} exited ({s}) early", self.what))
+            } else {
+                Step::Pending("not yet".into())
+            };
+            ready(step)
+        })
+        .await;
+        if let Err(e) = seen {
+            panic!("{e}:\n{}{}", self.stdout(), self.stderr());
         }
     }
 
     /// The exit code, polling until `deadline`; `None` if still running then.
     pub async fn exit_within(&mut self, deadline: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(s)) = self.child.0.try_wait() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            if start.elapsed() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let what = format!("{} to exit", self.what);
+        poll::until(what, deadline, || {
+            ready(
+                self.child
+                    .0
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|s| s.code().unwrap_or(-1)),
+            )
+        })
+        .await
+        .ok()
     }
 }

@@ -9,7 +9,9 @@ pub mod lone;
 
 use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use bluechi_testkit::poll::Poll;
 
 use scenario_runner::backend::local::sweep;
 use scenario_runner::backend::{BackendKind, BackendOptions, Cluster, Daemon, DaemonAction};
@@ -173,23 +175,16 @@ where
 }
 
 /// [`poll`], with `context()` (daemon logs, say) in the message if it times out.
-pub async fn poll_with<T, F, Fut>(what: &str, context: impl Fn() -> String, mut probe: F) -> T
+pub async fn poll_with<T, F, Fut>(what: &str, context: impl Fn() -> String, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    Poll::new(what, DEADLINE)
+        .every(POLL)
+        .until(probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", context()))
 }
 
 pub async fn node_status(conn: &Connection, node: &str) -> Option<String> {

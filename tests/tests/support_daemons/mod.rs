@@ -1,31 +1,20 @@
-//! Daemons private to one test: a dbus-daemon listening in the test's directory and the
-//! programs attached to it. Each program logs to `<name>.log` there and runs in its own process
-//! group, so whatever it forks dies with it when the set is dropped.
+//! Daemons private to one test: a dbus-daemon listening in the test's directory (the test
+//! kit's `PrivateBus`) and the programs attached to it. Each program logs to `<name>.log` there
+//! and runs in its own process group, so whatever it forks dies with it when the set is dropped.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod fake_controller;
 
 use std::ffi::OsStr;
-use std::io::BufRead;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bluechi_testkit::bus::PrivateBus;
+use bluechi_testkit::poll::{self, Step};
 use zbus::Connection;
-
-const POLL: Duration = Duration::from_millis(25);
-
-/// A bus that lets anyone own and call anything: the tests, not a policy, decide who talks.
-pub fn bus_config(socket: &Path) -> String {
-    format!(
-        "<busconfig><type>custom</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
-         <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
-         <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>",
-        socket.display()
-    )
-}
 
 /// Running and not a zombie: a crashed daemon stays a zombie until it is reaped.
 pub fn is_alive(pid: i32) -> bool {
@@ -43,56 +32,33 @@ struct Proc {
     child: Child,
 }
 
-/// The bus and the daemons on it, killed newest first on drop so the bus outlives its users.
+/// The bus and the daemons on it, killed newest first on drop; the bus, a field dropped after
+/// `Drop::drop` has killed the daemons, outlives its users.
 pub struct Daemons {
     dir: PathBuf,
-    bus_address: String,
     procs: Vec<Proc>,
+    bus: PrivateBus,
 }
 
 impl Daemons {
     /// Starts a dbus-daemon on `dir/bus.sock`; logs of later daemons go to `dir` too.
     pub fn start_bus(dir: &Path) -> Daemons {
-        let conf = dir.join("bus.conf");
-        std::fs::write(&conf, bus_config(&dir.join("bus.sock"))).expect("bus config");
-        let mut child = Command::new("dbus-daemon")
-            .arg("--nofork")
-            .arg("--print-address=1")
-            .arg(format!("--config-file={}", conf.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("dbus-daemon (run ci/setup.sh)");
-        let out = child.stdout.take().expect("dbus-daemon stdout");
-        // Owned before reading, so a failed read still kills the bus.
-        let mut daemons = Daemons {
+        Daemons {
             dir: dir.to_path_buf(),
-            bus_address: String::new(),
-            procs: vec![Proc {
-                name: "dbus-daemon",
-                child,
-            }],
-        };
-        let mut line = String::new();
-        std::io::BufReader::new(out)
-            .read_line(&mut line)
-            .expect("bus address");
-        assert!(!line.trim().is_empty(), "dbus-daemon printed no address");
-        daemons.bus_address = line.trim().to_string();
-        daemons
+            procs: Vec::new(),
+            bus: PrivateBus::start(dir).unwrap_or_else(|e| panic!("{e}")),
+        }
     }
 
     pub fn bus_address(&self) -> &str {
-        &self.bus_address
+        self.bus.address()
     }
 
     /// `program` with our bus as its system bus and nothing inherited that could redirect it
     /// (a session bus, or socket activation meant for the test runner).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus_address)
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", self.bus.address())
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDS")
@@ -121,11 +87,11 @@ impl Daemons {
         std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
     }
 
-    /// Every daemon's log, for a failure message.
+    /// Every daemon's log, the bus's first, for a failure message.
     pub fn logs(&self) -> String {
-        self.procs
-            .iter()
-            .map(|p| format!("--- {}\n{}", p.name, self.log(p.name)))
+        std::iter::once("dbus-daemon")
+            .chain(self.procs.iter().map(|p| p.name))
+            .map(|name| format!("--- {name}\n{}", self.log(name)))
             .collect()
     }
 
@@ -150,26 +116,20 @@ impl Daemons {
         daemon: &str,
         deadline: Duration,
     ) {
-        let start = Instant::now();
-        loop {
+        poll::until(format!("{daemon} to own {name}"), deadline, || async move {
             let owned = scenario_runner::dbus::name_has_owner(conn, name)
                 .await
                 .unwrap_or(false);
             if owned {
-                return;
+                Step::Done(())
+            } else if !self.alive(daemon) {
+                Step::Fail(format!("{daemon} died"))
+            } else {
+                Step::Pending(format!("{name} has no owner"))
             }
-            assert!(
-                self.alive(daemon),
-                "{daemon} died before owning {name}:\n{}",
-                self.logs()
-            );
-            assert!(
-                start.elapsed() < deadline,
-                "{daemon} never owned {name}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}:\n{}", self.logs()));
     }
 }
 

@@ -36,13 +36,7 @@ impl NodeImages {
 pub fn node_images(bin: &Path) -> Result<NodeImages, ImagesError> {
     let mut cmd = Command::new(repo_root().join("ci/images.sh"));
     cmd.arg("--bin-dir").arg(bin);
-    if std::env::var_os("CONTAINERS_CONF").is_none() {
-        cmd.env(
-            "CONTAINERS_CONF",
-            repo_root().join("containers/containers.conf"),
-        );
-    }
-    let o = cmd
+    let o = bluechi_testkit::podman::with_containers_conf(&mut cmd)
         .output()
         .map_err(|e| ImagesError::Unavailable(format!("cannot run ci/images.sh: {e}")))?;
     let summary = String::from_utf8_lossy(&o.stderr).into_owned();

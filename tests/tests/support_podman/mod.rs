@@ -7,64 +7,24 @@
 
 pub mod images;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use bluechi_testkit::poll::{Poll, Step};
 
 /// Debian bookworm with systemd 252, built by `ci/conformance.sh`.
 pub const IMAGE: &str = "localhost/bluechi-conformance-systemd252";
 pub const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
-}
-
-pub fn podman() -> Command {
-    let mut cmd = Command::new("podman");
-    // The project's machines need runc and lower ulimits (see containers/containers.conf).
-    if std::env::var_os("CONTAINERS_CONF").is_none() {
-        cmd.env(
-            "CONTAINERS_CONF",
-            repo_root().join("containers/containers.conf"),
-        );
-    }
-    cmd
-}
+/// The kit's `podman` (the project's CONTAINERS_CONF) and what a test does when it cannot run.
+pub use bluechi_testkit::podman::{
+    cannot_run, podman, repo_root, text, unavailable as podman_unavailable,
+};
 
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// stdout then stderr, for messages and for checks that do not care which stream.
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Why podman cannot be used here, if it cannot.
-pub fn podman_unavailable() -> Option<String> {
-    match podman().arg("--version").output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!("podman --version failed: {}", text(&o))),
-        Err(e) => Some(format!("podman not available: {e}")),
-    }
-}
-
-/// A test that cannot run its subject: under `CI=true` that is a failure with the reason,
-/// elsewhere it prints why (and the caller returns).
-pub fn cannot_run(test: &str, why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test} cannot run under CI=true: {why}");
-    }
-    println!("SKIPPED {test}: {why}");
 }
 
 /// Why the test cannot run here, if it cannot.
@@ -97,21 +57,11 @@ pub fn policy_volume(repo_path: &str) -> String {
 }
 
 /// Polls `probe` until it yields a value; at the deadline panics with `what` and `report()`.
-pub fn poll<T>(
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-    report: impl FnOnce() -> String,
-) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        if Instant::now() > end {
-            panic!("timed out waiting for {what}\n{}", report());
-        }
-        std::thread::sleep(POLL);
-    }
+pub fn poll<T>(what: &str, probe: impl FnMut() -> Option<T>, report: impl FnOnce() -> String) -> T {
+    Poll::new(what, DEADLINE)
+        .every(POLL)
+        .until_blocking(probe)
+        .unwrap_or_else(|e| panic!("{e}\n{}", report()))
 }
 
 /// A podman network for one test (`{prefix}-{tag}-{pid}`); removed on every path, after the
@@ -186,20 +136,17 @@ impl Container {
     /// Polls `script` until its output satisfies `ok`; panics with the last output and the
     /// diagnostics at the deadline.
     pub fn wait_for(&self, what: &str, script: &str, ok: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let out = text(&self.sh(script));
-            if ok(&out) {
-                return out;
-            }
-            if Instant::now() > end {
-                panic!(
-                    "timed out waiting for {what}; last output of `{script}`:\n{out}\n{}",
-                    self.report()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+        Poll::new(what, DEADLINE)
+            .every(POLL)
+            .until_blocking(|| {
+                let out = text(&self.sh(script));
+                if ok(&out) {
+                    Step::Done(out)
+                } else {
+                    Step::Pending(format!("output of `{script}`:\n{out}"))
+                }
+            })
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
     }
 
     /// What the container's daemons said: the diagnostics script and the tail of podman logs.

@@ -7,13 +7,14 @@ mod procs;
 mod relay;
 pub mod sweep;
 
-use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bluechi_testkit::bus;
+use bluechi_testkit::poll::{self, Outcome, Step};
 use zbus::Connection;
 
 use super::plan::Endpoint;
@@ -21,7 +22,7 @@ use super::{
     BackendKind, BackendOptions, Daemon, DaemonAction, HostError, HostResult, NodeAction,
     UnitFileChange,
 };
-use crate::dbus::{self, ProbeError};
+use crate::dbus;
 use crate::paths;
 use crate::transcript::{CommandOutput, Exit};
 use procs::{Daemons, Launch, Spec, Stage};
@@ -167,16 +168,11 @@ impl LocalRun {
     }
 
     async fn start_bus(&self, node: &str, dir: &Path) -> Result<String, String> {
-        let socket = dir.join("bus.sock");
-        let conf = dir.join("bus.conf");
-        write(&conf, &config::bus_config(&socket))?;
+        let conf = dir.join(bus::CONFIG);
+        write(&conf, &bus::config(&dir.join(bus::SOCKET)))?;
         let spec = Spec {
             program: "dbus-daemon".into(),
-            args: vec![
-                "--nofork".into(),
-                "--print-address=1".into(),
-                format!("--config-file={}", conf.display()),
-            ],
+            args: bus::daemon_args(&conf).into(),
             env: Vec::new(),
         };
         let name = format!("{node}/dbus-daemon");
@@ -188,7 +184,7 @@ impl LocalRun {
                     node,
                     stage: Stage::Bus,
                     spec,
-                    log: dir.join("dbus-daemon.log"),
+                    log: dir.join(bus::LOG),
                     pipe_stdout: true,
                     supervised: false,
                 },
@@ -197,20 +193,12 @@ impl LocalRun {
             d.take_stdout()
                 .ok_or_else(|| format!("{name}: no stdout pipe"))?
         };
-        // dbus-daemon prints its address once it listens; EOF means it died first.
-        let read = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufReader::new(stdout)
-                .read_line(&mut line)
-                .map(|_| line)
-        });
-        match tokio::time::timeout(self.opts.ready_timeout, read).await {
-            Ok(Ok(Ok(line))) if !line.trim().is_empty() => Ok(line.trim().to_string()),
-            Ok(Ok(Ok(_))) => Err(format!("{name} exited without printing its address")),
-            Ok(Ok(Err(e))) => Err(format!("{name}: cannot read its address: {e}")),
-            Ok(Err(e)) => Err(format!("{name}: address reader failed: {e}")),
-            Err(_) => Err(format!("{name} did not print its address in time")),
-        }
+        let timeout = self.opts.ready_timeout;
+        tokio::task::spawn_blocking(move || bus::read_address(stdout, timeout))
+            .await
+            .map_err(|e| format!("{name}: address reader failed: {e}"))?
+            // The kit's messages start with "dbus-daemon": that becomes "{node}/dbus-daemon".
+            .map_err(|e| format!("{node}/{e}"))
     }
 
     /// Where `node`'s agent connects: a relay of its own in front of the controller.
@@ -561,19 +549,18 @@ impl LocalHost {
         let what = format!("{who} to own {name} on {}'s bus", self.node);
         let procs = self.procs.clone();
         let process = self.process_name(who);
-        dbus::poll_until(deadline, &what, || {
+        poll::until(what, deadline, || {
             let dead = lock(&procs).gone(&process).then(|| process.clone());
             let conn = self.conn.clone();
             async move {
                 if let Some(d) = dead {
-                    return Err(ProbeError::Fatal(format!("{d} exited")));
+                    return Step::Fail(format!("{d} exited"));
                 }
-                dbus::name_has_owner(&conn, name)
-                    .await
-                    .map_err(|e| ProbeError::Retry(e.to_string()))
+                dbus::name_has_owner(&conn, name).await.into_step()
             }
         })
         .await
+        .map_err(|e| e.to_string())
     }
 }
 

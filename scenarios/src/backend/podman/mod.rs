@@ -43,13 +43,7 @@ fn node_image(kind: BackendKind, opts: &BackendOptions) -> Result<String, String
     let script = paths::repo_root().join("ci/images.sh");
     let mut cmd = std::process::Command::new(&script);
     cmd.arg("--bin-dir").arg(&opts.bin_dir);
-    if std::env::var_os("CONTAINERS_CONF").is_none() {
-        cmd.env(
-            "CONTAINERS_CONF",
-            paths::repo_root().join("containers/containers.conf"),
-        );
-    }
-    let out = cmd
+    let out = bluechi_testkit::podman::with_containers_conf(&mut cmd)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,41 +7,14 @@
 //! `DOCKER_HOST` there, the last run to end stops it and removes the socket.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::paths;
+use bluechi_testkit::poll::{self, Outcome, Step};
 
-/// `podman` with the project's configuration (runc, ulimits below this machine's limits).
-pub fn podman() -> Command {
-    let mut cmd = Command::new("podman");
-    if std::env::var_os("CONTAINERS_CONF").is_none() {
-        cmd.env(
-            "CONTAINERS_CONF",
-            paths::repo_root().join("containers/containers.conf"),
-        );
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `podman ARGS`; stdout on success, the reason otherwise.
-pub fn podman_ok(args: &[&str]) -> Result<String, String> {
-    let out = podman()
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run podman: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "podman {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+/// The `podman` command line is the test kit's: the project's containers.conf, stdin closed.
+pub use bluechi_testkit::podman::{podman, podman_ok};
 
 struct Service {
     child: Child,
@@ -75,17 +48,15 @@ impl ServiceLease {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start podman system service: {e}"))?;
-        let start = Instant::now();
-        while !socket.exists() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("podman system service exited: {status}"));
-            }
-            if start.elapsed() > SERVICE_READY {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("podman system service did not create its socket".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let ready = poll::Poll::new("podman system service to create its socket", SERVICE_READY)
+            .until_blocking(|| match child.try_wait() {
+                Ok(Some(status)) => Step::Fail(format!("podman system service exited: {status}")),
+                _ => socket.exists().into_step(),
+            });
+        if let Err(e) = ready {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.to_string());
         }
         // The same path for the whole process, so testcontainers' client stays valid.
         std::env::set_var("DOCKER_HOST", format!("unix://{}", socket.display()));
