@@ -315,8 +315,19 @@ fn systemd_container(args: &Args) -> Result<Option<podman::Container>, String> {
     Ok(Some(c))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before any thread: the Podman backends' API service address.
+    scenario_runner::backend::podman::prepare_process();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> std::process::ExitCode {
     let mut args = Args::parse();
     let outcome = match args.client.take() {
         Some(c) => client::run(c).await,

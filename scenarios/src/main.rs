@@ -25,6 +25,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: the Podman backends' API service address.
+    scenario_runner::backend::podman::prepare_process();
     let cli = Cli::parse();
     // insta caches these on first use, so they are set before anything else runs.
     if cli.update {

@@ -1,7 +1,8 @@
 //! Where a scenario's cluster runs. Two layers:
 //!
-//! - the *cluster plan* (`plan`), backend-neutral: configs rendered once, which unit files go to
-//!   which node, the start order, the "every node online" check, typed faults;
+//! - the backend-neutral part: the *cluster plan* (`plan`: configs rendered once, which unit
+//!   files go to which node) and the cluster (`cluster`: the start order, the "every node
+//!   online" check, typed faults);
 //! - the *host* of each node (`Host`), one enum over the backends: write or remove a file,
 //!   start/stop/kill a daemon, pause or cut off the node, run a command there, read a unit
 //!   property, logs, teardown. What a backend cannot do is `HostError::Unsupported`, never a

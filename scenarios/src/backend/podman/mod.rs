@@ -10,6 +10,7 @@ mod service;
 use std::time::Duration;
 
 pub use host::{PodmanBackground, PodmanHost};
+pub use service::prepare_process;
 use service::{podman, podman_ok, ServiceLease};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};

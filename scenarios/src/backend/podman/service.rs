@@ -29,6 +29,22 @@ pub struct ServiceLease(());
 
 const SERVICE_READY: Duration = Duration::from_secs(20);
 
+/// Where this process's API service listens.
+fn service_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bluechi-podman-{}", std::process::id()))
+}
+
+fn docker_host() -> String {
+    format!("unix://{}", service_dir().join("podman.sock").display())
+}
+
+/// Points testcontainers at this process's API service. Call it first thing in `main`, before
+/// any other thread exists: changing the environment while other threads may read it is not
+/// sound. (`ServiceLease::acquire` does it too when it finds it undone, for test binaries.)
+pub fn prepare_process() {
+    std::env::set_var("DOCKER_HOST", docker_host());
+}
+
 impl ServiceLease {
     pub fn acquire() -> Result<ServiceLease, String> {
         let mut slot = SERVICE.lock().unwrap_or_else(|p| p.into_inner());
@@ -36,12 +52,16 @@ impl ServiceLease {
             s.users += 1;
             return Ok(ServiceLease(()));
         }
-        let dir = std::env::temp_dir().join(format!("bluechi-podman-{}", std::process::id()));
+        let dir = service_dir();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let socket = dir.join("podman.sock");
         let _ = std::fs::remove_file(&socket);
         // --time=60: should this process die without stopping it, it ends itself once idle.
-        let mut child = podman()
+        // In a group of its own: Ctrl-C in a terminal reaches the runner, which tears down
+        // through the service, not the service first.
+        let mut child = podman();
+        std::os::unix::process::CommandExt::process_group(&mut child, 0);
+        let mut child = child
             .args(["system", "service", "--time=60"])
             .arg(format!("unix://{}", socket.display()))
             .stdout(Stdio::null())
@@ -59,7 +79,9 @@ impl ServiceLease {
             return Err(e.to_string());
         }
         // The same path for the whole process, so testcontainers' client stays valid.
-        std::env::set_var("DOCKER_HOST", format!("unix://{}", socket.display()));
+        if std::env::var("DOCKER_HOST").ok().as_deref() != Some(docker_host().as_str()) {
+            std::env::set_var("DOCKER_HOST", docker_host());
+        }
         *slot = Some(Service {
             child,
             dir,
