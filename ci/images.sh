@@ -62,12 +62,19 @@ done
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
-# Removes all but the newest $2 images of repository $1; images still used by a container (or
-# by a child image) are refused by podman and stay.
+# Removes all but the newest $2 images of repository $1, and only those older than an hour:
+# another run on this machine (other binaries, other tags) may be about to start the image it
+# was just given. Images still used by a container (or by a child image) are refused by podman
+# and stay.
 prune() {
+    local old old_enough
+    old_enough=$(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$1" \
+        --filter until=1h)
     podman images --sort created --format '{{.Repository}}:{{.Tag}}' --filter "reference=$1" |
         { grep -v ':latest$' || true; } | tail -n +"$(($2 + 1))" | while read -r old; do
-        podman rmi "$old" >/dev/null 2>&1 || true
+        if grep -qxF "$old" <<<"$old_enough"; then
+            podman rmi "$old" >/dev/null 2>&1 || true
+        fi
     done
 }
 
