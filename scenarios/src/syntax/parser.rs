@@ -498,7 +498,7 @@ impl Parser<'_> {
         let Some(word) = line.words.get(idx) else {
             return Err(self.err_at(line, idx, "a node name"));
         };
-        let name = word.text.strip_suffix(':').unwrap_or(&word.text);
+        let name = block_name(line, idx, &word.text);
         if !self.seen_nodes {
             return Err(self.err_at(line, idx, "a `nodes:` line before any use of a node"));
         }
@@ -513,7 +513,7 @@ impl Parser<'_> {
         let Some(word) = line.words.get(idx) else {
             return Err(self.err_at(line, idx, "a unit name"));
         };
-        let name = word.text.strip_suffix(':').unwrap_or(&word.text);
+        let name = block_name(line, idx, &word.text);
         if !is_unit_name(name) {
             return Err(self.err_at(line, idx, "a unit name like source.service"));
         }
@@ -525,7 +525,7 @@ impl Parser<'_> {
         let Some(word) = line.words.get(idx) else {
             return Err(self.err_at(line, idx, "a unit name or drop-in"));
         };
-        let name = word.text.strip_suffix(':').unwrap_or(&word.text);
+        let name = block_name(line, idx, &word.text);
         let valid = match name.split_once('/') {
             None => is_unit_name(name),
             Some((dir, file)) => {
@@ -866,6 +866,21 @@ fn make_condition(property: &str, value: Value, negated: bool) -> Condition {
         Condition::NotEquals { property, value }
     } else {
         Condition::Equals { property, value }
+    }
+}
+
+/// A name as written; the last word of a block statement (`agent.conf NODE:`, `unit NODE NAME:`,
+/// `write NODE NAME:`) carries the block's `:`, which is not part of the name. Anywhere else a
+/// trailing `:` stays and makes the name invalid.
+fn block_name<'a>(line: &Line, idx: usize, text: &'a str) -> &'a str {
+    let opens_block = matches!(
+        line.words.first().map(|w| w.text.as_str()),
+        Some("agent.conf" | "unit" | "write")
+    );
+    if opens_block && idx + 1 == line.words.len() {
+        text.strip_suffix(':').unwrap_or(text)
+    } else {
+        text
     }
 }
 

@@ -529,6 +529,18 @@ fn captures_start_and_end() {
 }
 
 #[test]
+fn only_block_statements_end_in_a_colon() {
+    assert_eq!(
+        error("pause worker1:\n"),
+        "3:7: expected a node from `nodes:` (main, worker1, worker2), found \"worker1:\""
+    );
+    assert_eq!(
+        error("on worker1: $ systemctl\n"),
+        "3:4: expected a node from `nodes:` (main, worker1, worker2), found \"worker1:\""
+    );
+}
+
+#[test]
 fn offline_nodes() {
     let s = parse(&format!("{HEADER}offline: worker2\n")).unwrap();
     assert_eq!(s.offline, vec!["worker2"]);
