@@ -40,6 +40,21 @@ async fn wait_job_removed(
         .expect("JobRemoved within deadline")
 }
 
+/// `JobRemoved` signals, with the emulator told to send them (`Subscribe`).
+async fn job_removed(conn: &zbus::Connection) -> zbus::proxy::SignalStream<'static> {
+    let manager = zbus::Proxy::new(conn, DEST, MANAGER, IFACE_MANAGER)
+        .await
+        .expect("proxy");
+    let removed = manager
+        .receive_signal("JobRemoved")
+        .await
+        .expect("JobRemoved stream");
+    let () = call(conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
+        .await
+        .expect("Subscribe");
+    removed
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn start_stop_over_dbus() {
     let Setup { dir: _dir, _bus, mut emulator, conn } = setup(&[
@@ -48,16 +63,7 @@ async fn start_stop_over_dbus() {
     ], &[])
     .await;
 
-    let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
-        .await
-        .expect("proxy");
-    let mut removed = manager
-        .receive_signal("JobRemoved")
-        .await
-        .expect("JobRemoved stream");
-    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
-        .await
-        .expect("Subscribe");
+    let mut removed = job_removed(&conn).await;
 
     let job: OwnedObjectPath = call(
         &conn,
@@ -261,16 +267,7 @@ async fn notify_forking_and_exec_services_with_real_processes() {
         ("w.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nWorkingDirectory=/tmp\nEnvironment=X=1\nExecStart=/bin/sh -c 'test \"$PWD\" = /tmp'\nExecReload=/bin/sh -c 'test \"$X\" = 1'\n"),
     ], &[])
     .await;
-    let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
-        .await
-        .expect("proxy");
-    let mut removed = manager
-        .receive_signal("JobRemoved")
-        .await
-        .expect("JobRemoved stream");
-    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
-        .await
-        .expect("Subscribe");
+    let mut removed = job_removed(&conn).await;
     let start = |name: &'static str| {
         let conn = conn.clone();
         async move {
@@ -445,16 +442,7 @@ async fn restart_shows_inactive_dead_between_stop_and_start() {
         ("x.service", "[Service]\nType=exec\nExecStart=sleep 300\n"),
     ], &[])
     .await;
-    let manager = zbus::Proxy::new(&conn, DEST, MANAGER, IFACE_MANAGER)
-        .await
-        .expect("proxy");
-    let mut removed = manager
-        .receive_signal("JobRemoved")
-        .await
-        .expect("JobRemoved stream");
-    let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
-        .await
-        .expect("Subscribe");
+    let mut removed = job_removed(&conn).await;
 
     let down = [
         ("active", "running"),

@@ -132,13 +132,7 @@ impl Controller {
             }
             "GetNode" => {
                 let Ok((name,)) = m.body().deserialize::<(String,)>() else {
-                    return msg::reply_error(
-                        &self.bus,
-                        &hdr,
-                        ERR_INVALID_ARGS,
-                        "Invalid arguments",
-                    )
-                    .await;
+                    return self.invalid_args(&hdr).await;
                 };
                 match self.nodes.iter().find(|n| n.name == name) {
                     Some(n) => match OwnedObjectPath::try_from(n.path.clone()) {
@@ -209,17 +203,16 @@ impl Controller {
         self.unknown_method(r, &m).await
     }
 
+    /// The answer to a call whose body does not have the method's signature.
+    async fn invalid_args(&self, hdr: &zbus::message::Header<'_>) {
+        msg::reply_error(&self.bus, hdr, ERR_INVALID_ARGS, "Invalid arguments").await
+    }
+
     /// `Node.SetLogLevel`, with upstream's quirk Q2 (spec §2.3): an invalid level is answered
     /// with success at once and still sent to the agent, whose refusal is only logged.
     async fn set_node_log_level(&mut self, node: usize, m: Message) {
         let Ok((level,)) = m.body().deserialize::<(String,)>() else {
-            return msg::reply_error(
-                &self.bus,
-                &m.header(),
-                ERR_INVALID_ARGS,
-                "Invalid arguments",
-            )
-            .await;
+            return self.invalid_args(&m.header()).await;
         };
         let caller = if bluechi_core::logging::level_rank(&level).is_some() {
             Some(m)
@@ -265,13 +258,7 @@ impl Controller {
     /// Spec §3.1: allocate the job, call the agent with its id, export on success.
     async fn start_job(&mut self, node: usize, r: &Route, m: Message, job_type: &'static str) {
         let Ok((unit, mode)) = m.body().deserialize::<(String, String)>() else {
-            return msg::reply_error(
-                &self.bus,
-                &m.header(),
-                ERR_INVALID_ARGS,
-                "Invalid arguments",
-            )
-            .await;
+            return self.invalid_args(&m.header()).await;
         };
         let node_name = self.nodes[node].name.clone();
         let id = self.jobs.create(&node_name, &unit, job_type);
@@ -448,13 +435,7 @@ impl Controller {
             }
             "Get" => {
                 let Ok((iface, name)) = m.body().deserialize::<(String, String)>() else {
-                    return msg::reply_error(
-                        &self.bus,
-                        &hdr,
-                        ERR_INVALID_ARGS,
-                        "Invalid arguments",
-                    )
-                    .await;
+                    return self.invalid_args(&hdr).await;
                 };
                 let Some(p) = self.properties_of(&r.path, &iface) else {
                     return self.unknown_object(r, m).await;
