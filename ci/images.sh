@@ -62,18 +62,29 @@ done
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
-# Removes all but the newest $2 images of repository $1, and only those older than an hour:
-# another run on this machine (other binaries, other tags) may be about to start the image it
-# was just given. Images still used by a container (or by a child image) are refused by podman
-# and stay.
+# When each image was last handed to a caller: another run on this machine (other binaries,
+# other tags) may be about to start the image it was just given, however old the image is.
+used_dir=/var/tmp/bluechi-images.used
+stamp_of() { echo "$used_dir/$(echo "$1" | tr '/:' '__')"; }
+handed_out() {
+    mkdir -p "$used_dir" && touch "$(stamp_of "$1")"
+}
+recently_handed_out() {
+    [ -n "$(find "$(stamp_of "$1")" -mmin -60 2>/dev/null)" ]
+}
+
+# Removes all but the newest $2 images of repository $1, sparing any built or handed out in
+# the last hour (see above). Images still used by a container (or by a child image) are
+# refused by podman and stay.
 prune() {
     local old old_enough
     old_enough=$(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$1" \
         --filter until=1h)
     podman images --sort created --format '{{.Repository}}:{{.Tag}}' --filter "reference=$1" |
         { grep -v ':latest$' || true; } | tail -n +"$(($2 + 1))" | while read -r old; do
-        if grep -qxF "$old" <<<"$old_enough"; then
+        if grep -qxF "$old" <<<"$old_enough" && ! recently_handed_out "$old"; then
             podman rmi "$old" >/dev/null 2>&1 || true
+            rm -f "$(stamp_of "$old")"
         fi
     done
 }
@@ -130,6 +141,7 @@ if podman image exists "$base_ref"; then
 else
     build_base
 fi
+handed_out "$base_ref"
 echo "base=$base_ref"
 if $base_only; then
     exit 0
@@ -197,6 +209,8 @@ build_node() {
 }
 
 systemd_ref="$(build_node podman-systemd localhost/bluechi-node-systemd BASE "$base_ref")"
+handed_out "$systemd_ref"
 echo "podman-systemd=$systemd_ref"
 emulator_ref="$(build_node podman-emulator localhost/bluechi-node-emulator NODE_SYSTEMD "$systemd_ref")"
+handed_out "$emulator_ref"
 echo "podman-emulator=$emulator_ref"

@@ -173,3 +173,49 @@ fn sigint_leaves_no_containers_behind() {
     let dir = std::env::temp_dir().join(format!("bluechi-podman-{pid}"));
     assert!(!dir.exists(), "{} outlived the runner", dir.display());
 }
+
+/// `end` interrupts a capture as Ctrl-C would, also a program that keeps SIGINT's default
+/// action (`bluechi-is-online --monitor` installs no handler): it dies of SIGINT at once, the
+/// same on the local backend and in a container, instead of waiting out the grace period.
+#[test]
+fn end_interrupts_a_capture_on_every_backend() {
+    let _lock = common::cluster_lock();
+    let podman = require_podman("end_interrupts_a_capture_on_every_backend");
+    let text = "nodes: main\ncontroller: main\n\
+                controller.conf:\n    [bluechi-controller]\n    AllowedNodeNames=main\n";
+    let scenario =
+        scenario_runner::syntax::parse_str("capture", std::path::Path::new("c.scenario"), text)
+            .expect("scenario");
+    let opts = Options {
+        bin_dir: Some(common::real_bin_dir()),
+        ..Options::default()
+    };
+    let mut kinds = vec![BackendKind::Local];
+    if podman {
+        kinds.push(BackendKind::PodmanEmulator);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    for kind in kinds {
+        runtime.block_on(async {
+            let mut cluster =
+                scenario_runner::backend::Cluster::new(kind, &opts.backend().expect("options"))
+                    .expect("cluster");
+            cluster.start(&scenario).await.expect("cluster up");
+            let argv: Vec<String> = ["bluechi-is-online", "agent", "--monitor"]
+                .map(String::from)
+                .to_vec();
+            let host = cluster.host("main").expect("main");
+            let bg = host.spawn(&argv, "monitor").await.expect("capture");
+            let grace = Duration::from_secs(5);
+            let started = std::time::Instant::now();
+            let out = bg.finish(grace).await.expect("finish");
+            assert_eq!(
+                out.exit,
+                scenario_runner::transcript::Exit::Signal(libc::SIGINT),
+                "{kind}: {out:?}"
+            );
+            assert!(started.elapsed() < grace, "{kind}: SIGINT did not end it");
+            cluster.teardown();
+        });
+    }
+}

@@ -205,10 +205,12 @@ impl LocalRun {
     pub async fn agent_endpoint(&self, host: &mut LocalHost) -> Result<Endpoint, String> {
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, self.controller_port));
         let relay = Relay::start(target).await?;
+        // Without IPv6 on this machine `${ControllerIPv6}` stays empty, and an agent told to
+        // use it fails at start-up naming its ControllerAddress.
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
             port: relay.port(),
-            ipv6: "::1".into(),
+            ipv6: if relay.has_v6() { "::1" } else { "" }.into(),
         };
         host.relay = Some(relay);
         Ok(endpoint)

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 pub struct Relay {
     port: u16,
+    v6: bool,
     /// The network's generation: odd while cut; a connection carries data only while the
     /// generation is the one it was accepted in.
     net: watch::Sender<u64>,
@@ -46,17 +47,21 @@ impl Relay {
             let port = v4.local_addr().map_err(|e| format!("relay: {e}"))?.port();
             match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
                 Ok(v6) => break (v4, Some(v6), port),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-                    break (v4, None, port)
-                }
                 // Someone else has that port on ::1: try another one.
-                Err(_) if tries < 20 => tries += 1,
-                Err(e) => return Err(format!("relay: cannot listen on [::1]:{port}: {e}")),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    if tries == 20 {
+                        return Err(format!("relay: cannot listen on [::1]:{port}: {e}"));
+                    }
+                    tries += 1;
+                }
+                // No IPv6 here (no ::1, or the family disabled): IPv4 only.
+                Err(_) => break (v4, None, port),
             }
         };
         let (net, _) = watch::channel(0);
         let mut relay = Relay {
             port,
+            v6: v6.is_some(),
             net,
             cuts: std::sync::Mutex::new((false, false)),
             tasks: JoinSet::new(),
@@ -70,6 +75,11 @@ impl Relay {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether agents can reach it over IPv6 too.
+    pub fn has_v6(&self) -> bool {
+        self.v6
     }
 
     fn accept_on(&mut self, listener: TcpListener, target: SocketAddr) {

@@ -349,10 +349,11 @@ impl PodmanHost {
     /// Starts `argv` in the background inside the container, its output in files there.
     pub async fn spawn(&self, argv: &[String], tag: &str) -> HostResult<PodmanBackground> {
         let base = format!("/run/bluechi-capture-{tag}");
-        // `set -m`: without job control a shell starts background commands with SIGINT
-        // ignored, and `end` could not interrupt one that keeps the default action.
+        // A shell starts background commands with SIGINT ignored (and dash has no job control
+        // without a tty to undo it): `env --default-signal` gives the command the default
+        // action back, so `end` interrupts it as Ctrl-C would on the local backend.
         let script = format!(
-            "set -m\n{cmd} > {base}.out 2> {base}.err &\necho $! > {base}.pid\nwait $!\necho $? > {base}.rc\n",
+            "env --default-signal=INT,QUIT {cmd} > {base}.out 2> {base}.err &\necho $! > {base}.pid\nwait $!\necho $? > {base}.rc\n",
             cmd = quote_all(argv)
         );
         self.write_file(&format!("{base}.sh"), &script).await?;
