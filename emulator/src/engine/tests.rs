@@ -126,8 +126,13 @@ impl H {
 
     /// (ActiveState, SubState) of every Unit PropertiesChanged for `unit`, in order.
     fn transitions(&self, unit: &str) -> Vec<(String, String)> {
+        self.transitions_from(unit, 0)
+    }
+
+    /// The same, from action `mark` on.
+    fn transitions_from(&self, unit: &str, mark: usize) -> Vec<(String, String)> {
         let path = crate::names::unit_path(unit);
-        self.all
+        self.all[mark..]
             .iter()
             .filter_map(|a| match a {
                 Action::PropertiesChanged {

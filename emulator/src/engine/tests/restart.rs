@@ -27,34 +27,10 @@ impl H {
         mark: usize,
         before: (String, String),
     ) -> Vec<(String, String)> {
-        let path = crate::names::unit_path(unit);
         let mut out = vec![before];
-        for a in &self.all[mark..] {
-            let Action::PropertiesChanged {
-                path: p,
-                interface,
-                changed,
-            } = a
-            else {
-                continue;
-            };
-            if *p != path || interface != props::IFACE_UNIT {
-                continue;
-            }
-            let get = |k: &str| {
-                changed
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .and_then(|(_, v)| match v {
-                        Value::Str(s) => Some(s.clone()),
-                        _ => None,
-                    })
-            };
-            let (Some(a), Some(s)) = (get("ActiveState"), get("SubState")) else {
-                continue;
-            };
-            if out.last() != Some(&(a.clone(), s.clone())) {
-                out.push((a, s));
+        for state in self.transitions_from(unit, mark) {
+            if out.last() != Some(&state) {
+                out.push(state);
             }
         }
         out
