@@ -96,6 +96,20 @@ fn wait_job_removed(peer: &mut RawPeer, job: &str) -> Vec<u8> {
     panic!("no JobRemoved for {job}");
 }
 
+/// The manager's `Version` property, read over `conn` (a private-socket connection).
+async fn manager_version(conn: &zbus::Connection) -> String {
+    let v: zvariant::OwnedValue = call(
+        conn,
+        MANAGER,
+        IFACE_PROPS,
+        "Get",
+        &(IFACE_MANAGER, "Version"),
+    )
+    .await
+    .expect("Version over the private socket");
+    String::try_from(v).expect("Version s")
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn private_socket_serves_calls_and_signals() {
     let (dir, units) = unit_dir(&[(
@@ -115,16 +129,7 @@ async fn private_socket_serves_calls_and_signals() {
     ]);
     // zbus clients work through the relay.
     let conn = connect_private(&sock).await;
-    let v: zvariant::OwnedValue = call(
-        &conn,
-        MANAGER,
-        IFACE_PROPS,
-        "Get",
-        &(IFACE_MANAGER, "Version"),
-    )
-    .await
-    .expect("Version over the private socket");
-    assert_eq!(String::try_from(v).expect("Version s"), "252");
+    assert_eq!(manager_version(&conn).await, "252");
     drop(conn);
 
     let mut peer = RawPeer::connect(&sock);
@@ -637,16 +642,7 @@ async fn a_live_private_socket_is_not_taken_and_user_mode_makes_none() {
         "{out:?}"
     );
     // The first one still answers on its socket.
-    let v: zvariant::OwnedValue = call(
-        &conn,
-        MANAGER,
-        IFACE_PROPS,
-        "Get",
-        &(IFACE_MANAGER, "Version"),
-    )
-    .await
-    .expect("Version over the first emulator's socket");
-    assert_eq!(String::try_from(v).expect("Version s"), "252");
+    assert_eq!(manager_version(&conn).await, "252");
 
     // --user with a runtime directory: no private socket appears there.
     let xdg = dir.path().join("xdg");

@@ -40,6 +40,21 @@ async fn wait_job_removed(
         .expect("JobRemoved within deadline")
 }
 
+/// `PropertiesChanged` signals of the object at `path` (the emulator sends them on the bus only
+/// while someone is subscribed).
+async fn properties_changed(
+    conn: &zbus::Connection,
+    path: &str,
+) -> zbus::proxy::SignalStream<'static> {
+    let props = zbus::Proxy::new(conn, DEST, path.to_string(), IFACE_PROPS)
+        .await
+        .expect("proxy");
+    props
+        .receive_signal("PropertiesChanged")
+        .await
+        .expect("PropertiesChanged stream")
+}
+
 /// `JobRemoved` signals, with the emulator told to send them (`Subscribe`).
 async fn job_removed(conn: &zbus::Connection) -> zbus::proxy::SignalStream<'static> {
     let manager = zbus::Proxy::new(conn, DEST, MANAGER, IFACE_MANAGER)
@@ -185,13 +200,7 @@ async fn failing_target_shows_running_then_failed_and_dep_stops() {
     ], &[])
     .await;
     let target = "/org/freedesktop/systemd1/unit/target_2eservice";
-    let props = zbus::Proxy::new(&conn, DEST, target, "org.freedesktop.DBus.Properties")
-        .await
-        .expect("proxy");
-    let mut changes = props
-        .receive_signal("PropertiesChanged")
-        .await
-        .expect("PropertiesChanged stream");
+    let mut changes = properties_changed(&conn, target).await;
     // Like systemd, the emulator only signals on the bus while a client is subscribed.
     let () = call(&conn, MANAGER, IFACE_MANAGER, "Subscribe", &())
         .await
@@ -382,13 +391,7 @@ async fn restart_states(
     want: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let path = systemd_emulator::names::unit_path(unit);
-    let props = zbus::Proxy::new(conn, DEST, path.as_str(), IFACE_PROPS)
-        .await
-        .expect("proxy");
-    let mut changes = props
-        .receive_signal("PropertiesChanged")
-        .await
-        .expect("PropertiesChanged stream");
+    let mut changes = properties_changed(conn, &path).await;
     let mut seen = vec![(
         prop(conn, &path, "ActiveState").await,
         prop(conn, &path, "SubState").await,
