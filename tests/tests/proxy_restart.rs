@@ -10,23 +10,6 @@ mod support_daemons;
 use robust_support::*;
 use scenario_runner::backend::{Cluster, Daemon};
 
-/// The source with its proxy, and the target, all active.
-async fn start_source(backend: &Cluster) {
-    let out = backend
-        .run_on_controller(
-            &argv(&["bluechictl", "start", "main", "requester.service"]),
-            DEADLINE,
-        )
-        .await
-        .expect("start source");
-    assert_eq!(
-        out.stdout, "Unit requester.service StartUnit operation result: done\n",
-        "{out:?}"
-    );
-    wait_unit_state(backend, "main", PROXY, "active").await;
-    wait_unit_state(backend, "worker1", "target.service", "active").await;
-}
-
 /// Stops the target through worker1's systemd directly, not through BlueChi.
 async fn stop_target_behind_bluechis_back(backend: &Cluster) {
     let bus = node_bus(backend, "worker1").await;
@@ -71,7 +54,7 @@ fn source_agent_restart_restarts_the_target() {
     rt.block_on(async {
         let backend = cluster("proxy-agent-restart", PROXIED_PAIR).await;
         let bus = node_bus(&backend, "main").await;
-        start_source(&backend).await;
+        start_requester(&backend).await;
 
         crash(&backend, "main", Daemon::Agent);
         wait_node_status(&bus, "main", "offline").await;
@@ -90,7 +73,7 @@ fn controller_restart_restarts_the_target() {
     let rt = runtime();
     rt.block_on(async {
         let backend = cluster("proxy-controller-restart", PROXIED_PAIR).await;
-        start_source(&backend).await;
+        start_requester(&backend).await;
 
         crash(&backend, "main", Daemon::Controller);
         stop_target_behind_bluechis_back(&backend).await;

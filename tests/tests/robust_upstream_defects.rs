@@ -60,16 +60,7 @@ fn q7_proxy_reacts_after_the_source_agent_reconnects() {
     rt.block_on(async {
         let backend = cluster("robust-q7", PROXIED_PAIR).await;
         let bus = node_bus(&backend, "main").await;
-        let out = backend
-            .run_on_controller(
-                &argv(&["bluechictl", "start", "main", "requester.service"]),
-                DEADLINE,
-            )
-            .await
-            .expect("start requester");
-        assert!(out.stdout.ends_with("result: done\n"), "{out:?}");
-        wait_unit_state(&backend, "worker1", "target.service", "active").await;
-        wait_unit_state(&backend, "main", PROXY, "active").await;
+        start_requester(&backend).await;
 
         // A new link for the same agent: switch to the same controller under another name.
         let agent_bus = node_bus(&backend, "main").await;

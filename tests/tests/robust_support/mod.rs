@@ -51,6 +51,23 @@ unit worker1 target.service:
     RemainAfterExit=yes
 ";
 
+/// Starts `PROXIED_PAIR`'s requester and waits for its proxy and the target to be active.
+pub async fn start_requester(backend: &Cluster) {
+    let out = backend
+        .run_on_controller(
+            &argv(&["bluechictl", "start", "main", "requester.service"]),
+            DEADLINE,
+        )
+        .await
+        .expect("start requester");
+    assert_eq!(
+        out.stdout, "Unit requester.service StartUnit operation result: done\n",
+        "{out:?}"
+    );
+    wait_unit_state(backend, "main", PROXY, "active").await;
+    wait_unit_state(backend, "worker1", "target.service", "active").await;
+}
+
 /// The proxy unit `PROXIED_PAIR`'s requester pulls in.
 pub const PROXY: &str = "bluechi-proxy@worker1_target.service";
 
