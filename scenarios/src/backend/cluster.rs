@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::local::LocalRun;
-use super::plan::{ClusterPlan, Endpoint, IPV6_PLACEHOLDER, PORT_PLACEHOLDER};
+use super::plan::{ClusterPlan, Endpoint};
 use super::podman::PodmanRun;
 use super::{
     BackendKind, BackendOptions, Daemon, DaemonAction, Fault, Host, HostError, HostResult,
@@ -16,8 +16,6 @@ use crate::syntax::Scenario;
 use crate::transcript::{CommandOutput, Exit};
 
 const POLL: Duration = Duration::from_millis(25);
-/// The placeholder for the host name (or address) agents reach the controller at.
-const HOST_PLACEHOLDER: &str = "${ControllerHost}";
 /// One `bluechi-is-online` probe may take this long.
 const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -178,13 +176,7 @@ impl Cluster {
         let Some(e) = self.endpoints.get(node) else {
             return argv.to_vec();
         };
-        argv.iter()
-            .map(|a| {
-                a.replace(PORT_PLACEHOLDER, &e.port.to_string())
-                    .replace(IPV6_PLACEHOLDER, &e.ipv6)
-                    .replace(HOST_PLACEHOLDER, &e.host)
-            })
-            .collect()
+        argv.iter().map(|a| e.fill(a)).collect()
     }
 
     /// Runs a command on `node` (placeholders resolved as for that node).

@@ -10,6 +10,8 @@ use crate::syntax::{Scenario, UnitFile};
 pub const PORT_PLACEHOLDER: &str = "${ControllerPort}";
 /// The placeholder for an IPv6 address of the controller's node that agents can reach.
 pub const IPV6_PLACEHOLDER: &str = "${ControllerIPv6}";
+/// The placeholder for the host name (or address) agents reach the controller at.
+pub const HOST_PLACEHOLDER: &str = "${ControllerHost}";
 
 /// Where a node's agent reaches the controller (a relay's address on the local backend).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,16 @@ pub struct Endpoint {
     pub port: u16,
     /// The same over IPv6 (`::1` locally, the controller container's address on Podman).
     pub ipv6: String,
+}
+
+impl Endpoint {
+    /// `text` with the controller placeholders replaced by this endpoint (agent configs and the
+    /// commands run on the endpoint's node).
+    pub fn fill(&self, text: &str) -> String {
+        text.replace(PORT_PLACEHOLDER, &self.port.to_string())
+            .replace(IPV6_PLACEHOLDER, &self.ipv6)
+            .replace(HOST_PLACEHOLDER, &self.host)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,10 +74,7 @@ impl ClusterPlan {
         let text = self
             .agent_texts
             .get(node)
-            .map(|t| {
-                t.replace(PORT_PLACEHOLDER, &endpoint.port.to_string())
-                    .replace(IPV6_PLACEHOLDER, &endpoint.ipv6)
-            })
+            .map(|t| endpoint.fill(t))
             .unwrap_or_default();
         format!(
             "[bluechi-agent]\nNodeName={node}\nControllerHost={}\nControllerPort={}\nLogTarget=stderr\nLogLevel=DEBUG\n\n{text}",
